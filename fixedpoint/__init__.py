@@ -1,0 +1,12 @@
+"""fixedpoint: Q formats, rounding and overflow modes, exact fixed-point arithmetic, NN layers."""
+import os as _os
+
+# In a source checkout kernels/ and bench/ sit beside this folder rather than inside it;
+# the installed distribution maps them to fixedpoint.kernels / fixedpoint.bench.
+_here = _os.path.dirname(__file__)
+if not _os.path.isdir(_os.path.join(_here, "kernels")):
+    __path__.append(_os.path.dirname(_here))  # noqa: F821  (package __path__)
+
+from .kernels.modes import Overflow, Rounding  # noqa: E402
+
+__all__ = ["Overflow", "Rounding"]
