@@ -160,6 +160,19 @@ class FixedArray:
         fmt = _grown(self.fmt.bits + _log2_ceil(max(n, 1)), self.fmt.frac, self.fmt.signed)
         return FixedArray(np.sum(_compute_view(self.raw, fmt), axis=axis), fmt)
 
+    # A reflected operator only runs when the left operand is not a FixedArray: refuse it.
+    def __radd__(self, other):
+        return _check_operand(other, "+")
+
+    def __rsub__(self, other):
+        return _check_operand(other, "-")
+
+    def __rmul__(self, other):
+        return _check_operand(other, "*")
+
+    def __rmatmul__(self, other):
+        return _check_operand(other, "@")
+
     def _add(self, other, negate_other: bool):
         other = _check_operand(other, "-" if negate_other else "+")
         signed = self.fmt.signed or other.fmt.signed or negate_other
