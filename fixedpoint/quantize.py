@@ -60,7 +60,7 @@ def dequantize(raw, fmt: QFormat) -> np.ndarray:
     raw = np.asarray(raw)
     if raw.dtype != object and not np.issubdtype(raw.dtype, np.integer):
         raise TypeError(f"raw must be an integer array, got dtype {raw.dtype}")
-    return np.ldexp(raw.astype(np.float64), -fmt.frac)
+    return np.asarray(np.ldexp(raw.astype(np.float64), -fmt.frac))
 
 
 def _as_format(fmt) -> QFormat:
