@@ -1,0 +1,175 @@
+"""Element-wise integer kernels: requantization, aligned add, table lookup, float quantization.
+
+Each public function follows ``kernels/protocol.py``; arrays arrive C-contiguous from
+``api.py``.  Rounding happens once per element in :mod:`.rounding` (exact in 128 bits),
+saturation or wrapping once in :func:`.overflow.fit`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .overflow import fit, overflow_params
+from .rounding import (
+    add_wide,
+    exact_keeping_mask,
+    mul_wide,
+    round_up_bit,
+    rounding_mask,
+    scale_i64,
+    scale_wide,
+    shl_wide,
+)
+
+_NARROW_ALIGN = 47     # a 16-bit value shifted left by <= 47 bits, plus another, fits int64
+
+
+def column_masks(rounding: int, shift: np.ndarray) -> np.ndarray:
+    """Per-column mode masks: the mode's mask where bits are dropped (shift > 0), else 0."""
+    return np.where(shift > 0, np.int64(rounding_mask(rounding)), np.int64(0))
+
+
+def multipliers(multiplier, columns: int) -> np.ndarray:
+    """The int64 multiplier per column; ``None`` means 1."""
+    if multiplier is None:
+        return np.ones(columns, dtype=np.int64)
+    return np.ascontiguousarray(multiplier, dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def requant_value(acc, m, s, mask, wide):
+    """round(acc * m / 2**s), exact; ``wide`` when acc * m may exceed 63 bits (int64 acc)."""
+    if wide:
+        hi, lo = mul_wide(np.int64(acc), m)
+        return scale_wide(hi, lo, s, mask)
+    return scale_i64(np.int64(acc) * m, s, mask)
+
+
+@njit(cache=True)
+def _requant_rows(acc, shift, mult, masks, wide, relu, lo, hi, qmin, wrap, out):
+    """out[r, j] = fit(round(acc[r, j] * mult[j] / 2**shift[j])); returns the overflow count."""
+    count = 0
+    rows, cols = acc.shape
+    for r in range(rows):
+        for j in range(cols):
+            y = requant_value(acc[r, j], mult[j], np.int64(shift[j]), masks[j], wide)
+            value, outside = fit(y, relu, lo, hi, qmin, wrap)
+            out[r, j] = value
+            count += outside
+    return count
+
+
+def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+    """Requantize ``acc`` (R, N) int32/int64 into ``out`` (R, N), per-column shift/multiplier.
+
+    Exact for any int64 ``acc`` times a multiplier below 2**31 (128-bit intermediate).
+    """
+    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
+    cols = acc.shape[-1]
+    shift = np.ascontiguousarray(shift, dtype=np.int64)
+    wide = multiplier is not None and acc.dtype == np.int64
+    acc2 = acc.reshape(-1, cols)
+    out2 = out.reshape(-1, cols)
+    count = _requant_rows(acc2, shift, multipliers(multiplier, cols), column_masks(rounding, shift), wide,
+                          bool(relu), lo, hi, qmin, wrap, out2)
+    return int(count)
+
+
+@njit(cache=True)
+def _add_narrow(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap, out):
+    """Aligned sum in int64 (both shifts <= 47), then round, relu and overflow."""
+    count = 0
+    for i in range(a.shape[0]):
+        total = (np.int64(a[i]) << a_lshift) + (np.int64(b[i]) << b_lshift)
+        value, outside = fit(scale_i64(total, shift, mask), relu, lo, hi, qmin, wrap)
+        out[i] = value
+        count += outside
+    return count
+
+
+@njit(cache=True)
+def _add_wide(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap, out):
+    """Aligned sum as a 128-bit pair (shifts up to 63 beyond their common part)."""
+    common = min(a_lshift, b_lshift)
+    count = 0
+    for i in range(a.shape[0]):
+        a_hi, a_lo = shl_wide(np.int64(a[i]), a_lshift - common)
+        b_hi, b_lo = shl_wide(np.int64(b[i]), b_lshift - common)
+        t_hi, t_lo = add_wide(a_hi, a_lo, b_hi, b_lo)
+        value, outside = fit(scale_wide(t_hi, t_lo, shift - common, mask), relu, lo, hi, qmin, wrap)
+        out[i] = value
+        count += outside
+    return count
+
+
+def add_requant(a, b, a_lshift, b_lshift, shift, rounding, overflow, out_bits, relu, out) -> int:
+    """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))).
+
+    The aligned sum is exact: int64 for shifts <= 47, else a 128-bit pair after
+    factoring out the common shift (so the shifts may differ by up to 63).
+    """
+    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
+    a_lshift, b_lshift, shift = int(a_lshift), int(b_lshift), int(shift)
+    if min(a_lshift, b_lshift) < 0 or abs(a_lshift - b_lshift) > 63:
+        raise ValueError(f"a_lshift={a_lshift} and b_lshift={b_lshift} must be >= 0 and differ by at most 63")
+    args = (a.reshape(-1), b.reshape(-1), a_lshift, b_lshift)
+    if max(a_lshift, b_lshift) <= _NARROW_ALIGN:
+        mask = rounding_mask(rounding) if shift > 0 else 0
+        count = _add_narrow(*args, shift, mask, bool(relu), lo, hi, qmin, wrap, out.reshape(-1))
+    else:
+        net = shift - min(a_lshift, b_lshift)
+        mask = rounding_mask(rounding) if net > 0 else 0
+        count = _add_wide(*args, shift, mask, bool(relu), lo, hi, qmin, wrap, out.reshape(-1))
+    return int(count)
+
+
+@njit(cache=True)
+def _lut(x, table, offset, out):
+    for i in range(x.shape[0]):
+        out[i] = table[np.int64(x[i]) + offset]
+
+
+def lut(x, table, out) -> None:
+    """out = table[x - x_min] for int8 (256-entry table) or int16 (65536-entry) ``x``."""
+    _lut(x.reshape(-1), table, -int(np.iinfo(x.dtype).min), out.reshape(-1))
+
+
+@njit(cache=True)
+def _quantize(x, scale, mask, lo, hi, out):
+    """out = clamp(round(x * scale)) with the value formed exactly in float64.
+
+    The value is clamped to [lo - 2, hi + 2] before the floor (so the int64 conversion
+    is defined); clamped values are integers beyond the range and still saturate.
+    """
+    saturated = 0
+    nans = 0
+    below, above = np.float64(lo - 2), np.float64(hi + 2)
+    for i in range(x.shape[0]):
+        v = np.float64(x[i]) * scale
+        is_nan = v != v
+        v = below if v < below else v
+        v = above if v > above else v
+        v = 0.0 if is_nan else v
+        q = np.floor(v)
+        dropped = v - q                                   # exact: 0 <= dropped < 1
+        rest = np.int64(dropped != 0.0) + np.int64(dropped >= 0.5) + np.int64(dropped > 0.5)
+        q_int = np.int64(q)
+        y = q_int + round_up_bit(mask, q_int & 1, np.int64(v < 0.0), rest)
+        saturated += (y < lo) | (y > hi)
+        out[i] = min(max(y, lo), hi)
+        nans += is_nan
+    return saturated, nans
+
+
+def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
+    """out = saturate(round(x * 2**frac)) for 1-d float32/float64 ``x``; (saturated, nan) counts.
+
+    One rounding of the exact product (``api.py`` routes here only when ``x * 2**frac``
+    is exact in float64); values already integral are kept in every mode.  NaN
+    elements are counted and written as 0.
+    """
+    if not 2 <= out_bits <= 32:
+        raise ValueError(f"out_bits={out_bits!r} must lie in [2, 32]")
+    qmin, qmax = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    saturated, nans = _quantize(x, np.ldexp(1.0, int(frac)), exact_keeping_mask(rounding), qmin, qmax, out)
+    return int(saturated), int(nans)
