@@ -41,11 +41,11 @@ def pack_int16(a: np.ndarray, step: int) -> np.ndarray:
 @njit(cache=True)
 def _tile_acc32(xp, wp, i, j, k0, k1, acc, ai, aj):
     """acc[ai:ai+4, aj:aj+4] += xp[i:i+4, k0:k1] @ wp[j:j+4, k0:k1].T in int32."""
-    a0, a1, a2, a3 = xp[i], xp[i + 1], xp[i + 2], xp[i + 3]
-    b0, b1, b2, b3 = wp[j], wp[j + 1], wp[j + 2], wp[j + 3]
+    a0, a1, a2, a3 = xp[i, k0:k1], xp[i + 1, k0:k1], xp[i + 2, k0:k1], xp[i + 3, k0:k1]
+    b0, b1, b2, b3 = wp[j, k0:k1], wp[j + 1, k0:k1], wp[j + 2, k0:k1], wp[j + 3, k0:k1]
     c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = np.int32(0)
     c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = np.int32(0)
-    for k in range(k0, k1):
+    for k in range(k1 - k0):          # k >= 0: no negative-index wraparound in the loop
         x0, x1, x2, x3 = np.int32(a0[k]), np.int32(a1[k]), np.int32(a2[k]), np.int32(a3[k])
         y0, y1, y2, y3 = np.int32(b0[k]), np.int32(b1[k]), np.int32(b2[k]), np.int32(b3[k])
         # np.int32(...) keeps each sum 32-bit wide, which lets LLVM use vpmaddwd/vpdpwssd
@@ -66,11 +66,11 @@ def _tile_acc32(xp, wp, i, j, k0, k1, acc, ai, aj):
 @njit(cache=True)
 def _tile_acc64(xp, wp, i, j, k0, k1, acc, ai, aj):
     """acc[ai:ai+4, aj:aj+4] += xp[i:i+4, k0:k1] @ wp[j:j+4, k0:k1].T in int64."""
-    a0, a1, a2, a3 = xp[i], xp[i + 1], xp[i + 2], xp[i + 3]
-    b0, b1, b2, b3 = wp[j], wp[j + 1], wp[j + 2], wp[j + 3]
+    a0, a1, a2, a3 = xp[i, k0:k1], xp[i + 1, k0:k1], xp[i + 2, k0:k1], xp[i + 3, k0:k1]
+    b0, b1, b2, b3 = wp[j, k0:k1], wp[j + 1, k0:k1], wp[j + 2, k0:k1], wp[j + 3, k0:k1]
     c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = np.int64(0)
     c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = np.int64(0)
-    for k in range(k0, k1):
+    for k in range(k1 - k0):          # k >= 0: no negative-index wraparound in the loop
         x0, x1, x2, x3 = np.int64(a0[k]), np.int64(a1[k]), np.int64(a2[k]), np.int64(a3[k])
         y0, y1, y2, y3 = np.int64(b0[k]), np.int64(b1[k]), np.int64(b2[k]), np.int64(b3[k])
         c00 += x0 * y0; c01 += x0 * y1; c02 += x0 * y2; c03 += x0 * y3
