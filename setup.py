@@ -20,4 +20,5 @@ setup(
     packages=_packages(),
     package_dir=SOURCE_DIRS,
     package_data={"fixedpoint.bench": ["weights/*.npz"]},
+    cffi_modules=["kernels/c/build_ffi.py:ffibuilder"],
 )

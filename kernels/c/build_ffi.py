@@ -1,0 +1,56 @@
+"""cffi build script (API mode) for the C backend: ``fixedpoint.kernels._fxp_c``.
+
+Compiled with -O3 as C99 and no -march: the AVX2 and AVX-512 VNNI functions carry their
+own ``target`` attributes and are chosen at run time by CPUID, so one build runs on any
+x86-64 machine; other architectures compile the portable path only.
+"""
+from __future__ import annotations
+
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = [
+    "fxp_dispatch.c",
+    "fxp_requant.c",
+    "fxp_requant_avx512.c",
+    "fxp_gemm.c",
+    "fxp_gemm_portable.c",
+    "fxp_gemm_avx2.c",
+    "fxp_gemm_avx512vnni.c",
+    "fxp_quantize.c",
+    "fxp_pool.c",
+    "fxp_elementwise.c",
+    "fxp_peak.c",
+]
+COMPILE_ARGS = ["-O3", "-std=c99", "-fno-strict-aliasing"]
+
+
+def _header() -> str:
+    with open(os.path.join(HERE, "fxp.h"), encoding="utf-8") as f:
+        return f.read()
+
+
+def make_builder(extra_compile_args=(), extra_link_args=(), module_name="fixedpoint.kernels._fxp_c") -> FFI:
+    """An FFI builder for the library; extra flags serve ad-hoc (e.g. sanitizer) builds."""
+    builder = FFI()
+    builder.cdef(_header())
+    # Relative paths keep absolute build paths out of the generated source.
+    rel = os.path.relpath(HERE)
+    builder.set_source(
+        module_name,
+        '#include <stdint.h>\n#include <stddef.h>\n#include "fxp.h"\n',
+        sources=[os.path.join(rel, s) for s in SOURCES],
+        include_dirs=[rel],
+        extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
+        extra_link_args=list(extra_link_args),
+        libraries=["m"] if os.name == "posix" else [],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

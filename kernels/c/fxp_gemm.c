@@ -1,0 +1,105 @@
+/* Public GEMM entry points: pick the kernel for the active SIMD path.
+ *
+ * int8 x int8 has hand-written AVX-512 VNNI and AVX2 kernels; every other kind runs the
+ * generic kernels compiled for the active instruction set.  gemm_requant requantizes one
+ * register/L1 tile at a time: the int32/int64 accumulator matrix is never stored.
+ */
+#include <stdint.h>
+#include <stddef.h>
+#include "fxp.h"
+#include "fxp_internal.h"
+
+enum { KIND_F32, KIND_F64, KIND_S8, KIND_S16, KIND_S16S8 };
+
+int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
+{
+    (void)m;
+    (void)n;
+    if (kind < KIND_F32 || kind > KIND_S16S8)
+        return -1;
+#ifdef FXP_X86
+    if (kind == KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI)
+        return fxp_s8_scratch_avx512(k);
+    if (kind == KIND_S8 && fxp_active_path() == FXP_PATH_AVX2)
+        return fxp_s8_scratch_avx2(k);
+#endif
+    return fxp_generic_scratch(kind, k);
+}
+
+void fxp_gemm_f32(const float *x, const float *w, const float *bias, float *out,
+                  int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_generic_gemm_f32(fxp_active_path(), x, w, bias, out, m, n, k, scratch);
+}
+
+void fxp_gemm_f64(const double *x, const double *w, const double *bias, double *out,
+                  int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_generic_gemm_f64(fxp_active_path(), x, w, bias, out, m, n, k, scratch);
+}
+
+static int64_t gemm_s8_any(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                           const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                           int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    int path = fxp_active_path();
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI)
+        return fxp_gemm_s8_avx512(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+    if (path == FXP_PATH_AVX2)
+        return fxp_gemm_s8_avx2(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+#endif
+    return fxp_generic_gemm_int(path, KIND_S8, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+}
+
+void fxp_gemm_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                 int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    gemm_s8_any(x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch);
+}
+
+void fxp_gemm_s16(const int16_t *x, const int16_t *w, const int64_t *bias, int64_t *out,
+                  int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_generic_gemm_int(fxp_active_path(), KIND_S16, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
+                         scratch);
+}
+
+void fxp_gemm_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias, int64_t *out,
+                    int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_generic_gemm_int(fxp_active_path(), KIND_S16S8, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
+                         scratch);
+}
+
+int64_t fxp_gemm_requant_s8(const int8_t *x, const int8_t *w, const int32_t *bias,
+                            const int32_t *shift, const int64_t *mult, int rounding, int overflow,
+                            int out_bits, int relu, void *out, int out_size,
+                            int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_rq rq;
+    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
+    return gemm_s8_any(x, w, bias, NULL, shift, mult, &rq, out, out_size, m, n, k, scratch);
+}
+
+int64_t fxp_gemm_requant_s16(const int16_t *x, const int16_t *w, const int64_t *bias,
+                             const int32_t *shift, const int64_t *mult, int rounding, int overflow,
+                             int out_bits, int relu, void *out, int out_size,
+                             int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_rq rq;
+    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
+    return fxp_generic_gemm_int(fxp_active_path(), KIND_S16, x, w, bias, NULL, shift, mult, &rq, out, out_size,
+                                m, n, k, scratch);
+}
+
+int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias,
+                               const int32_t *shift, const int64_t *mult, int rounding, int overflow,
+                               int out_bits, int relu, void *out, int out_size,
+                               int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_rq rq;
+    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
+    return fxp_generic_gemm_int(fxp_active_path(), KIND_S16S8, x, w, bias, NULL, shift, mult, &rq, out,
+                                out_size, m, n, k, scratch);
+}

@@ -1,0 +1,89 @@
+/* Private declarations shared by the fxp sources (not part of the cffi interface). */
+#ifndef FXP_INTERNAL_H
+#define FXP_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+enum { FXP_PATH_PORTABLE = 0, FXP_PATH_AVX2 = 1, FXP_PATH_AVX512VNNI = 2 };
+
+enum {
+    FXP_FLOOR, FXP_CEIL, FXP_TO_ZERO, FXP_AWAY, FXP_MAG_TRUNC, FXP_HALF_UP, FXP_HALF_DOWN,
+    FXP_HALF_TO_ZERO, FXP_HALF_AWAY, FXP_HALF_EVEN, FXP_HALF_ODD, FXP_JAM, FXP_JAM_UNBIASED
+};
+enum { FXP_SATURATE = 0, FXP_WRAP = 1, FXP_SATURATE_SYMMETRIC = 2 };
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FXP_X86 1
+#define FXP_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FXP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
+#endif
+
+/* Requantization epilogue parameters; [lo, hi] is the overflow mode's range. */
+typedef struct {
+    int rounding, overflow, relu, out_bits;
+    int64_t lo, hi;
+} fxp_rq;
+
+void fxp_rq_init(fxp_rq *p, int rounding, int overflow, int out_bits, int relu);
+/* Exact scalar requantization of one accumulator (any shift, any multiplier); adds 1 to
+ * *count when the value is outside [lo, hi] after relu. */
+int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_rq *p, int64_t *count);
+/* One row of accumulators with per-column shift/mult (pointing at the row's first
+ * column); picks the AVX-512 lanes when the active path and the parameters allow. */
+int64_t fxp_rq_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
+                       const fxp_rq *p, void *out, int out_size);
+int64_t fxp_rq_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
+                       const fxp_rq *p, void *out, int out_size);
+/* Round v / d (d >= 1) in a deterministic mode, with round_div semantics. */
+int64_t fxp_round_div(int64_t v, int64_t d, int rounding);
+/* Keep the low out_bits bits of v as a signed value (two's-complement wrap). */
+static inline int64_t fxp_wrap_bits(uint64_t v, int out_bits)
+{
+    return (int64_t)(v << (64 - out_bits)) >> (64 - out_bits);
+}
+static inline void fxp_store_int(void *out, int out_size, int64_t i, int64_t v)
+{
+    if (out_size == 1)
+        ((int8_t *)out)[i] = (int8_t)v;
+    else if (out_size == 2)
+        ((int16_t *)out)[i] = (int16_t)v;
+    else
+        ((int32_t *)out)[i] = (int32_t)v;
+}
+static inline void *fxp_align64(void *p)
+{
+    return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+#ifdef FXP_X86
+/* AVX-512 requantization of one row of int32 accumulators (every shift in [0, 127]) or
+ * int64 accumulators (mult == NULL, every shift in [0, 63]). */
+int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
+                                   const fxp_rq *p, void *out, int out_size);
+int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
+                                   const fxp_rq *p, void *out, int out_size);
+
+int64_t fxp_s8_scratch_avx512(int64_t k);
+int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                           const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                           int64_t m, int64_t n, int64_t k, void *scratch);
+int64_t fxp_s8_scratch_avx2(int64_t k);
+int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                         const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                         int64_t m, int64_t n, int64_t k, void *scratch);
+#endif
+
+/* Generic (autovectorized) gemms; path selects the instruction set they are compiled for. */
+int64_t fxp_generic_scratch(int kind, int64_t k);
+void fxp_generic_gemm_f32(int path, const float *x, const float *w, const float *bias, float *out,
+                          int64_t m, int64_t n, int64_t k, void *scratch);
+void fxp_generic_gemm_f64(int path, const double *x, const double *w, const double *bias, double *out,
+                          int64_t m, int64_t n, int64_t k, void *scratch);
+/* Integer kinds 2..4: writes the exact accumulator to out (int32 or int64), or, with
+ * qout != NULL, requantizes each row tile into qout and returns the overflow count. */
+int64_t fxp_generic_gemm_int(int path, int kind, const void *x, const void *w, const void *bias, void *out,
+                             const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                             int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
+
+#endif

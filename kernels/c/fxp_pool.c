@@ -1,0 +1,120 @@
+/* 2-d max and average pooling over NHWC tensors, no padding.
+ *
+ * Each window position walks the channel vector contiguously.  Max keeps a NaN once seen
+ * (as numpy's max does).  Integer average: the window sum is exact in int64 and
+ * round_div(sum, kh * kw) applies the rounding mode once; the mean always fits the input
+ * type.  Float average: the sum and the division in the input type.
+ */
+#include <stdint.h>
+#include <stddef.h>
+#include "fxp.h"
+#include "fxp_internal.h"
+
+#define CHUNK 256
+
+#define DEFINE_MAXPOOL(SFX, T)                                                                         \
+    static void maxpool_##SFX(const T *x, T *out, int64_t b, int64_t h, int64_t w, int64_t c,          \
+                              int64_t kh, int64_t kw, int64_t sh, int64_t sw)                          \
+    {                                                                                                  \
+        int64_t oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;                                        \
+        for (int64_t bi = 0; bi < b; bi++)                                                             \
+            for (int64_t oi = 0; oi < oh; oi++)                                                        \
+                for (int64_t oj = 0; oj < ow; oj++) {                                                  \
+                    T *dst = out + ((bi * oh + oi) * ow + oj) * c;                                     \
+                    const T *base = x + ((bi * h + oi * sh) * w + oj * sw) * c;                        \
+                    memcpy(dst, base, (size_t)c * sizeof(T));                                          \
+                    for (int64_t di = 0; di < kh; di++)                                                \
+                        for (int64_t dj = 0; dj < kw; dj++) {                                          \
+                            const T *src = base + (di * w + dj) * c;                                   \
+                            for (int64_t ci = 0; ci < c; ci++) {                                       \
+                                T v = src[ci], m = dst[ci];                                            \
+                                dst[ci] = (v > m || v != v) ? v : m;                                   \
+                            }                                                                          \
+                        }                                                                              \
+                }                                                                                      \
+    }
+
+#define DEFINE_AVGPOOL(SFX, T, TSUM, FINISH)                                                           \
+    static void avgpool_##SFX(const T *x, T *out, int64_t b, int64_t h, int64_t w, int64_t c,          \
+                              int64_t kh, int64_t kw, int64_t sh, int64_t sw, int rounding)            \
+    {                                                                                                  \
+        int64_t oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1, window = kh * kw;                      \
+        TSUM sum[CHUNK];                                                                               \
+        (void)rounding;                                                                                \
+        for (int64_t bi = 0; bi < b; bi++)                                                             \
+            for (int64_t oi = 0; oi < oh; oi++)                                                        \
+                for (int64_t oj = 0; oj < ow; oj++)                                                    \
+                    for (int64_t c0 = 0; c0 < c; c0 += CHUNK) {                                        \
+                        int64_t cc = c - c0 < CHUNK ? c - c0 : CHUNK;                                  \
+                        const T *base = x + ((bi * h + oi * sh) * w + oj * sw) * c + c0;               \
+                        T *dst = out + ((bi * oh + oi) * ow + oj) * c + c0;                            \
+                        for (int64_t ci = 0; ci < cc; ci++)                                            \
+                            sum[ci] = 0;                                                               \
+                        for (int64_t di = 0; di < kh; di++)                                            \
+                            for (int64_t dj = 0; dj < kw; dj++) {                                      \
+                                const T *src = base + (di * w + dj) * c;                               \
+                                for (int64_t ci = 0; ci < cc; ci++)                                    \
+                                    sum[ci] += src[ci];                                                \
+                            }                                                                          \
+                        for (int64_t ci = 0; ci < cc; ci++)                                            \
+                            dst[ci] = (T)FINISH(sum[ci], window, rounding);                            \
+                    }                                                                                  \
+    }
+
+#define INT_MEAN(s, n, rounding) fxp_round_div((s), (n), (rounding))
+#define FLOAT_MEAN(s, n, rounding) ((s) / (n))
+
+DEFINE_MAXPOOL(i8, int8_t)
+DEFINE_MAXPOOL(i16, int16_t)
+DEFINE_MAXPOOL(i32, int32_t)
+DEFINE_MAXPOOL(i64, int64_t)
+DEFINE_MAXPOOL(f32, float)
+DEFINE_MAXPOOL(f64, double)
+DEFINE_MAXPOOL(u8, uint8_t)
+DEFINE_MAXPOOL(u16, uint16_t)
+DEFINE_MAXPOOL(u32, uint32_t)
+DEFINE_MAXPOOL(u64, uint64_t)
+
+DEFINE_AVGPOOL(i8, int8_t, int64_t, INT_MEAN)
+DEFINE_AVGPOOL(i16, int16_t, int64_t, INT_MEAN)
+DEFINE_AVGPOOL(i32, int32_t, int64_t, INT_MEAN)
+DEFINE_AVGPOOL(f32, float, float, FLOAT_MEAN)
+DEFINE_AVGPOOL(f64, double, double, FLOAT_MEAN)
+DEFINE_AVGPOOL(u8, uint8_t, int64_t, INT_MEAN)
+DEFINE_AVGPOOL(u16, uint16_t, int64_t, INT_MEAN)
+
+/* Returns 0, or -1 for a dtype code this function does not handle. */
+int fxp_maxpool(int dtype, const void *x, void *out, int64_t b, int64_t h, int64_t w, int64_t c,
+                int64_t kh, int64_t kw, int64_t sh, int64_t sw)
+{
+    switch (dtype) {
+    case 0: maxpool_i8(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 1: maxpool_i16(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 2: maxpool_i32(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 3: maxpool_i64(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 4: maxpool_f32(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 5: maxpool_f64(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 6: maxpool_u8(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 7: maxpool_u16(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 8: maxpool_u32(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    case 9: maxpool_u64(x, out, b, h, w, c, kh, kw, sh, sw); return 0;
+    default: return -1;
+    }
+}
+
+/* Returns 0, or -1 for a dtype code this function does not handle (int64/uint32/uint64,
+ * whose window sums could exceed int64). */
+int fxp_avgpool(int dtype, const void *x, void *out, int64_t b, int64_t h, int64_t w, int64_t c,
+                int64_t kh, int64_t kw, int64_t sh, int64_t sw, int rounding)
+{
+    switch (dtype) {
+    case 0: avgpool_i8(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 1: avgpool_i16(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 2: avgpool_i32(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 4: avgpool_f32(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 5: avgpool_f64(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 6: avgpool_u8(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    case 7: avgpool_u16(x, out, b, h, w, c, kh, kw, sh, sw, rounding); return 0;
+    default: return -1;
+    }
+}
