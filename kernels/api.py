@@ -31,7 +31,7 @@ import numpy as np
 
 from . import registry
 from .modes import Overflow, Rounding, as_overflow, as_rounding
-from .reference.overflow import container_dtype
+from .reference.overflow import container_dtype, integer_range
 from .reference.quantize import quantize_float
 from .reference.requantize import MULTIPLIER_RANGE, SHIFT_RANGE
 from .reference.requantize import requantize as reference_requantize
@@ -320,7 +320,7 @@ def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="satu
     overflow = as_overflow(overflow)
     rng = _generator(rng, rounding)
     if not _fast_quantize_applies(be, x, frac, bits, signed, rounding, overflow):
-        return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
+        return _quantize_exact(x, frac, bits, signed, rounding, overflow, rng)
     flat = np.ascontiguousarray(x).reshape(-1)
     raw = np.empty(flat.shape, dtype=container_dtype(bits, True))
     saturated, nan_count = be.quantize(flat, frac, rounding.code, bits, raw) if raw.size else (0, 0)
@@ -652,6 +652,24 @@ def _pool1d_window(kernel, stride):
 
 
 # ----------------------------------------------------------------------------- quantize
+
+
+def _quantize_exact(x, frac, bits, signed, rounding, overflow, rng):
+    """``quantize_float``, with +-inf saturated here under the saturating modes.
+
+    ``quantize_float`` stands in a finite 2**100 for +-inf, which stops saturating once
+    ``frac`` is below about -100; infinities are set to the range ends directly instead
+    (``wrap``/``error`` still raise on them in ``quantize_float``).
+    """
+    inf = np.isinf(x) if x.dtype.kind == "f" else None
+    if inf is None or not inf.any() or overflow not in (Overflow.SATURATE, Overflow.SATURATE_SYMMETRIC):
+        return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
+    raw, count = quantize_float(np.where(inf, 0, x), frac, bits, signed=signed, rounding=rounding,
+                                overflow=overflow, rng=rng)
+    qmin, qmax = integer_range(bits, signed)
+    lowest = -qmax if (overflow is Overflow.SATURATE_SYMMETRIC and signed) else qmin
+    raw[inf] = np.where(x[inf] > 0, qmax, lowest)
+    return raw, count + int(np.count_nonzero(inf))
 
 
 def _fast_quantize_applies(be, x, frac, bits, signed, rounding, overflow) -> bool:

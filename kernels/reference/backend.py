@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..modes import Overflow, Rounding
-from .overflow import apply_overflow
+from .overflow import apply_overflow, integer_range
 from .quantize import quantize_float
 from .requantize import requantize
 from .rounding import round_div
@@ -48,14 +48,19 @@ def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> 
 
 
 def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
-    """out = saturate(round(x * 2**frac)) for 1-d float ``x``; NaN elements are counted and left 0."""
+    """out = saturate(round(x * 2**frac)) for 1-d float ``x``; +-inf saturate at any ``frac``;
+    NaN elements are counted and left 0."""
     nan = np.isnan(x)
+    inf = np.isinf(x)
+    finite = ~(nan | inf)
     raw, saturated = quantize_float(
-        x[~nan], frac, out_bits, signed=True, rounding=_ROUNDINGS[rounding], overflow=Overflow.SATURATE
+        x[finite], frac, out_bits, signed=True, rounding=_ROUNDINGS[rounding], overflow=Overflow.SATURATE
     )
+    qmin, qmax = integer_range(out_bits, True)
     out[...] = 0
-    out[~nan] = raw
-    return saturated, int(np.count_nonzero(nan))
+    out[finite] = raw
+    out[inf] = np.where(x[inf] > 0, qmax, qmin)
+    return saturated + int(np.count_nonzero(inf)), int(np.count_nonzero(nan))
 
 
 def maxpool(x, kernel, stride, out) -> None:
