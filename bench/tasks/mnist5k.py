@@ -44,9 +44,18 @@ def load():
     return tuple(frozen(a) for a in (x[train], y[train], x[test], y[test]))
 
 
-def preprocess(x):
-    """Raw 0..255 pixel rows (N, 784) -> float32 model input in [0, 1], shape (N, 784)."""
+def _pixels(x):
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != N_PIXELS:
         raise ValueError(f"mnist5k samples must have shape (N, {N_PIXELS}), got {x.shape}")
     return x.astype(np.float32) / np.float32(255.0)
+
+
+def preprocess_flat(x):
+    """Raw 0..255 pixel rows (N, 784) -> float32 model input in [0, 1], shape (N, 784)."""
+    return _pixels(x)
+
+
+def preprocess_nhwc(x):
+    """Raw 0..255 pixel rows (N, 784) -> float32 NHWC images in [0, 1], shape (N, 28, 28, 1)."""
+    return _pixels(x).reshape(-1, 28, 28, 1)

@@ -1,11 +1,11 @@
 """Weight files of the tasks and the float ``fixedpoint.nn`` models rebuilt from them.
 
 A weight file (``bench/weights/<task>.npz``, loaded without pickle) holds float32 parameter arrays
-in the project's layouts (Linear (out, in); Conv1d (O, K, C) on NLC activations; Flatten of NLC is
-``l * C + c``) and two JSON strings:
+in the project's layouts (Linear (out, in); Conv1d (O, K, C) on NLC and Conv2d (O, KH, KW, C) on NHWC
+activations; Flatten is C order, so NLC flattens as ``l * C + c``) and two JSON strings:
 
-- ``architecture``: the ordered layer list; each entry has a ``layer`` kind (``linear``, ``conv1d``,
-  ``relu``, ``maxpool1d``, ``flatten``), the names of its parameter arrays and its hyper-parameters;
+- ``architecture``: the ordered layer list; each entry has a ``layer`` kind (one of ``LAYER_KINDS``),
+  the names of its parameter arrays and its hyper-parameters;
 - ``info``: the training record (seed, trainer, library versions, train/test accuracy).
 """
 import json
@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-LAYER_KINDS = ("linear", "conv1d", "relu", "maxpool1d", "flatten")
+LAYER_KINDS = ("linear", "conv1d", "conv2d", "relu", "maxpool1d", "maxpool2d", "flatten")
 
 
 def weights_path(task_name, folder=None):
@@ -54,13 +54,15 @@ def build(architecture, params):
         kind = spec["layer"]
         if kind == "linear":
             layers.append(nn.Linear(params[spec["weight"]], params[spec["bias"]]))
-        elif kind == "conv1d":
-            layers.append(nn.Conv1d(params[spec["weight"]], params[spec["bias"]],
+        elif kind in ("conv1d", "conv2d"):
+            conv_type = nn.Conv1d if kind == "conv1d" else nn.Conv2d
+            layers.append(conv_type(params[spec["weight"]], params[spec["bias"]],
                                     stride=spec["stride"], padding=spec["padding"]))
         elif kind == "relu":
             layers.append(nn.ReLU())
-        elif kind == "maxpool1d":
-            layers.append(nn.MaxPool1d(spec["kernel"], spec["stride"]))
+        elif kind in ("maxpool1d", "maxpool2d"):
+            pool_type = nn.MaxPool1d if kind == "maxpool1d" else nn.MaxPool2d
+            layers.append(pool_type(spec["kernel"], spec["stride"]))
         else:
             layers.append(nn.Flatten())
     return nn.Sequential(layers)

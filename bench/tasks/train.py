@@ -22,7 +22,9 @@ RECIPES = {
     "digits-mlp": {"trainer": "mlp", "hidden": [128], "alpha": 1e-3, "max_iter": 300, "seed": 0},
     "mnist1d-mlp": {"trainer": "mlp", "hidden": [256, 256], "alpha": 0.1, "max_iter": 200, "seed": 0},
     "mnist5k-mlp": {"trainer": "mlp", "hidden": [128], "alpha": 1e-2, "max_iter": 100, "seed": 0},
-    "mnist1d-cnn": {"trainer": "cnn1d", "channels": 32, "kernel": 5, "blocks": 3, "epochs": 60,
+    "mnist1d-cnn": {"trainer": "cnn", "channels": [32, 32, 32], "kernel": 5, "epochs": 60,
+                    "batch_size": 100, "max_lr": 1e-2, "weight_decay": 1e-2, "seed": 0},
+    "mnist5k-cnn": {"trainer": "cnn", "channels": [16, 32], "kernel": 3, "epochs": 15,
                     "batch_size": 100, "max_lr": 1e-2, "weight_decay": 1e-2, "seed": 0},
 }
 
@@ -53,31 +55,37 @@ def train_mlp(x, y, n_classes, recipe):
     return architecture, params, classifier.predict_proba
 
 
-def train_cnn1d(x, y, n_classes, recipe):
-    """Train ``blocks`` x [Conv1d (k, same padding), ReLU, MaxPool 2] + Linear with PyTorch (NCL).
+def train_cnn(x, y, n_classes, recipe):
+    """Train [Conv (k, same padding), ReLU, MaxPool 2] per entry of ``channels``, then Linear, with PyTorch.
 
-    ``x`` is NLC (N, L, C).  Returns ``(architecture, params, own_scores)`` in the project's layouts:
-    torch's Conv1d weight (O, C, K) becomes (O, K, C); the final Linear's input columns are permuted
-    from torch's NCL flatten order ``c * L + l`` to the project's NLC order ``l * C + c``.
+    ``x`` is channels-last: NLC (N, L, C) for a 1-D network, NHWC (N, H, W, C) for a 2-D one.
+    Returns ``(architecture, params, own_scores)`` in the project's layouts: torch's channels-first
+    weights (O, C, K...) become (O, K..., C), and the Linear's input columns are permuted from torch's
+    channels-first flatten order (``c * L + l``) to the project's channels-last order (``l * C + c``).
     """
     try:
         import torch
     except ImportError as error:
-        raise ValueError("training the CNN needs PyTorch: pip install 'fxbench[train]'") from error
+        raise ValueError("training a CNN needs PyTorch: pip install 'fxbench[train]'") from error
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(recipe["seed"])
-    length, in_channels = x.shape[1], x.shape[2]
-    channels, kernel, blocks = recipe["channels"], recipe["kernel"], recipe["blocks"]
-    layers, width = [], in_channels
-    for _ in range(blocks):
-        layers += [torch.nn.Conv1d(width, channels, kernel, padding=kernel // 2), torch.nn.ReLU(),
-                   torch.nn.MaxPool1d(2)]
-        width, length = channels, length // 2
-    network = torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(channels * length, n_classes))
+    spatial = x.ndim - 2
+    conv_type, pool_type = {1: (torch.nn.Conv1d, torch.nn.MaxPool1d), 2: (torch.nn.Conv2d, torch.nn.MaxPool2d)}[spatial]
+    to_channels_first = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))
+    to_channels_last = (0,) + tuple(range(2, spatial + 2)) + (1,)
+    kernel, sizes, width = recipe["kernel"], list(x.shape[1:-1]), x.shape[-1]
+    layers = []
+    for channels in recipe["channels"]:
+        layers += [conv_type(width, channels, kernel, padding=kernel // 2), torch.nn.ReLU(), pool_type(2)]
+        width, sizes = channels, [size // 2 for size in sizes]
+    network = torch.nn.Sequential(*layers, torch.nn.Flatten(),
+                                  torch.nn.Linear(width * int(np.prod(sizes)), n_classes))
 
-    inputs = torch.tensor(np.transpose(x, (0, 2, 1)), dtype=torch.float32)
-    labels = torch.tensor(y, dtype=torch.int64)
+    def channels_first(samples):
+        return torch.tensor(np.transpose(samples, to_channels_first), dtype=torch.float32)
+
+    inputs, labels = channels_first(x), torch.tensor(y, dtype=torch.int64)
     batch_size, epochs = recipe["batch_size"], recipe["epochs"]
     steps_per_epoch = -(-len(labels) // batch_size)
     optimizer = torch.optim.AdamW(network.parameters(), lr=recipe["max_lr"], weight_decay=recipe["weight_decay"])
@@ -98,26 +106,26 @@ def train_cnn1d(x, y, n_classes, recipe):
 
     def own_scores(samples):
         with torch.no_grad():
-            return network(torch.tensor(np.transpose(samples, (0, 2, 1)), dtype=torch.float32)).numpy()
+            return network(channels_first(samples)).numpy()
 
     architecture, params = [], {}
-    convolutions = [module for module in network if isinstance(module, torch.nn.Conv1d)]
+    convolutions = [module for module in network if isinstance(module, conv_type)]
     for index, conv in enumerate(convolutions):
-        params[f"conv{index}.weight"] = conv.weight.detach().numpy().transpose(0, 2, 1)
+        params[f"conv{index}.weight"] = conv.weight.detach().numpy().transpose(to_channels_last)
         params[f"conv{index}.bias"] = conv.bias.detach().numpy()
-        architecture += [{"layer": "conv1d", "weight": f"conv{index}.weight", "bias": f"conv{index}.bias",
+        architecture += [{"layer": f"conv{spatial}d", "weight": f"conv{index}.weight", "bias": f"conv{index}.bias",
                           "stride": 1, "padding": kernel // 2},
-                         {"layer": "relu"}, {"layer": "maxpool1d", "kernel": 2, "stride": 2}]
+                         {"layer": "relu"}, {"layer": f"maxpool{spatial}d", "kernel": 2, "stride": 2}]
     head = network[-1]
-    weight = head.weight.detach().numpy().reshape(n_classes, channels, length)
-    params["fc.weight"] = weight.transpose(0, 2, 1).reshape(n_classes, length * channels)
+    weight = head.weight.detach().numpy().reshape([n_classes, width] + sizes)
+    params["fc.weight"] = weight.transpose(to_channels_last).reshape(n_classes, -1)
     params["fc.bias"] = head.bias.detach().numpy()
     architecture += [{"layer": "flatten"}, {"layer": "linear", "weight": "fc.weight", "bias": "fc.bias"}]
     return architecture, params, own_scores
 
 
-TRAINERS = {"mlp": train_mlp, "cnn1d": train_cnn1d}
-LIBRARIES = {"mlp": "scikit-learn", "cnn1d": "torch"}
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn}
+LIBRARIES = {"mlp": "scikit-learn", "cnn": "torch"}
 
 
 def train(name, folder=None):
