@@ -3,7 +3,7 @@
  * Each window position walks the channel vector contiguously.  Max keeps a NaN once seen
  * (as numpy's max does).  Integer average: the window sum is exact in int64 and
  * round_div(sum, kh * kw) applies the rounding mode once; the mean always fits the input
- * type.  Float average: the sum and the division in the input type.
+ * type.  Float average: the sum and the division in double, rounded once to the input type.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -78,7 +78,7 @@ DEFINE_MAXPOOL(u64, uint64_t)
 DEFINE_AVGPOOL(i8, int8_t, int64_t, INT_MEAN)
 DEFINE_AVGPOOL(i16, int16_t, int64_t, INT_MEAN)
 DEFINE_AVGPOOL(i32, int32_t, int64_t, INT_MEAN)
-DEFINE_AVGPOOL(f32, float, float, FLOAT_MEAN)
+DEFINE_AVGPOOL(f32, float, double, FLOAT_MEAN)
 DEFINE_AVGPOOL(f64, double, double, FLOAT_MEAN)
 DEFINE_AVGPOOL(u8, uint8_t, int64_t, INT_MEAN)
 DEFINE_AVGPOOL(u16, uint16_t, int64_t, INT_MEAN)

@@ -1,0 +1,209 @@
+"""The C backend: cffi bindings to ``kernels/c`` implementing ``kernels/protocol.py``.
+
+Integer results are bit-identical to the reference backend.  int8 x int8 sums
+accumulate in int32, anything with an int16 operand in int64; requantization (one
+rounding of the exact rational ``acc * multiplier / 2**shift``, then relu, then the
+overflow mode) happens in C, fused per block in ``gemm_requant``.  The SIMD path
+(AVX-512 VNNI, AVX2 or portable C) is chosen at run time from CPUID; it can be forced
+with :func:`force_path` or the environment variable ``FXBENCH_C_SIMD`` (read at import).
+Scratch memory (packed weight strips, row tiles) is allocated here with numpy, so
+``tracemalloc`` sees it.  Raises ImportError when the extension was not built.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ._fxp_c import ffi, lib
+
+NAME = "c"
+ENV_VAR = "FXBENCH_C_SIMD"
+PATHS = ("portable", "avx2", "avx512vnni")
+
+_GEMM_KINDS = {
+    (np.dtype(np.float32), np.dtype(np.float32)): (0, lib.fxp_gemm_f32, None, "float *", "float *"),
+    (np.dtype(np.float64), np.dtype(np.float64)): (1, lib.fxp_gemm_f64, None, "double *", "double *"),
+    (np.dtype(np.int8), np.dtype(np.int8)): (2, lib.fxp_gemm_s8, lib.fxp_gemm_requant_s8, "int8_t *", "int8_t *"),
+    (np.dtype(np.int16), np.dtype(np.int16)): (3, lib.fxp_gemm_s16, lib.fxp_gemm_requant_s16, "int16_t *", "int16_t *"),
+    (np.dtype(np.int16), np.dtype(np.int8)): (4, lib.fxp_gemm_s16s8, lib.fxp_gemm_requant_s16s8, "int16_t *", "int8_t *"),
+}
+_POOL_DTYPES = {
+    np.dtype(np.int8): 0, np.dtype(np.int16): 1, np.dtype(np.int32): 2, np.dtype(np.int64): 3,
+    np.dtype(np.float32): 4, np.dtype(np.float64): 5, np.dtype(np.uint8): 6, np.dtype(np.uint16): 7,
+    np.dtype(np.uint32): 8, np.dtype(np.uint64): 9,
+}
+
+
+def simd_path() -> str:
+    """The SIMD path the kernels run: "avx512vnni", "avx2" or "portable"."""
+    return PATHS[lib.fxp_active_path()]
+
+
+def supported_paths() -> list[str]:
+    """Every path this CPU can run, portable first."""
+    return [name for code, name in enumerate(PATHS) if lib.fxp_path_supported(code)]
+
+
+def force_path(name: str | None) -> None:
+    """Run the kernels on path ``name`` (one of :data:`PATHS`); ``None`` restores the best path."""
+    code = lib.fxp_best_path() if name is None else _path_code(name)
+    if lib.fxp_set_path(code) != 0:
+        raise ValueError(f"SIMD path {name!r} is not supported on this CPU; supported: {supported_paths()}")
+
+
+def _path_code(name) -> int:
+    if name not in PATHS:
+        raise ValueError(f"SIMD path {name!r} is unknown; accepted: {', '.join(PATHS)} (or None for the best)")
+    return PATHS.index(name)
+
+
+def peak_gops(seconds: float = 0.2) -> dict[str, float]:
+    """This machine's single-thread peak in GOPS (a multiply-add counts 2): ``"fp32_fma"``
+    (512-bit FMA if available) and ``"int8_dot"`` (vpdpbusd 512-bit, else an AVX2 chain),
+    each the best of a few timed runs of a dependency-free C loop."""
+    return {"fp32_fma": _probe(lib.fxp_peak_fma_f32, seconds), "int8_dot": _probe(lib.fxp_peak_dot_s8, seconds)}
+
+
+def _probe(fn, seconds) -> float:
+    iters = 1 << 16
+    while True:
+        start = time.perf_counter()
+        fn(iters)
+        if time.perf_counter() - start > seconds / 10:
+            break
+        iters *= 4
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        ops = fn(iters)
+        best = max(best, ops / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def _ptr(ctype: str, array: np.ndarray | None):
+    return ffi.NULL if array is None else ffi.cast(ctype, array.ctypes.data)
+
+
+def _params(shift, multiplier, n):
+    shift = np.ascontiguousarray(np.broadcast_to(shift, (n,)), dtype=np.int32)
+    if multiplier is not None:
+        multiplier = np.ascontiguousarray(np.broadcast_to(multiplier, (n,)), dtype=np.int64)
+    return shift, multiplier
+
+
+def _scratch(kind, m, n, k) -> np.ndarray:
+    return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind, m, n, k)), 64), dtype=np.uint8)
+
+
+def _gemm_kind(x, w):
+    try:
+        return _GEMM_KINDS[(x.dtype, w.dtype)]
+    except KeyError:
+        raise TypeError(f"gemm: unsupported dtypes x={x.dtype}, w={w.dtype}") from None
+
+
+def gemm(x, w, bias, out) -> None:
+    """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16."""
+    kind, fn, _, xt, wt = _gemm_kind(x, w)
+    m, k = x.shape
+    n = w.shape[0]
+    scratch = _scratch(kind, m, n, k)
+    acc_t = ffi.getctype(ffi.typeof(fn).args[3])
+    fn(_ptr(xt, x), _ptr(wt, w), _ptr(acc_t, bias), _ptr(acc_t, out), m, n, k, ffi.cast("void *", scratch.ctypes.data))
+
+
+def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+    """The integer gemm with requantization fused per cache block; returns the overflow count."""
+    kind, _, fn, xt, wt = _gemm_kind(x, w)
+    if fn is None:
+        raise TypeError(f"gemm_requant: integer operands required, got x={x.dtype}")
+    m, k = x.shape
+    n = w.shape[0]
+    shift, multiplier = _params(shift, multiplier, n)
+    scratch = _scratch(kind, m, n, k)
+    bias_t = ffi.getctype(ffi.typeof(fn).args[2])
+    return int(fn(
+        _ptr(xt, x), _ptr(wt, w), _ptr(bias_t, bias), _ptr("int32_t *", shift), _ptr("int64_t *", multiplier),
+        rounding, overflow, out_bits, bool(relu), ffi.cast("void *", out.ctypes.data), out.itemsize,
+        m, n, k, ffi.cast("void *", scratch.ctypes.data),
+    ))
+
+
+def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+    """Requantize ``acc`` (R, N) int32/int64 into ``out`` with per-column shift/multiplier."""
+    acc = np.ascontiguousarray(acc)
+    n = acc.shape[-1] if acc.ndim else 1
+    rows = acc.size // n if n else 0
+    shift, multiplier = _params(shift, multiplier, n)
+    if acc.dtype == np.int32:
+        fn, acc_t = lib.fxp_requant_s32, "int32_t *"
+    elif acc.dtype == np.int64:
+        fn, acc_t = lib.fxp_requant_s64, "int64_t *"
+    else:
+        raise TypeError(f"requant: acc must be int32 or int64, got {acc.dtype}")
+    return int(fn(
+        _ptr(acc_t, acc), rows, n, _ptr("int32_t *", shift), _ptr("int64_t *", multiplier),
+        rounding, overflow, out_bits, bool(relu), ffi.cast("void *", out.ctypes.data), out.itemsize,
+    ))
+
+
+def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
+    """out = saturate(round(x * 2**frac)) for 1-d float x; returns (saturated, nan) counts."""
+    counts = np.zeros(2, dtype=np.int64)
+    if x.dtype == np.float32:
+        fn, xt = lib.fxp_quantize_f32, "float *"
+    elif x.dtype == np.float64:
+        fn, xt = lib.fxp_quantize_f64, "double *"
+    else:
+        raise TypeError(f"quantize: x must be float32 or float64, got {x.dtype}")
+    fn(_ptr(xt, x), x.size, frac, rounding, out_bits, ffi.cast("void *", out.ctypes.data), out.itemsize,
+       _ptr("int64_t *", counts))
+    return int(counts[0]), int(counts[1])
+
+
+def _pool_dtype(x) -> int:
+    try:
+        return _POOL_DTYPES[x.dtype]
+    except KeyError:
+        raise TypeError(f"pool: unsupported dtype {x.dtype}") from None
+
+
+def _check_pool(status, op, x) -> None:
+    if status != 0:
+        raise TypeError(f"{op}: dtype {x.dtype} is not supported by the C backend")
+
+
+def maxpool(x, kernel, stride, out) -> None:
+    """2-d max pool over (B, H, W, C), no padding."""
+    b, h, w, c = x.shape
+    _check_pool(lib.fxp_maxpool(_pool_dtype(x), ffi.cast("void *", x.ctypes.data), ffi.cast("void *", out.ctypes.data),
+                    b, h, w, c, kernel[0], kernel[1], stride[0], stride[1]), "maxpool", x)
+
+
+def avgpool(x, kernel, stride, rounding, out) -> None:
+    """2-d average pool: integers round_div(exact int64 window sum, kh*kw); floats summed in float64."""
+    b, h, w, c = x.shape
+    _check_pool(lib.fxp_avgpool(_pool_dtype(x), ffi.cast("void *", x.ctypes.data), ffi.cast("void *", out.ctypes.data),
+                    b, h, w, c, kernel[0], kernel[1], stride[0], stride[1], rounding), "avgpool", x)
+
+
+def add_requant(a, b, a_lshift, b_lshift, shift, rounding, overflow, out_bits, relu, out) -> int:
+    """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))); returns the count."""
+    return int(lib.fxp_add_requant(
+        ffi.cast("void *", a.ctypes.data), ffi.cast("void *", b.ctypes.data), a.itemsize, a.size,
+        a_lshift, b_lshift, shift, rounding, overflow, out_bits, bool(relu),
+        ffi.cast("void *", out.ctypes.data), out.itemsize,
+    ))
+
+
+def lut(x, table, out) -> None:
+    """out = table[x - x_min] for int8 (256 entries) or int16 (65536 entries) x."""
+    table = np.ascontiguousarray(table, dtype=out.dtype)
+    lib.fxp_lut(ffi.cast("void *", x.ctypes.data), x.itemsize, x.size, ffi.cast("void *", table.ctypes.data),
+                ffi.cast("void *", out.ctypes.data), out.itemsize)
+
+
+if os.environ.get(ENV_VAR, "").strip():
+    force_path(os.environ[ENV_VAR].strip())
