@@ -2,8 +2,9 @@
  *
  * The caller guarantees x * 2**frac is exact in double, so the scaled value v carries
  * every bit of x and the rounding below is the only rounding.  v is first clamped to
- * [qmin - 1, qmax + 1] (so +-inf and huge values become integers that still saturate,
- * and v +- 0.5 is exact), then rounded in double by the mode, then saturated (counted).
+ * [qmin - 1, qmax + 1] (so +-inf and huge values become integers that still saturate),
+ * then rounded in double by the mode (ties decided on the exact fraction v - floor(v)),
+ * then saturated (counted).
  * A float that is already an integer is unchanged in every mode, so mag_trunc acts as
  * to_zero and jam as jam_unbiased here.  NaN is written as 0 and counted separately.
  */
@@ -22,10 +23,10 @@ static double round_mode(double v, int rounding)
     case FXP_TO_ZERO:
     case FXP_MAG_TRUNC: return trunc(v);
     case FXP_AWAY: return v < 0 ? f : ceil(v);
-    case FXP_HALF_UP: return floor(v + 0.5);
-    case FXP_HALF_DOWN: return ceil(v - 0.5);
-    case FXP_HALF_TO_ZERO: return v < 0 ? floor(v + 0.5) : ceil(v - 0.5);
-    case FXP_HALF_AWAY: return v < 0 ? ceil(v - 0.5) : floor(v + 0.5);
+    case FXP_HALF_UP: return d >= 0.5 ? f + 1 : f;
+    case FXP_HALF_DOWN: return d > 0.5 ? f + 1 : f;
+    case FXP_HALF_TO_ZERO: return d > 0.5 || (d == 0.5 && v < 0) ? f + 1 : f;
+    case FXP_HALF_AWAY: return d > 0.5 || (d == 0.5 && v >= 0) ? f + 1 : f;
     case FXP_HALF_EVEN: return d > 0.5 || (d == 0.5 && fmod(f, 2.0) != 0) ? f + 1 : f;
     case FXP_HALF_ODD: return d > 0.5 || (d == 0.5 && fmod(f, 2.0) == 0) ? f + 1 : f;
     default: /* FXP_JAM, FXP_JAM_UNBIASED */ return d != 0 && fmod(f, 2.0) == 0 ? f + 1 : f;
@@ -86,23 +87,24 @@ FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
     case FXP_MAG_TRUNC: return _mm512_roundscale_pd(v, RS_TRUNC);
     case FXP_AWAY:
         return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(v, RS_CEIL), _mm512_roundscale_pd(v, RS_FLOOR));
-    case FXP_HALF_UP: return _mm512_roundscale_pd(_mm512_add_pd(v, half), RS_FLOOR);
-    case FXP_HALF_DOWN: return _mm512_roundscale_pd(_mm512_sub_pd(v, half), RS_CEIL);
-    case FXP_HALF_TO_ZERO:
-        return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(_mm512_sub_pd(v, half), RS_CEIL),
-                                    _mm512_roundscale_pd(_mm512_add_pd(v, half), RS_FLOOR));
-    case FXP_HALF_AWAY:
-        return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(_mm512_add_pd(v, half), RS_FLOOR),
-                                    _mm512_roundscale_pd(_mm512_sub_pd(v, half), RS_CEIL));
     case FXP_HALF_EVEN: return _mm512_roundscale_pd(v, RS_NEAREST);
     default: break;
     }
+    /* v - floor(v) is exact, so comparing it with 0.5 decides ties without a rounded v +- 0.5. */
     f = _mm512_roundscale_pd(v, RS_FLOOR);
     d = _mm512_sub_pd(v, f);
+    __mmask8 above = _mm512_cmp_pd_mask(d, half, _CMP_GT_OQ), tie = _mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ);
+    switch (rounding) {
+    case FXP_HALF_UP: return _mm512_mask_add_pd(f, above | tie, f, one);
+    case FXP_HALF_DOWN: return _mm512_mask_add_pd(f, above, f, one);
+    case FXP_HALF_TO_ZERO: return _mm512_mask_add_pd(f, above | (tie & negative), f, one);
+    case FXP_HALF_AWAY: return _mm512_mask_add_pd(f, above | (tie & (__mmask8)~negative), f, one);
+    default: break;
+    }
     halved = _mm512_mul_pd(f, half);
     even = _mm512_cmp_pd_mask(halved, _mm512_roundscale_pd(halved, RS_FLOOR), _CMP_EQ_OQ);
     if (rounding == FXP_HALF_ODD)
-        up = _mm512_cmp_pd_mask(d, half, _CMP_GT_OQ) | (_mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ) & even);
+        up = above | (tie & even);
     else /* jam modes: an inexact value gets an odd result */
         up = _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_OQ) & even;
     return _mm512_mask_add_pd(f, up, f, one);
