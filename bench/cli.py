@@ -1,0 +1,112 @@
+"""The ``fxbench`` command: ``info``, ``run [--quick] [--out DIR]``, ``report RESULTS.json [...] --out DIR``.
+
+Bad input (unknown backend or precision, missing or foreign results file) prints one line
+to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
+results measured so far in the JSON file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .threads import pin_environment
+
+DEFAULT_OUT = "fxbench-results"
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fxbench", description="Fixed point vs float on this CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="CPU, ISA flags, AMX permission, BLAS, threads, backends")
+    run = sub.add_parser("run", help="run the default benchmark and write results JSON + report.md")
+    run.add_argument("--quick", action="store_true", help="small shapes, short timing (under 2 minutes)")
+    run.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
+    run.add_argument("--backend", action="append", help="backend to time (repeatable; default: all fast ones)")
+    run.add_argument("--precision", action="append", help="precision to time (repeatable; default: all)")
+    report = sub.add_parser("report", help="redraw the report from results files (several compare machines)")
+    report.add_argument("results", nargs="+", help="results JSON files")
+    report.add_argument("--out", required=True, help="directory for report.md and PNGs")
+    return parser
+
+
+def _check_choices(values, accepted, what):
+    for value in values or ():
+        if value not in accepted:
+            raise UsageError(f"unknown {what} {value!r}; accepted: {', '.join(accepted)}")
+
+
+def cmd_info(args) -> int:
+    from .context import collect_context
+    from .threads import pin_threads
+
+    limiter = pin_threads(1)  # noqa: F841 (kept alive while the context is read)
+    print(json.dumps(collect_context(), indent=1))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from fixedpoint import kernels
+
+    from . import report, results, runner, workloads
+    from .context import collect_context
+    from .threads import pin_threads
+
+    _check_choices(args.backend, [b for b in kernels.available()], "backend")
+    _check_choices(args.precision, workloads.PRECISIONS, "precision")
+    limiter = pin_threads(1)  # noqa: F841
+    run_dir = results.new_run_dir(Path(args.out))
+    writer = results.ResultsWriter(run_dir / "results.json", collect_context())
+    started = time.perf_counter()
+    try:
+        runner.run(writer, quick=args.quick, backends=args.backend, precisions=args.precision)
+    except KeyboardInterrupt:
+        print(f"interrupted: partial results in {writer.path}", file=sys.stderr)
+        return 130
+    writer.finish(time.perf_counter() - started)
+    path = report.write_report([writer.data], run_dir)
+    rows = report.verdict_rows(writer.data["records"])
+    print("\n".join(report.verdict_table(rows)))
+    print(f"\nresults: {writer.path}\nreport:  {path}  ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report, results
+
+    datasets = []
+    for name in args.results:
+        try:
+            datasets.append(results.load(name))
+        except results.ResultsFileError as exc:
+            raise UsageError(str(exc)) from None
+    print(report.write_report(datasets, Path(args.out)))
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``fxbench`` console script; returns the exit status."""
+    pin_environment(1)
+    args = _parser().parse_args(argv)
+    command = {"info": cmd_info, "run": cmd_run, "report": cmd_report}[args.command]
+    try:
+        return command(args)
+    except UsageError as exc:
+        print(f"fxbench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fxbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failed measurement: one line, non-zero exit
+        print(f"fxbench: {args.command} failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

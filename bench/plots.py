@@ -1,0 +1,44 @@
+"""PNG plots drawn only from results JSON (Agg backend): speedup bars and SQNR vs bits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
+    """Speedup of i16/a16w8/i8 vs f32 (best backend each) per workload."""
+    precisions = ("f64", "i16", "a16w8", "i8")
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(4, len(rows)) + 1.5))
+    height = 0.8 / len(precisions)
+    for i, precision in enumerate(precisions):
+        values = [row["speedup"].get(precision) or 0.0 for row in rows]
+        ax.barh([j + i * height for j in range(len(rows))], values, height=height, label=precision)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(rows))], [row["workload"] for row in rows], fontsize=7)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("speedup vs f32 on the fastest backend (x, higher is faster)")
+    ax.set_title(f"Speedup vs float32 — {machine}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
+    """Measured SQNR of a quantized full-scale sine vs the 6.02*b + 1.76 dB line."""
+    bits = [row["bits"] for row in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(bits, [row["theory_db"] for row in rows], "k--", label="theory 6.02*b + 1.76")
+    ax.plot(bits, [row["sqnr_db"] for row in rows], "o", label="measured (sine)")
+    ax.set_xlabel("bits")
+    ax.set_ylabel("SQNR (dB)")
+    ax.set_title(f"SQNR vs bits — {machine}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,111 @@
+"""report.md and plots from one or more results files (never from live measurements)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import plots
+
+TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+
+
+def verdict_rows(records: list[dict]) -> list[dict]:
+    """Per workload: best median per precision (any backend), speedup vs f32, weight-bytes ratio, SQNR."""
+    rows = {}
+    for r in records:
+        if r.get("kind") != "speed":
+            continue
+        row = rows.setdefault(r["workload"], {"workload": r["workload"], "best": {}})
+        best = row["best"].get(r["precision"])
+        if best is None or r["median_s"] < best["median_s"]:
+            row["best"][r["precision"]] = r
+    out = []
+    for row in rows.values():
+        f32 = row["best"].get("f32")
+        row["speedup"] = {p: (f32["median_s"] / r["median_s"] if f32 else None) for p, r in row["best"].items()}
+        out.append(row)
+    return out
+
+
+def _ms(record):
+    return f"{record['median_s'] * 1e3:.3g}" if record else "-"
+
+
+def _fmt(value, spec):
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return format(value, spec)
+
+
+def verdict_table(rows) -> list[str]:
+    head = ("| workload | " + " | ".join(f"{p} ms" for p in TABLE_PRECISIONS)
+            + " | i8 speedup vs f32 | i16 speedup vs f32 | i8/f32 weight bytes | i8 SQNR dB | i16 SQNR dB |")
+    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 6) + "|"]
+    for row in rows:
+        best = row["best"]
+        f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
+        mem = (i8["weight_bytes"] / f32["weight_bytes"]) if (i8 and f32 and f32["weight_bytes"]) else None
+        cells = [_ms(best.get(p)) for p in TABLE_PRECISIONS]
+        cells += [_fmt(row["speedup"].get("i8"), ".2f"), _fmt(row["speedup"].get("i16"), ".2f"), _fmt(mem, ".2f"),
+                  _fmt(i8 and i8.get("sqnr_db"), ".1f"), _fmt(i16 and i16.get("sqnr_db"), ".1f")]
+        lines.append(f"| {row['workload']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def answer(rows, machine: str) -> str:
+    """One paragraph answering the project's question, computed from the verdict rows."""
+    pairs = [(row["workload"], row["speedup"].get("i8")) for row in rows if row["speedup"].get("i8")]
+    if not pairs:
+        return f"On {machine} no workload was measured in both f32 and i8, so there is no verdict."
+    faster = [w for w, s in pairs if s > 1.0]
+    best = max(pairs, key=lambda p: p[1])
+    worst = min(pairs, key=lambda p: p[1])
+    sqnrs = [row["best"]["i8"].get("sqnr_db") for row in rows if "i8" in row["best"]]
+    sqnrs = [s for s in sqnrs if isinstance(s, (int, float))]
+    text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} workloads; "
+            f"the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}). "
+            f"int8 weights take a quarter of float32's bytes.")
+    if sqnrs:
+        text += (f" The price is accuracy: int8 outputs have {min(sqnrs):.1f}-{max(sqnrs):.1f} dB SQNR against "
+                 f"float64 (float32 is above 120 dB).")
+    return text
+
+
+def machine_name(data: dict) -> str:
+    context = data.get("context", {})
+    return f"{context.get('cpu', 'unknown CPU')} ({context.get('node', '?')})"
+
+
+def write_report(datasets: list[dict], out_dir) -> Path:
+    """Write report.md and PNGs for each results file into ``out_dir``; returns report.md's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# fxbench report", ""]
+    for index, data in enumerate(datasets):
+        machine = machine_name(data)
+        records = data["records"]
+        rows = verdict_rows(records)
+        suffix = f"-{index + 1}" if len(datasets) > 1 else ""
+        context = data.get("context", {})
+        lines += [f"## {machine}", "",
+                  f"Flags: {' '.join(context.get('isa_flags', []))}; backends: "
+                  f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
+                  f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
+                  + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".", "",
+                  "### Verdict", "", *verdict_table(rows), "", answer(rows, machine), ""]
+        if rows:
+            name = f"speedup{suffix}.png"
+            plots.speedup_bars(rows, machine, out_dir / name)
+            lines += [f"![speedup vs f32]({name})", ""]
+        sine = [r for r in records if r.get("kind") == "sqnr_sine"]
+        if sine:
+            name = f"sqnr_vs_bits{suffix}.png"
+            plots.sqnr_vs_bits(sine, machine, out_dir / name)
+            lines += [f"![SQNR vs bits]({name})", ""]
+        memory = [r for r in records if r.get("kind") == "memory"]
+        if memory:
+            lines += [f"Peak RSS of the run: {memory[-1]['peak_rss_bytes'] / 2**20:.0f} MiB.", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,70 @@
+"""Runs workloads into a results file: time each case (median, single thread), add GOPS, ratio vs numpy f32, errors."""
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+
+from . import metrics, workloads
+from .timing import measure
+
+
+def sqnr_sweep(bits_range=range(2, 17), n: int = 4096) -> list[dict]:
+    """SQNR of a full-scale sine quantized to each bit width, beside 6.02*b + 1.76 dB."""
+    from fixedpoint import kernels
+
+    signal = np.sin(2 * np.pi * 0.1234567 * np.arange(n))
+    rows = []
+    for bits in bits_range:
+        frac = bits - 1
+        full_scale = signal * (1 - 2.0 ** -frac)  # amplitude qmax * LSB: saturation never clips
+        raw, _ = kernels.quantize(full_scale, frac, bits)
+        rows.append({"kind": "sqnr_sine", "bits": bits,
+                     "sqnr_db": metrics.sqnr_db(full_scale, raw.astype(np.float64) / 2.0 ** frac),
+                     "theory_db": metrics.sine_sqnr_theory_db(bits)})
+    return rows
+
+
+def case_record(case, timing) -> dict:
+    """The JSON record of one timed case."""
+    record = {"kind": "speed", "op": case.op, "shape": case.shape, "workload": case.workload,
+              "precision": case.precision, "backend": case.backend, "timing": timing.as_dict(),
+              "median_s": timing.median, "gops": metrics.gops(case.ops, timing.median),
+              "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes, **case.extra}
+    if case.reference is not None:
+        approx = case.decode(case.call())
+        record["sqnr_db"] = metrics.sqnr_db(case.reference, approx)
+        record["relative_rms"] = metrics.relative_rms(case.reference, approx)
+        if case.lsb is not None:
+            record["max_error_lsb"] = metrics.max_error_lsb(case.reference, approx, case.lsb)
+        record["predicted_sqnr_db"] = case.predicted_sqnr_db
+    return record
+
+
+def add_ratios(records: list[dict]) -> None:
+    """ratio_vs_numpy_f32 = numpy float32 median / this median, per workload (same run)."""
+    base = {r["workload"]: r["median_s"] for r in records
+            if r.get("kind") == "speed" and r["backend"] == workloads.NUMPY and r["precision"] == "f32"}
+    for r in records:
+        if r.get("kind") == "speed" and r["workload"] in base:
+            r["ratio_vs_numpy_f32"] = base[r["workload"]] / r["median_s"]
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run(writer, *, quick: bool, backends=None, precisions=None, progress=True) -> None:
+    """Time every default case into ``writer`` (records are written as they are measured)."""
+    from tqdm import tqdm
+
+    min_time = 0.05 if quick else 0.2
+    factories = workloads.all_cases(quick=quick, backends=backends, precisions=precisions)
+    for label, build in tqdm(factories, desc="fxbench", unit="case", disable=not progress):
+        case = build()
+        writer.add(case_record(case, measure(case.call, min_time=min_time, max_time=2.0)))
+    for row in sqnr_sweep():
+        writer.add(row)
+    add_ratios(writer.data["records"])
+    writer.add({"kind": "memory", "peak_rss_bytes": peak_rss_bytes()})

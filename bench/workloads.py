@@ -1,0 +1,206 @@
+"""Benchmark workloads defined once (op x shape x precision x backend), shared by ``fxbench run`` and tests/benchmarks.
+
+A :class:`Case` holds prepared inputs and a zero-argument ``call`` to time, plus the
+float64 reference and a ``decode`` turning the call's output into real values for the
+error figures.  Integer precisions quantize inputs symmetrically per tensor with a
+power-of-two scale (frac = bits-1 - ceil(log2 max|v|)); the GEMM accumulates exactly
+(int32 for i8, int64 for i16 and a16w8) and one rounding (half_even, saturate) brings the
+result to an int8 (i8) or int16 output whose frac fits the float64 result's range.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fixedpoint import kernels
+
+from .metrics import predicted_dot_sqnr_db
+
+PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+# (activation bits, weight bits, output bits) of the integer precisions
+INT_BITS = {"i16": (16, 16, 16), "a16w8": (16, 8, 16), "i8": (8, 8, 8)}
+NUMPY = "numpy"
+
+QUICK_SHAPES = {
+    "linear": [(1, 784, 256), (32, 784, 256)],
+    "conv1d": [(32, 40, 16, 32, 5)],
+    "conv2d": [(8, 14, 14, 16, 32, 3)],
+}
+FULL_SHAPES = {
+    "linear": [(1, 784, 256), (32, 784, 256), (256, 784, 256), (1024, 1024, 1024)],
+    "conv1d": [(32, 40, 16, 32, 5), (256, 40, 32, 32, 5)],
+    "conv2d": [(32, 14, 14, 16, 32, 3), (32, 28, 28, 1, 16, 3)],
+}
+
+
+@dataclass
+class Case:
+    """One timed workload instance."""
+
+    op: str
+    shape: str
+    precision: str
+    backend: str
+    call: object
+    ops: float  # arithmetic operations of one call (multiply-add = 2)
+    weight_bytes: int
+    activation_bytes: int  # input + output of one call
+    reference: np.ndarray | None = None
+    decode: object = None
+    lsb: float | None = None
+    predicted_sqnr_db: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def workload(self) -> str:
+        return f"{self.op} {self.shape}"
+
+
+def frac_for(values, bits: int) -> int:
+    """Largest frac such that max|values| fits a signed ``bits``-bit Q format."""
+    peak = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if peak == 0.0:
+        return bits - 1
+    return bits - 1 - math.ceil(math.log2(peak * (1 + 2.0 ** -(bits - 1))))
+
+
+def _quantize(values, bits, backend):
+    frac = frac_for(values, bits)
+    raw, _ = kernels.quantize(values, frac, bits, backend=None if backend == NUMPY else backend)
+    return raw, frac
+
+
+def _dot_inputs(op, dims, rng):
+    """Float64 input and weight of one GEMM-like op, and the keyword arguments of the call."""
+    if op == "linear":
+        m, k, n = dims
+        return rng.standard_normal((m, k)), rng.standard_normal((n, k)) / math.sqrt(k), {}
+    if op == "conv1d":
+        b, length, c, o, kk = dims
+        return (rng.standard_normal((b, length, c)), rng.standard_normal((o, kk, c)) / math.sqrt(kk * c),
+                {"padding": kk // 2})
+    b, h, w, c, o, kk = dims
+    return (rng.standard_normal((b, h, w, c)), rng.standard_normal((o, kk, kk, c)) / math.sqrt(kk * kk * c),
+            {"padding": kk // 2})
+
+
+def _ops(op, dims, out_shape):
+    if op == "linear":
+        m, k, n = dims
+        return 2.0 * m * k * n
+    weights_per_output = dims[4] * dims[2] if op == "conv1d" else dims[5] ** 2 * dims[3]
+    return 2.0 * np.prod(out_shape) * weights_per_output
+
+
+def _float_reference(op, x, w, kwargs):
+    return getattr(kernels, op)(x, w, backend="reference", **kwargs)
+
+
+def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) -> Case:
+    """A linear/conv1d/conv2d case; ``backend`` "numpy" means numpy's own ``@`` (linear, float only)."""
+    rng = np.random.default_rng(seed)
+    x, w, kwargs = _dot_inputs(op, dims, rng)
+    reference = _float_reference(op, x, w, kwargs)
+    shape = "x".join(str(d) for d in dims)
+    ops = _ops(op, dims, reference.shape)
+    function = getattr(kernels, op)
+    if precision in ("f64", "f32"):
+        dtype = np.float64 if precision == "f64" else np.float32
+        xf, wf = x.astype(dtype), w.astype(dtype)
+        if backend == NUMPY:
+            if op != "linear":
+                raise ValueError(f"numpy rows exist for linear only, not {op}")
+            wt = np.ascontiguousarray(wf.T)
+            call = lambda: xf @ wt  # noqa: E731
+        else:
+            call = lambda: function(xf, wf, backend=backend, **kwargs)  # noqa: E731
+        out_bytes = reference.size * xf.itemsize
+        return Case(op, shape, precision, backend, call, ops, wf.nbytes, xf.nbytes + out_bytes, reference,
+                    decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
+    if precision not in INT_BITS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    if backend == NUMPY:
+        raise ValueError("numpy rows exist for f32 and f64 only")
+    a_bits, w_bits, y_bits = INT_BITS[precision]
+    xq, fx = _quantize(x, a_bits, backend)
+    wq, fw = _quantize(w, w_bits, backend)
+    fy = frac_for(reference, y_bits)
+    out_dtype = np.int8 if y_bits == 8 else np.int16
+    shift = fx + fw - fy
+    call = lambda: function(xq, wq, shift=shift, out_dtype=out_dtype, backend=backend, **kwargs)  # noqa: E731
+    scale = 2.0 ** -fy
+    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
+    return Case(op, shape, precision, backend, call, ops, wq.nbytes,
+                xq.nbytes + reference.size * np.dtype(out_dtype).itemsize, reference,
+                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted,
+                extra={"frac_x": fx, "frac_w": fw, "frac_y": fy})
+
+
+def _predicted_dot(reference, x, w, lsb_x, lsb_w, lsb_y):
+    return predicted_dot_sqnr_db(reference, x, w, int(np.prod(w.shape[1:])), lsb_x, lsb_w, lsb_y)
+
+
+def quantize_case(n: int, precision: str, backend: str, seed: int = 0) -> Case:
+    """Quantizing n float32 values to int8/int16 (half_even, saturate); numpy row = clip(rint(x*s))."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n).astype(np.float32)
+    bits = {"i8": 8, "i16": 16}.get(precision)
+    if bits is None:
+        raise ValueError(f"quantize takes precision i8 or i16, not {precision!r}")
+    frac = frac_for(x, bits)
+    if backend == NUMPY:
+        dtype = np.int8 if bits == 8 else np.int16
+        scale = np.float32(2.0 ** frac)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        call = lambda: np.clip(np.rint(x * scale), lo, hi).astype(dtype)  # noqa: E731
+    else:
+        call = lambda: kernels.quantize(x, frac, bits, backend=backend)[0]  # noqa: E731
+    lsb = 2.0 ** -frac
+    return Case("quantize", str(n), precision, backend, call, float(n), 0, x.nbytes + n * bits // 8,
+                x.astype(np.float64), decode=lambda y: y.astype(np.float64) * lsb, lsb=lsb,
+                predicted_sqnr_db=10 * math.log10(float(np.mean(x.astype(np.float64) ** 2)) / (lsb ** 2 / 12)))
+
+
+def max_pool_case(dims: tuple, precision: str, backend: str, seed: int = 0) -> Case:
+    """2x2 max pooling of an NHWC tensor (exact in every precision: no error figures)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(dims)
+    dtype = {"f64": np.float64, "f32": np.float32, "i16": np.int16, "i8": np.int8}.get(precision)
+    if dtype is None:
+        raise ValueError(f"max_pool2d takes f64, f32, i16 or i8, not {precision!r}")
+    xs = x.astype(dtype) if precision.startswith("f") else _quantize(x, np.iinfo(dtype).bits, backend)[0]
+    call = lambda: kernels.max_pool2d(xs, 2, backend=backend)  # noqa: E731
+    return Case("max_pool2d", "x".join(map(str, dims)), precision, backend, call, float(xs.size), 0,
+                xs.nbytes + xs.nbytes // 4)
+
+
+def timed_backends() -> list[str]:
+    """Fast backends available here (the reference backend is the spec, not a contender)."""
+    return [name for name in kernels.available() if name != "reference"]
+
+
+def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
+    """Factories (label, zero-argument builder) of every case of the default run."""
+    backends = list(backends) if backends else timed_backends()
+    precisions = list(precisions) if precisions else list(PRECISIONS)
+    shapes = QUICK_SHAPES if quick else FULL_SHAPES
+    factories = []
+    for op, dims_list in shapes.items():
+        for dims in dims_list:
+            for precision in precisions:
+                for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
+                    factories.append((f"{op} {dims} {precision} {backend}",
+                                      lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))
+    n = 100_000 if quick else 1_000_000
+    for precision in [p for p in ("i8", "i16") if p in precisions]:
+        for backend in backends + [NUMPY]:
+            factories.append((f"quantize {n} {precision} {backend}",
+                              lambda p=precision, b=backend: quantize_case(n, p, b)))
+    pool_dims = (8, 28, 28, 16) if quick else (32, 28, 28, 16)
+    for precision in [p for p in ("f64", "f32", "i16", "i8") if p in precisions]:
+        for backend in backends:
+            factories.append((f"max_pool2d {pool_dims} {precision} {backend}",
+                              lambda p=precision, b=backend: max_pool_case(pool_dims, p, b)))
+    return factories

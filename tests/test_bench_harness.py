@@ -1,0 +1,130 @@
+"""Unit tests of the fxbench harness: metric formulas, results JSON, report, CLI bad input, a tiny run."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fixedpoint.bench import cli, metrics, report, results, runner, workloads
+from fixedpoint.bench.timing import measure
+
+
+def test_gops_counts_operations_per_second():
+    assert metrics.gops(2e9, 0.5) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="seconds"):
+        metrics.gops(1.0, 0.0)
+
+
+def test_sqnr_and_errors_against_hand_computed_values():
+    ref = np.array([3.0, 4.0])
+    approx = np.array([3.0, 3.0])  # signal 25, noise 1
+    assert metrics.sqnr_db(ref, approx) == pytest.approx(10 * math.log10(25))
+    assert metrics.sqnr_db(ref, ref) == math.inf
+    assert metrics.max_error_lsb(ref, approx, 0.25) == pytest.approx(4.0)
+    assert metrics.relative_rms(ref, approx) == pytest.approx(math.sqrt(0.5) / math.sqrt(12.5))
+
+
+def test_sine_theory_and_measured_sweep_agree():
+    assert metrics.sine_sqnr_theory_db(8) == pytest.approx(49.92)
+    for row in runner.sqnr_sweep(range(6, 13)):
+        assert abs(row["sqnr_db"] - row["theory_db"]) < 1.5
+
+
+def test_predicted_dot_sqnr_uses_lsb_squared_over_twelve():
+    ref = np.ones(4)
+    x, w = np.ones((4, 3)), np.ones((5, 3))
+    # noise = (3*(1*1 + 1*1) + 1)/12 = 7/12
+    assert metrics.predicted_dot_sqnr_db(ref, x, w, 3, 1.0, 1.0, 1.0) == pytest.approx(10 * math.log10(12 / 7))
+
+
+def test_frac_for_fits_the_peak():
+    assert workloads.frac_for(np.array([0.9, -0.5]), 8) == 7
+    assert workloads.frac_for(np.array([1.0]), 8) == 6
+    assert workloads.frac_for(np.zeros(3), 8) == 7
+
+
+def test_measure_counts_its_own_rounds():
+    calls = []
+    timing = measure(lambda: calls.append(1), min_time=0.0, min_rounds=3, max_rounds=3, min_round=0.0)
+    assert timing.rounds == 3 and timing.loops == 1
+    assert len(calls) == 1 + 1 + 3  # warm-up, calibration, rounds
+    assert timing.median >= 0
+
+
+def test_int8_linear_error_matches_noise_model():
+    case = workloads.dot_case("linear", (8, 64, 16), "i8", workloads.timed_backends()[0])
+    record = runner.case_record(case, measure(case.call, min_time=0.0, min_rounds=1, max_rounds=1))
+    assert abs(record["sqnr_db"] - record["predicted_sqnr_db"]) < 3
+    assert record["weight_bytes"] == 16 * 64
+
+
+def test_unknown_precision_is_a_value_error():
+    with pytest.raises(ValueError, match="precision"):
+        workloads.dot_case("linear", (1, 4, 2), "i4", "numba")
+
+
+def test_results_round_trip_and_never_overwrite(tmp_path):
+    run_dir = results.new_run_dir(tmp_path)
+    assert results.new_run_dir(tmp_path) != run_dir
+    writer = results.ResultsWriter(run_dir / "results.json", {"cpu": "test CPU"})
+    writer.add({"kind": "speed", "sqnr_db": math.inf})
+    loaded = results.load(writer.path)  # readable before finish, like an interrupted run
+    assert loaded["complete"] is False and loaded["records"][0]["sqnr_db"] == "inf"
+    with pytest.raises(results.ResultsFileError, match="overwrite"):
+        results.ResultsWriter(run_dir / "results.json", {})
+
+
+def test_load_rejects_missing_and_foreign_files(tmp_path):
+    with pytest.raises(results.ResultsFileError, match="not found"):
+        results.load(tmp_path / "nope.json")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(results.ResultsFileError, match="not an fxbench"):
+        results.load(foreign)
+
+
+def _record(workload, precision, median, weight_bytes, sqnr=None):
+    return {"kind": "speed", "workload": workload, "precision": precision, "backend": "c", "median_s": median,
+            "weight_bytes": weight_bytes, "sqnr_db": sqnr}
+
+
+def test_report_from_stored_results(tmp_path):
+    data = {"format": results.FORMAT, "version": results.VERSION, "complete": True,
+            "context": {"cpu": "Test CPU", "node": "box"},
+            "records": [_record("linear 1x2x3", "f32", 2e-3, 400), _record("linear 1x2x3", "i8", 1e-3, 100, 30.0),
+                        {"kind": "sqnr_sine", "bits": 8, "sqnr_db": 49.9, "theory_db": 49.92}]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    assert cli.main(["report", str(path), str(path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| linear 1x2x3 |" in text and "| 2.00 |" in text and "| 0.25 |" in text
+    assert "faster than float32 on 1 of 1 workloads" in text
+    assert (tmp_path / "out" / "speedup-1.png").stat().st_size > 0
+    assert (tmp_path / "out" / "sqnr_vs_bits-2.png").stat().st_size > 0
+    assert report.verdict_rows(data["records"])[0]["speedup"]["i8"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--backend", "gpu"], "unknown backend 'gpu'"),
+    (["run", "--precision", "i4"], "unknown precision 'i4'"),
+    (["report", "missing.json", "--out", "x"], "not found"),
+])
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_tiny_run_writes_results_and_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(workloads, "QUICK_SHAPES", {"linear": [(2, 16, 8)]})
+    backend = workloads.timed_backends()[0]
+    assert cli.main(["run", "--quick", "--out", str(tmp_path), "--backend", backend,
+                     "--precision", "f32", "--precision", "i8"]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    data = results.load(run_dir / "results.json")
+    assert data["complete"] and data["context"]["cpu"]
+    speed = [r for r in data["records"] if r["kind"] == "speed"]
+    assert {r["precision"] for r in speed} == {"f32", "i8"}
+    assert all(r["ratio_vs_numpy_f32"] > 0 for r in speed if r["workload"].startswith("linear"))
+    assert (run_dir / "report.md").read_text().startswith("# fxbench report")
