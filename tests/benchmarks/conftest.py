@@ -1,0 +1,55 @@
+"""pytest-benchmark suite setup.
+
+``pytest --benchmark-only`` times the real shapes of ``fixedpoint.bench.workloads`` (the
+default ``fxbench run`` set, single thread).  Any other run (plain ``pytest``) executes
+every benchmark body once on tiny shapes, untimed, so CI checks the bodies fast.
+"""
+import pytest
+
+from fixedpoint.bench import workloads
+from fixedpoint.bench.threads import pin_threads
+
+TINY_SHAPES = {"linear": [(2, 16, 8)], "conv1d": [(2, 8, 4, 4, 3)], "conv2d": [(1, 5, 5, 2, 4, 3)]}
+
+
+def timing_enabled(config) -> bool:
+    return bool(config.getoption("benchmark_only", False))
+
+
+def dot_params(config):
+    """(op, dims, precision, backend) of every dot workload, numpy rows first in each group."""
+    shapes = workloads.FULL_SHAPES if timing_enabled(config) else TINY_SHAPES
+    params = []
+    for op, dims_list in shapes.items():
+        for dims in dims_list:
+            if op == "linear":
+                params += [(op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
+            params += [(op, dims, p, b) for p in workloads.PRECISIONS for b in workloads.timed_backends()]
+    return params
+
+
+def pytest_generate_tests(metafunc):
+    if "dot_workload" in metafunc.fixturenames:
+        params = dot_params(metafunc.config)
+        metafunc.parametrize("dot_workload", params, ids=[f"{o}-{'x'.join(map(str, d))}-{p}-{b}"
+                                                          for o, d, p, b in params])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread():
+    limiter = pin_threads(1)
+    yield limiter
+
+
+@pytest.fixture(scope="session")
+def numpy_f32_medians():
+    """Median seconds of numpy float32 per workload, filled as the suite runs (same session)."""
+    return {}
+
+
+@pytest.fixture
+def fx_benchmark(benchmark, request):
+    """The benchmark fixture, switched to one untimed call unless --benchmark-only was given."""
+    if not timing_enabled(request.config):
+        benchmark.disabled = True
+    return benchmark
