@@ -1,4 +1,4 @@
-"""PNG plots drawn only from results JSON (Agg backend): speedup bars and SQNR vs bits."""
+"""PNG plots drawn only from results JSON (Agg backend): speedup bars, SQNR vs bits, % of peak."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,6 +38,21 @@ def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
     ax.set_ylabel("SQNR (dB)")
     ax.set_title(f"SQNR vs bits — {machine}")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
+    """Throughput of each GEMM-like case as % of this machine's measured peak for its instruction class."""
+    labels = [f"{r['workload']} {r['precision']} {r['backend']}" for r in records]
+    fig, ax = plt.subplots(figsize=(10, 0.25 * max(8, len(records)) + 1.5))
+    ax.barh(range(len(records)), [r["pct_of_peak"] for r in records],
+            color=["tab:orange" if r["precision"] == "i8" else "tab:blue" for r in records])
+    ax.set_yticks(range(len(records)), labels, fontsize=6)
+    ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange)")
+    ax.set_title(f"Throughput vs peak — {machine}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -103,6 +103,18 @@ def write_report(datasets: list[dict], out_dir) -> Path:
             name = f"sqnr_vs_bits{suffix}.png"
             plots.sqnr_vs_bits(sine, machine, out_dir / name)
             lines += [f"![SQNR vs bits]({name})", ""]
+        peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
+        if peaked:
+            name = f"pct_of_peak{suffix}.png"
+            plots.percent_of_peak(peaked, machine, out_dir / name)
+            peaks = context.get("peak_gops", {})
+            lines += ["Measured peaks (GOPS): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), "",
+                      f"![throughput as % of peak]({name})", ""]
+        else:
+            lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]
+        for r in records:
+            if r.get("kind") == "not_available":
+                lines += [f"{r['section'].capitalize()}: not available: {r['reason']}.", ""]
         memory = [r for r in records if r.get("kind") == "memory"]
         if memory:
             lines += [f"Peak RSS of the run: {memory[-1]['peak_rss_bytes'] / 2**20:.0f} MiB.", ""]

@@ -1,7 +1,9 @@
 """Runs workloads into a results file: time each case (median, single thread), add GOPS, ratio vs numpy f32, errors."""
 from __future__ import annotations
 
+import importlib.util
 import resource
+import tracemalloc
 
 import numpy as np
 
@@ -25,12 +27,30 @@ def sqnr_sweep(bits_range=range(2, 17), n: int = 4096) -> list[dict]:
     return rows
 
 
-def case_record(case, timing) -> dict:
-    """The JSON record of one timed case."""
+# which measured peak (context "peak_gops") bounds each precision's instruction class
+PEAK_CLASS = {"f32": "fp32_fma", "i8": "int8_dot"}
+
+
+def allocation_peak_bytes(function) -> int:
+    """tracemalloc's peak of Python/numpy allocations during one call."""
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def case_record(case, timing, peaks=None) -> dict:
+    """The JSON record of one timed case (``peaks``: GOPS per instruction class, for % of peak)."""
     record = {"kind": "speed", "op": case.op, "shape": case.shape, "workload": case.workload,
               "precision": case.precision, "backend": case.backend, "timing": timing.as_dict(),
               "median_s": timing.median, "gops": metrics.gops(case.ops, timing.median),
-              "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes, **case.extra}
+              "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes,
+              "allocation_peak_bytes": allocation_peak_bytes(case.call), **case.extra}
+    peak = (peaks or {}).get(PEAK_CLASS.get(case.precision))
+    if peak and case.op in ("linear", "conv1d", "conv2d"):
+        record["pct_of_peak"] = 100.0 * record["gops"] / peak
     if case.reference is not None:
         approx = case.decode(case.call())
         record["sqnr_db"] = metrics.sqnr_db(case.reference, approx)
@@ -55,6 +75,15 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def missing_sections() -> list[dict]:
+    """Whole-model, task-accuracy and sweep sections that need fixedpoint.nn, with the reason when absent."""
+    if importlib.util.find_spec("fixedpoint.nn") is None:
+        reason = "fixedpoint.nn is not installed in this version"
+        return [{"kind": "not_available", "section": name, "reason": reason}
+                for name in ("whole-model workloads", "task accuracy", "bit-width sweeps")]
+    return []
+
+
 def run(writer, *, quick: bool, backends=None, precisions=None, progress=True) -> None:
     """Time every default case into ``writer`` (records are written as they are measured)."""
     from tqdm import tqdm
@@ -63,8 +92,11 @@ def run(writer, *, quick: bool, backends=None, precisions=None, progress=True) -
     factories = workloads.all_cases(quick=quick, backends=backends, precisions=precisions)
     for label, build in tqdm(factories, desc="fxbench", unit="case", disable=not progress):
         case = build()
-        writer.add(case_record(case, measure(case.call, min_time=min_time, max_time=2.0)))
+        timing = measure(case.call, min_time=min_time, max_time=2.0)
+        writer.add(case_record(case, timing, writer.data["context"].get("peak_gops")))
     for row in sqnr_sweep():
+        writer.add(row)
+    for row in missing_sections():
         writer.add(row)
     add_ratios(writer.data["records"])
     writer.add({"kind": "memory", "peak_rss_bytes": peak_rss_bytes()})
