@@ -3,7 +3,7 @@
  * The caller guarantees x * 2**frac is exact in double, so the scaled value v carries
  * every bit of x and the rounding below is the only rounding.  v is first clamped to
  * [qmin - 1, qmax + 1] (so +-inf and huge values become integers that still saturate),
- * then rounded in double by the mode (ties decided on the exact fraction v - floor(v)),
+ * then rounded in double by the mode (ties decided on an exact difference, see round_mode),
  * then saturated (counted).
  * A float that is already an integer is unchanged in every mode, so mag_trunc acts as
  * to_zero and jam as jam_unbiased here.  NaN is written as 0 and counted separately.
@@ -14,22 +14,36 @@
 #include "fxp.h"
 #include "fxp_internal.h"
 
+/* The rounded value of v.  Which side of the half-way point v lies on is decided exactly:
+ * v - floor(v) is exact for v >= 0 and ceil(v) - v for v < 0 (the other difference can
+ * round, e.g. -0.49999999999999994 + 1). */
 static double round_mode(double v, int rounding)
 {
-    double f = floor(v), d = v - f;
+    double f = floor(v), c = ceil(v);
+    int inexact = v != f, above, tie;
+    if (v >= 0) {
+        double d = v - f;
+        above = d > 0.5;
+        tie = d == 0.5;
+    } else {
+        double e = c - v;
+        above = inexact && e < 0.5;
+        tie = e == 0.5;
+    }
+    int odd = fmod(f, 2.0) != 0;
     switch (rounding) {
     case FXP_FLOOR: return f;
-    case FXP_CEIL: return ceil(v);
+    case FXP_CEIL: return c;
     case FXP_TO_ZERO:
     case FXP_MAG_TRUNC: return trunc(v);
-    case FXP_AWAY: return v < 0 ? f : ceil(v);
-    case FXP_HALF_UP: return d >= 0.5 ? f + 1 : f;
-    case FXP_HALF_DOWN: return d > 0.5 ? f + 1 : f;
-    case FXP_HALF_TO_ZERO: return d > 0.5 || (d == 0.5 && v < 0) ? f + 1 : f;
-    case FXP_HALF_AWAY: return d > 0.5 || (d == 0.5 && v >= 0) ? f + 1 : f;
-    case FXP_HALF_EVEN: return d > 0.5 || (d == 0.5 && fmod(f, 2.0) != 0) ? f + 1 : f;
-    case FXP_HALF_ODD: return d > 0.5 || (d == 0.5 && fmod(f, 2.0) == 0) ? f + 1 : f;
-    default: /* FXP_JAM, FXP_JAM_UNBIASED */ return d != 0 && fmod(f, 2.0) == 0 ? f + 1 : f;
+    case FXP_AWAY: return v < 0 ? f : c;
+    case FXP_HALF_UP: return above || tie ? f + 1 : f;
+    case FXP_HALF_DOWN: return above ? f + 1 : f;
+    case FXP_HALF_TO_ZERO: return above || (tie && v < 0) ? f + 1 : f;
+    case FXP_HALF_AWAY: return above || (tie && v >= 0) ? f + 1 : f;
+    case FXP_HALF_EVEN: return above || (tie && odd) ? f + 1 : f;
+    case FXP_HALF_ODD: return above || (tie && !odd) ? f + 1 : f;
+    default: /* FXP_JAM, FXP_JAM_UNBIASED */ return inexact && !odd ? f + 1 : f;
     }
 }
 
@@ -90,10 +104,15 @@ FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
     case FXP_HALF_EVEN: return _mm512_roundscale_pd(v, RS_NEAREST);
     default: break;
     }
-    /* v - floor(v) is exact, so comparing it with 0.5 decides ties without a rounded v +- 0.5. */
+    /* The side of the half-way point, exactly: v - floor(v) for v >= 0, ceil(v) - v for v < 0. */
     f = _mm512_roundscale_pd(v, RS_FLOOR);
     d = _mm512_sub_pd(v, f);
-    __mmask8 above = _mm512_cmp_pd_mask(d, half, _CMP_GT_OQ), tie = _mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ);
+    __m512d e = _mm512_sub_pd(_mm512_roundscale_pd(v, RS_CEIL), v);
+    __mmask8 inexact = _mm512_cmp_pd_mask(v, f, _CMP_NEQ_OQ);
+    __mmask8 above = ((__mmask8)~negative & _mm512_cmp_pd_mask(d, half, _CMP_GT_OQ))
+                   | (negative & inexact & _mm512_cmp_pd_mask(e, half, _CMP_LT_OQ));
+    __mmask8 tie = ((__mmask8)~negative & _mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ))
+                 | (negative & _mm512_cmp_pd_mask(e, half, _CMP_EQ_OQ));
     switch (rounding) {
     case FXP_HALF_UP: return _mm512_mask_add_pd(f, above | tie, f, one);
     case FXP_HALF_DOWN: return _mm512_mask_add_pd(f, above, f, one);
@@ -106,7 +125,7 @@ FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
     if (rounding == FXP_HALF_ODD)
         up = above | (tie & even);
     else /* jam modes: an inexact value gets an odd result */
-        up = _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_OQ) & even;
+        up = inexact & even;
     return _mm512_mask_add_pd(f, up, f, one);
 }
 

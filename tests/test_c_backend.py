@@ -1,0 +1,163 @@
+"""C backend: every SIMD path this CPU runs (portable forced too) bit-exact against the reference
+backend on random and adversarial inputs, and the path selection itself."""
+import numpy as np
+import pytest
+
+from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow
+from fixedpoint.kernels.reference import backend as ref
+
+c = pytest.importorskip("fixedpoint.kernels.c_backend")
+
+ROUNDING_CODES = [mode.code for mode in DETERMINISTIC_ROUNDINGS]
+OVERFLOW_CODES = [mode.code for mode in (Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC)]
+INT_KINDS = [(np.int8, np.int8, np.int32), (np.int16, np.int16, np.int64), (np.int16, np.int8, np.int64)]
+# Below, at and above the micro-kernel and packing block sizes, K = 1 and K not a multiple of 4.
+SHAPES = [(1, 1, 1), (3, 5, 7), (7, 33, 4), (16, 48, 64), (17, 49, 65), (33, 97, 259), (2, 300, 1)]
+
+
+@pytest.fixture(params=c.supported_paths())
+def path(request):
+    c.force_path(request.param)
+    yield request.param
+    c.force_path(None)
+
+
+def _ints(rng, dtype, shape):
+    """Random integers with a third of the entries at the dtype's extremes."""
+    info = np.iinfo(dtype)
+    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
+    extreme = rng.random(shape) < 1 / 3
+    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
+    return values.astype(dtype)
+
+
+def _params(rng, n):
+    shift = rng.integers(-3, 40, size=n).astype(np.int32)
+    multiplier = rng.integers(1, 2**31, size=n, dtype=np.int64)
+    return shift, multiplier
+
+
+def test_simd_path_reports_the_forced_path(path):
+    assert c.simd_path() == path
+    assert c.supported_paths()[0] == "portable"
+
+
+def test_force_path_rejects_unknown_names():
+    with pytest.raises(ValueError, match="accepted"):
+        c.force_path("sse9")
+
+
+@pytest.mark.parametrize("xt,wt,acc", INT_KINDS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_integer_gemm_exact(path, xt, wt, acc, m, n, k):
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
+    bias = _ints(rng, np.int16, (n,)).astype(acc)
+    got, want = np.empty((m, n), acc), np.empty((m, n), acc)
+    c.gemm(x, w, bias, got)
+    ref.gemm(x, w, bias, want)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("xt,wt,acc", INT_KINDS)
+def test_most_negative_products_sum_exactly(path, xt, wt, acc):
+    k = 4096 if xt is np.int16 else 65536
+    x = np.full((3, k), np.iinfo(xt).min, xt)
+    w = np.full((5, k), np.iinfo(wt).min, wt)
+    got = np.empty((3, 5), acc)
+    bias = np.full(5, -1, acc) if acc is np.int32 else None
+    c.gemm(x, w, bias, got)
+    total = k * int(np.iinfo(xt).min) * int(np.iinfo(wt).min) + (-1 if bias is not None else 0)
+    assert (got == total).all()
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
+@pytest.mark.parametrize("overflow", OVERFLOW_CODES)
+@pytest.mark.parametrize("xt,wt,acc", INT_KINDS)
+def test_gemm_requant_every_mode(path, rounding, overflow, xt, wt, acc):
+    rng = np.random.default_rng(rounding * 7 + overflow)
+    m, n, k = 19, 37, 70
+    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
+    bias = _ints(rng, np.int16, (n,)).astype(acc)
+    shift, multiplier = _params(rng, n)
+    for out_bits, out_dtype, relu in ((8, np.int8, False), (5, np.int8, True), (16, np.int16, False), (32, np.int32, True)):
+        got, want = np.empty((m, n), out_dtype), np.empty((m, n), out_dtype)
+        count = c.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, got)
+        expected = ref.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, want)
+        np.testing.assert_array_equal(got, want)
+        assert count == expected
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
+def test_requant_ties_wide_products_and_left_shifts(path, rounding):
+    ties = np.array([[-5, -3, -1, 1, 3, 5, 7, -7]], np.int64) * 2**19  # odd multiples of 2**19: ties at shift 20
+    acc64 = np.concatenate([
+        ties,
+        np.array([[2**62, -(2**63), 2**63 - 1, -1, 1, 0, 123456789012, -98765432109]], np.int64),
+    ])
+    shift = np.array([20, 20, 20, 20, 62, 40, -5, 0], np.int32)
+    multiplier = np.array([1, 3, 2**31 - 1, 5, 2**31 - 1, 2**30 + 1, 7, 1], np.int64)
+    for acc in (acc64, np.clip(acc64, -(2**31), 2**31 - 1).astype(np.int32)):
+        for overflow in OVERFLOW_CODES:
+            got, want = np.empty(acc.shape, np.int32), np.empty(acc.shape, np.int32)
+            count = c.requant(acc, shift, multiplier, rounding, overflow, 32, False, got)
+            expected = ref.requant(acc, shift, multiplier, rounding, overflow, 32, False, want)
+            np.testing.assert_array_equal(got, want)
+            assert count == expected
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantize_ties_and_specials(path, rounding, dtype):
+    rng = np.random.default_rng(rounding)
+    x = np.concatenate([
+        np.arange(-9, 10) / 4,
+        [np.nextafter(0.5, 0.0), np.nextafter(-0.5, 0.0), np.inf, -np.inf, np.nan, 1e30, -1e30, 0.0, -0.0],
+        rng.standard_normal(101) * 40,
+    ]).astype(dtype)
+    for frac, out_bits, out_dtype in ((0, 8, np.int8), (3, 8, np.int8), (1, 16, np.int16), (0, 32, np.int32)):
+        got, want = np.empty(x.shape, out_dtype), np.empty(x.shape, out_dtype)
+        counts = c.quantize(x, frac, rounding, out_bits, got)
+        expected = ref.quantize(x, frac, rounding, out_bits, want)
+        np.testing.assert_array_equal(got, want)
+        assert counts == expected
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
+def test_pools_and_add(path, rounding):
+    rng = np.random.default_rng(5)
+    x = _ints(rng, np.int16, (2, 9, 8, 300))
+    for kernel, stride in (((3, 2), (2, 2)), ((9, 8), (1, 1))):
+        oh, ow = (9 - kernel[0]) // stride[0] + 1, (8 - kernel[1]) // stride[1] + 1
+        got, want = np.empty((2, oh, ow, 300), np.int16), np.empty((2, oh, ow, 300), np.int16)
+        c.avgpool(x, kernel, stride, rounding, got)
+        ref.avgpool(x, kernel, stride, rounding, want)
+        np.testing.assert_array_equal(got, want)
+        c.maxpool(x, kernel, stride, got)
+        ref.maxpool(x, kernel, stride, want)
+        np.testing.assert_array_equal(got, want)
+    a, b = _ints(rng, np.int8, (1000,)), _ints(rng, np.int8, (1000,))
+    for overflow in OVERFLOW_CODES:
+        got, want = np.empty(1000, np.int8), np.empty(1000, np.int8)
+        count = c.add_requant(a, b, 3, 0, 2, rounding, overflow, 8, False, got)
+        assert count == ref.add_requant(a, b, 3, 0, 2, rounding, overflow, 8, False, want)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_float_gemm_close_to_float64(path):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((17, 130)), rng.standard_normal((49, 130))
+    bias = rng.standard_normal(49)
+    want = x @ w.T + bias
+    got64 = np.empty((17, 49))
+    c.gemm(x, w, bias, got64)
+    np.testing.assert_allclose(got64, want, rtol=1e-12, atol=1e-12)
+    got32 = np.empty((17, 49), np.float32)
+    c.gemm(x.astype(np.float32), w.astype(np.float32), bias.astype(np.float32), got32)
+    np.testing.assert_allclose(got32, want, rtol=1e-4, atol=1e-4)
+
+
+def test_peak_probes_report_positive_rates():
+    peaks = c.peak_gops(seconds=0.02)
+    assert set(peaks) == {"fp32_fma", "int8_dot"}
+    assert all(value > 0 for value in peaks.values())
