@@ -207,7 +207,7 @@ def test_converted_accuracy_is_close_to_float(name, precision, tolerance):
 @requires_nn
 @pytest.mark.parametrize("options", [{"scale": "multiplier"}, {"per_channel": False}],
                          ids=["multiplier", "per-tensor"])
-@pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist5k-cnn", "mnist5k-mlp"])
+@pytest.mark.parametrize("name", ["mnist5k-cnn", "mnist5k-mlp"])
 def test_conversion_variants_keep_i8_accuracy(name, options):
     float_accuracy = tasks.get(name).info["test_accuracy"]
     assert abs(_fixed_accuracy(name, "i8", **options) - float_accuracy) <= POINT + 1e-12
