@@ -64,11 +64,17 @@ def answer(rows, machine: str) -> str:
     sqnrs = [row["best"]["i8"].get("sqnr_db") for row in rows if "i8" in row["best"]]
     sqnrs = [s for s in sqnrs if isinstance(s, (int, float))]
     text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} workloads; "
-            f"the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}). "
-            f"int8 weights take a quarter of float32's bytes.")
+            f"the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}).")
+    weight_ratios = [row["best"]["i8"]["weight_bytes"] / row["best"]["f32"]["weight_bytes"] for row in rows
+                     if "i8" in row["best"] and row["best"].get("f32", {}).get("weight_bytes")]
+    if weight_ratios:
+        text += f" int8 weights take {max(weight_ratios):.2f}x the bytes of float32 weights."
     if sqnrs:
         text += (f" The price is accuracy: int8 outputs have {min(sqnrs):.1f}-{max(sqnrs):.1f} dB SQNR against "
-                 f"float64 (float32 is above 120 dB).")
+                 f"float64")
+        f32_sqnrs = [row["best"]["f32"].get("sqnr_db") for row in rows if "f32" in row["best"]]
+        f32_sqnrs = [s for s in f32_sqnrs if isinstance(s, (int, float))]
+        text += f" (float32: at least {min(f32_sqnrs):.1f} dB)." if f32_sqnrs else "."
     return text
 
 
@@ -94,9 +100,10 @@ def write_report(datasets: list[dict], out_dir) -> Path:
                   f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
                   + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".", "",
                   "### Verdict", "", *verdict_table(rows), "", answer(rows, machine), ""]
-        if rows:
+        with_f32 = [row for row in rows if "f32" in row["best"] and len(row["best"]) > 1]
+        if with_f32:
             name = f"speedup{suffix}.png"
-            plots.speedup_bars(rows, machine, out_dir / name)
+            plots.speedup_bars(with_f32, machine, out_dir / name)
             lines += [f"![speedup vs f32]({name})", ""]
         sine = [r for r in records if r.get("kind") == "sqnr_sine"]
         if sine:
