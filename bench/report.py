@@ -6,13 +6,14 @@ from pathlib import Path
 from . import plots
 
 TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+PEERS = ("torch", "onnxruntime")  # other libraries' integer kernels: in the results, not in the verdict
 
 
 def verdict_rows(records: list[dict]) -> list[dict]:
-    """Per workload: best median per precision (any backend), speedup vs f32, weight-bytes ratio, SQNR."""
+    """Per workload: best median per precision (fxbench backends and numpy), speedup vs f32, SQNR."""
     rows = {}
     for r in records:
-        if r.get("kind") != "speed":
+        if r.get("kind") != "speed" or r["backend"] in PEERS:
             continue
         row = rows.setdefault(r["workload"], {"workload": r["workload"], "best": {}})
         best = row["best"].get(r["precision"])

@@ -176,6 +176,34 @@ def max_pool_case(dims: tuple, precision: str, backend: str, seed: int = 0) -> C
                 xs.nbytes + xs.nbytes // 4)
 
 
+TORCH = "torch"
+
+
+def peers() -> list[str]:
+    """Optional peer implementations importable here (the ``peers`` extra): rows only when present."""
+    import importlib.util
+
+    return [name for name in (TORCH,) if importlib.util.find_spec(name) is not None]
+
+
+def torch_int_mm_case(dims: tuple, seed: int = 0) -> Case:
+    """torch ``_int_mm`` int8 x int8 -> int32 for linear (exact accumulator, no requantization), one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    x, w, _ = _dot_inputs("linear", dims, rng)
+    reference = x @ w.T
+    xq, fx = _quantize(x, 8, None)
+    wq, fw = _quantize(w, 8, None)
+    xt, wt = torch.from_numpy(xq), torch.from_numpy(np.ascontiguousarray(wq.T))
+    scale = 2.0 ** -(fx + fw)
+    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, 0.0)
+    return Case("linear", "x".join(map(str, dims)), "i8", TORCH, lambda: torch._int_mm(xt, wt).numpy(),
+                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size * 4, reference,
+                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
+
+
 def timed_backends() -> list[str]:
     """Fast backends available here (the reference backend is the spec, not a contender)."""
     return [name for name in kernels.available() if name != "reference"]
@@ -193,6 +221,9 @@ def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
                 for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
                     factories.append((f"{op} {dims} {precision} {backend}",
                                       lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))
+    if TORCH in peers() and "i8" in precisions:
+        for dims in shapes["linear"]:
+            factories.append((f"linear {dims} i8 torch _int_mm", lambda dims=dims: torch_int_mm_case(dims)))
     n = 100_000 if quick else 1_000_000
     for precision in [p for p in ("i8", "i16") if p in precisions]:
         for backend in backends + [NUMPY]:

@@ -25,6 +25,8 @@ def dot_params(config):
             if op == "linear":
                 params += [(op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
             params += [(op, dims, p, b) for p in workloads.PRECISIONS for b in workloads.timed_backends()]
+            if op == "linear" and workloads.TORCH in workloads.peers():
+                params.append((op, dims, "i8", workloads.TORCH))
     return params
 
 

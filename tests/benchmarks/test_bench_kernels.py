@@ -28,7 +28,10 @@ def _fill_extra_info(benchmark, case, output, numpy_f32_medians):
 
 def test_dot(fx_benchmark, dot_workload, numpy_f32_medians):
     op, dims, precision, backend = dot_workload
-    case = workloads.dot_case(op, dims, precision, backend)
+    if backend == workloads.TORCH:
+        case = workloads.torch_int_mm_case(dims)
+    else:
+        case = workloads.dot_case(op, dims, precision, backend)
     fx_benchmark.group = case.workload
     case.call()  # warm-up: JIT compile never timed
     output = fx_benchmark(case.call)
