@@ -115,7 +115,7 @@ def test_quantize_ties_and_specials(path, rounding, dtype):
         [np.nextafter(0.5, 0.0), np.nextafter(-0.5, 0.0), np.inf, -np.inf, np.nan, 1e30, -1e30, 0.0, -0.0],
         rng.standard_normal(101) * 40,
     ]).astype(dtype)
-    for frac, out_bits, out_dtype in ((0, 8, np.int8), (3, 8, np.int8), (1, 16, np.int16), (0, 32, np.int32)):
+    for frac, out_bits, out_dtype in ((0, 8, np.int8), (3, 8, np.int8), (1, 16, np.int16), (0, 32, np.int32), (126, 24, np.int32)):
         got, want = np.empty(x.shape, out_dtype), np.empty(x.shape, out_dtype)
         counts = c.quantize(x, frac, rounding, out_bits, got)
         expected = ref.quantize(x, frac, rounding, out_bits, want)

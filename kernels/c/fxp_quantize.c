@@ -157,6 +157,56 @@ FXP_TARGET_AVX512 static inline __mmask8 lane_mask(int64_t remaining)
     return remaining >= 8 ? (__mmask8)0xff : (__mmask8)((1u << remaining) - 1);
 }
 
+/* float32 in float32 lanes, 16 at a time, for the modes one roundscale computes.  Exact when
+ * 0 <= frac <= 126 (scaling a float32 up is exact unless it overflows to +-inf, which saturates
+ * anyway) and out_bits <= 24 (qmin - 1 and qmax + 1 are float32 integers). */
+static int f32_lanes_apply(int frac, int rounding, int out_bits)
+{
+    return frac >= 0 && frac <= 126 && out_bits <= 24
+        && (rounding == FXP_FLOOR || rounding == FXP_CEIL || rounding == FXP_TO_ZERO
+            || rounding == FXP_MAG_TRUNC || rounding == FXP_HALF_EVEN);
+}
+
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32_lanes16(
+    const float *x, int64_t n, const quant_params *p, void *out, int64_t *counts, const int mode)
+{
+    const __m512 scale = _mm512_set1_ps((float)p->scale), lo1 = _mm512_set1_ps((float)p->lo1);
+    const __m512 hi1 = _mm512_set1_ps((float)p->hi1), qmin = _mm512_set1_ps((float)p->qmin);
+    const __m512 qmax = _mm512_set1_ps((float)p->qmax);
+    int64_t saturated = 0, nans = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 valid = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, x + i), scale);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & valid;
+        v = _mm512_min_ps(_mm512_max_ps(v, lo1), hi1);
+        __m512 r = _mm512_roundscale_ps(v, mode);
+        __mmask16 outside = _mm512_cmp_ps_mask(r, qmin, _CMP_LT_OQ) | _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ);
+        r = _mm512_mask_mov_ps(_mm512_min_ps(_mm512_max_ps(r, qmin), qmax), nan, _mm512_setzero_ps());
+        __m512i y = _mm512_cvtps_epi32(r);
+        saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask16)~nan));
+        nans += __builtin_popcount((unsigned)nan);
+        if (p->out_size == 1)
+            _mm512_mask_cvtepi32_storeu_epi8((int8_t *)out + i, valid, y);
+        else if (p->out_size == 2)
+            _mm512_mask_cvtepi32_storeu_epi16((int16_t *)out + i, valid, y);
+        else
+            _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
+    }
+    counts[0] += saturated;
+    counts[1] += nans;
+}
+
+FXP_TARGET_AVX512 static void quantize_f32_fast(const float *x, int64_t n, const quant_params *p, void *out,
+                                                int64_t *counts)
+{
+    switch (p->rounding) {
+    case FXP_FLOOR: quantize_f32_lanes16(x, n, p, out, counts, RS_FLOOR); break;
+    case FXP_CEIL: quantize_f32_lanes16(x, n, p, out, counts, RS_CEIL); break;
+    case FXP_HALF_EVEN: quantize_f32_lanes16(x, n, p, out, counts, RS_NEAREST); break;
+    default: quantize_f32_lanes16(x, n, p, out, counts, RS_TRUNC); break;
+    }
+}
+
 FXP_TARGET_AVX512 static void quantize_f32_avx512(const float *x, int64_t n, const quant_params *p, void *out,
                                                   int64_t *counts)
 {
@@ -191,7 +241,10 @@ void fxp_quantize_f32(const float *x, int64_t n, int frac, int rounding, int out
     counts[0] = counts[1] = 0;
 #ifdef FXP_X86
     if (fxp_active_path() == FXP_PATH_AVX512VNNI) {
-        quantize_f32_avx512(x, n, &p, out, counts);
+        if (f32_lanes_apply(frac, rounding, out_bits))
+            quantize_f32_fast(x, n, &p, out, counts);
+        else
+            quantize_f32_avx512(x, n, &p, out, counts);
         return;
     }
 #endif
