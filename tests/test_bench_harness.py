@@ -128,3 +128,18 @@ def test_tiny_run_writes_results_and_report(tmp_path, monkeypatch):
     assert {r["precision"] for r in speed} == {"f32", "i8"}
     assert all(r["ratio_vs_numpy_f32"] > 0 for r in speed if r["workload"].startswith("linear"))
     assert (run_dir / "report.md").read_text().startswith("# fxbench report")
+
+
+def test_interrupted_run_leaves_readable_partial_results(tmp_path, monkeypatch):
+    def interrupted(writer, **kwargs):
+        writer.add({"kind": "speed", "workload": "linear 1x2x3", "precision": "f32", "backend": "c",
+                    "median_s": 1e-3, "weight_bytes": 24})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    assert cli.main(["run", "--quick", "--out", str(tmp_path)]) == 130
+    (run_dir,) = tmp_path.iterdir()
+    data = results.load(run_dir / "results.json")
+    assert data["complete"] is False and len(data["records"]) == 1
+    assert cli.main(["report", str(run_dir / "results.json"), "--out", str(tmp_path / "rep")]) == 0
+    assert "partial results" in (tmp_path / "rep" / "report.md").read_text()
