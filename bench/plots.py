@@ -1,16 +1,23 @@
-"""PNG plots drawn only from results JSON (Agg backend): speedup bars, SQNR vs bits, % of peak."""
+"""PNG plots drawn only from results JSON (Agg backend): speedup bars, SQNR vs bits, % of peak, latency vs SQNR."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (chosen here, not at import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
     """Speedup of i16/a16w8/i8 vs f32 (best backend each) per workload."""
+    plt = _pyplot()
     precisions = ("f64", "i16", "a16w8", "i8")
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(4, len(rows)) + 1.5))
     height = 0.8 / len(precisions)
@@ -30,6 +37,7 @@ def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
 
 def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
     """Measured SQNR of a quantized full-scale sine vs the 6.02*b + 1.76 dB line."""
+    plt = _pyplot()
     bits = [row["bits"] for row in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(bits, [row["theory_db"] for row in rows], "k--", label="theory 6.02*b + 1.76")
@@ -46,6 +54,7 @@ def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
 
 def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     """Throughput of each GEMM-like case as % of this machine's measured peak for its instruction class."""
+    plt = _pyplot()
     labels = [f"{r['workload']} {r['precision']} {r['backend']}" for r in records]
     fig, ax = plt.subplots(figsize=(10, 0.25 * max(8, len(records)) + 1.5))
     ax.barh(range(len(records)), [r["pct_of_peak"] for r in records],
@@ -53,6 +62,27 @@ def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     ax.set_yticks(range(len(records)), labels, fontsize=6)
     ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange)")
     ax.set_title(f"Throughput vs peak — {machine}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
+    """Median latency vs output SQNR of every case with error figures (lower left = fast and inaccurate)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for precision in ("f64", "f32", "i16", "a16w8", "i8"):
+        chosen = [r for r in records if r["precision"] == precision]
+        if chosen:
+            ax.scatter([r["median_s"] * 1e3 for r in chosen],
+                       [min(r["sqnr_db"], 320.0) if math.isfinite(r["sqnr_db"]) else 320.0 for r in chosen],
+                       label=precision, s=18)
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency per call (ms, log scale)")
+    ax.set_ylabel("SQNR vs float64 (dB, exact results drawn at 320)")
+    ax.set_title(f"Latency vs accuracy — {machine}")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,6 +27,15 @@ def verdict_rows(records: list[dict]) -> list[dict]:
     return out
 
 
+def _number(value):
+    """A float from a stored figure ("inf" strings included), or None."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value in ("inf", "-inf"):
+        return float(value)
+    return None
+
+
 def _ms(record):
     return f"{record['median_s'] * 1e3:.3g}" if record else "-"
 
@@ -111,6 +120,12 @@ def write_report(datasets: list[dict], out_dir) -> Path:
             name = f"sqnr_vs_bits{suffix}.png"
             plots.sqnr_vs_bits(sine, machine, out_dir / name)
             lines += [f"![SQNR vs bits]({name})", ""]
+        with_error = [r for r in records if r.get("kind") == "speed" and _number(r.get("sqnr_db")) is not None]
+        if with_error:
+            name = f"latency_vs_sqnr{suffix}.png"
+            plots.latency_vs_sqnr([dict(r, sqnr_db=_number(r["sqnr_db"])) for r in with_error], machine,
+                                  out_dir / name)
+            lines += [f"![latency vs accuracy]({name})", ""]
         peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
         if peaked:
             name = f"pct_of_peak{suffix}.png"
