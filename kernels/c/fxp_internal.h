@@ -16,7 +16,7 @@ enum { FXP_SATURATE = 0, FXP_WRAP = 1, FXP_SATURATE_SYMMETRIC = 2 };
 #if defined(__x86_64__) || defined(__i386__)
 #define FXP_X86 1
 #define FXP_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FXP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
+#define FXP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,popcnt")))
 #endif
 
 /* Requantization epilogue parameters; [lo, hi] is the overflow mode's range. */

@@ -185,10 +185,11 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32
         __m512i y = _mm512_cvtps_epi32(r);
         saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask16)~nan));
         nans += __builtin_popcount((unsigned)nan);
+        /* Narrow in registers, then a plain or masked store (vpmovdb to memory is slow on some cores). */
         if (p->out_size == 1)
-            _mm512_mask_cvtepi32_storeu_epi8((int8_t *)out + i, valid, y);
+            _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
         else if (p->out_size == 2)
-            _mm512_mask_cvtepi32_storeu_epi16((int16_t *)out + i, valid, y);
+            _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
         else
             _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
     }
