@@ -50,14 +50,18 @@ def _fmt(value, spec):
 
 def verdict_table(rows) -> list[str]:
     head = ("| workload | " + " | ".join(f"{p} ms" for p in TABLE_PRECISIONS)
-            + " | i8 speedup vs f32 | i16 speedup vs f32 | i8/f32 weight bytes | i8 SQNR dB | i16 SQNR dB |")
-    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 6) + "|"]
+            + " | i8 speedup vs f32 | i16 speedup vs f32 | i8/f32 weight bytes | i8/f32 allocation peak"
+            " | i8 SQNR dB | i16 SQNR dB |")
+    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 7) + "|"]
     for row in rows:
         best = row["best"]
         f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
         mem = (i8["weight_bytes"] / f32["weight_bytes"]) if (i8 and f32 and f32["weight_bytes"]) else None
         cells = [_ms(best.get(p)) for p in TABLE_PRECISIONS]
+        alloc = (i8["allocation_peak_bytes"] / f32["allocation_peak_bytes"]
+                 if i8 and f32 and f32.get("allocation_peak_bytes") and "allocation_peak_bytes" in i8 else None)
         cells += [_fmt(row["speedup"].get("i8"), ".2f"), _fmt(row["speedup"].get("i16"), ".2f"), _fmt(mem, ".2f"),
+                  _fmt(alloc, ".2f"),
                   _fmt(i8 and i8.get("sqnr_db"), ".1f"), _fmt(i16 and i16.get("sqnr_db"), ".1f")]
         lines.append(f"| {row['workload']} | " + " | ".join(cells) + " |")
     return lines
