@@ -167,34 +167,48 @@ static int f32_lanes_apply(int frac, int rounding, int out_bits)
             || rounding == FXP_MAG_TRUNC || rounding == FXP_HALF_EVEN);
 }
 
+/* One block of 16 (valid lanes only); per-lane saturation and NaN tallies go to vector counters. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32_block16(
+    const float *x, int64_t i, __mmask16 valid, const quant_params *p, void *out, const __m512 bounds[5],
+    __m512i *saturated, __m512i *nans, const int mode)
+{
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, x + i), bounds[0]);
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & valid;
+    v = _mm512_min_ps(_mm512_max_ps(v, bounds[1]), bounds[2]);
+    __m512 r = _mm512_roundscale_ps(v, mode);
+    __mmask16 outside = _mm512_cmp_ps_mask(r, bounds[3], _CMP_LT_OQ) | _mm512_cmp_ps_mask(r, bounds[4], _CMP_GT_OQ);
+    r = _mm512_mask_mov_ps(_mm512_min_ps(_mm512_max_ps(r, bounds[3]), bounds[4]), nan, _mm512_setzero_ps());
+    __m512i y = _mm512_cvtps_epi32(r);
+    *saturated = _mm512_mask_add_epi32(*saturated, outside & valid & (__mmask16)~nan, *saturated, one);
+    *nans = _mm512_mask_add_epi32(*nans, nan, *nans, one);
+    /* Narrow in registers, then a plain or masked store (vpmovdb to memory is slow on some cores). */
+    if (p->out_size == 1)
+        _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
+    else if (p->out_size == 2)
+        _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
+    else
+        _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
+}
+
+/* Lane counters are int32: blocks of at most 2**30 elements keep them exact. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32_lanes16(
     const float *x, int64_t n, const quant_params *p, void *out, int64_t *counts, const int mode)
 {
-    const __m512 scale = _mm512_set1_ps((float)p->scale), lo1 = _mm512_set1_ps((float)p->lo1);
-    const __m512 hi1 = _mm512_set1_ps((float)p->hi1), qmin = _mm512_set1_ps((float)p->qmin);
-    const __m512 qmax = _mm512_set1_ps((float)p->qmax);
-    int64_t saturated = 0, nans = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 valid = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, x + i), scale);
-        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & valid;
-        v = _mm512_min_ps(_mm512_max_ps(v, lo1), hi1);
-        __m512 r = _mm512_roundscale_ps(v, mode);
-        __mmask16 outside = _mm512_cmp_ps_mask(r, qmin, _CMP_LT_OQ) | _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ);
-        r = _mm512_mask_mov_ps(_mm512_min_ps(_mm512_max_ps(r, qmin), qmax), nan, _mm512_setzero_ps());
-        __m512i y = _mm512_cvtps_epi32(r);
-        saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask16)~nan));
-        nans += __builtin_popcount((unsigned)nan);
-        /* Narrow in registers, then a plain or masked store (vpmovdb to memory is slow on some cores). */
-        if (p->out_size == 1)
-            _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
-        else if (p->out_size == 2)
-            _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
-        else
-            _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
+    const __m512 bounds[5] = {
+        _mm512_set1_ps((float)p->scale), _mm512_set1_ps((float)p->lo1), _mm512_set1_ps((float)p->hi1),
+        _mm512_set1_ps((float)p->qmin), _mm512_set1_ps((float)p->qmax),
+    };
+    for (int64_t start = 0; start < n; start += (int64_t)1 << 30) {
+        int64_t end = n - start > ((int64_t)1 << 30) ? start + ((int64_t)1 << 30) : n, i = start;
+        __m512i saturated = _mm512_setzero_si512(), nans = _mm512_setzero_si512();
+        for (; i + 16 <= end; i += 16)
+            quantize_f32_block16(x, i, (__mmask16)0xffff, p, out, bounds, &saturated, &nans, mode);
+        if (i < end)
+            quantize_f32_block16(x, i, (__mmask16)((1u << (end - i)) - 1), p, out, bounds, &saturated, &nans, mode);
+        counts[0] += _mm512_reduce_add_epi32(saturated);
+        counts[1] += _mm512_reduce_add_epi32(nans);
     }
-    counts[0] += saturated;
-    counts[1] += nans;
 }
 
 FXP_TARGET_AVX512 static void quantize_f32_fast(const float *x, int64_t n, const quant_params *p, void *out,
