@@ -169,7 +169,7 @@ static int f32_lanes_apply(int frac, int rounding, int out_bits)
 
 /* One block of 16 (valid lanes only); per-lane saturation and NaN tallies go to vector counters. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32_block16(
-    const float *x, int64_t i, __mmask16 valid, const quant_params *p, void *out, const __m512 bounds[5],
+    const float *x, int64_t i, __mmask16 valid, const int out_size, void *out, const __m512 bounds[5],
     __m512i *saturated, __m512i *nans, const int mode)
 {
     const __m512i one = _mm512_set1_epi32(1);
@@ -183,9 +183,9 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32
     *saturated = _mm512_mask_add_epi32(*saturated, outside & valid & (__mmask16)~nan, *saturated, one);
     *nans = _mm512_mask_add_epi32(*nans, nan, *nans, one);
     /* Narrow in registers, then a plain or masked store (vpmovdb to memory is slow on some cores). */
-    if (p->out_size == 1)
+    if (out_size == 1)
         _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
-    else if (p->out_size == 2)
+    else if (out_size == 2)
         _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
     else
         _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
@@ -199,13 +199,15 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_f32
         _mm512_set1_ps((float)p->scale), _mm512_set1_ps((float)p->lo1), _mm512_set1_ps((float)p->hi1),
         _mm512_set1_ps((float)p->qmin), _mm512_set1_ps((float)p->qmax),
     };
+    const int out_size = p->out_size;
     for (int64_t start = 0; start < n; start += (int64_t)1 << 30) {
         int64_t end = n - start > ((int64_t)1 << 30) ? start + ((int64_t)1 << 30) : n, i = start;
         __m512i saturated = _mm512_setzero_si512(), nans = _mm512_setzero_si512();
         for (; i + 16 <= end; i += 16)
-            quantize_f32_block16(x, i, (__mmask16)0xffff, p, out, bounds, &saturated, &nans, mode);
+            quantize_f32_block16(x, i, (__mmask16)0xffff, out_size, out, bounds, &saturated, &nans, mode);
         if (i < end)
-            quantize_f32_block16(x, i, (__mmask16)((1u << (end - i)) - 1), p, out, bounds, &saturated, &nans, mode);
+            quantize_f32_block16(x, i, (__mmask16)((1u << (end - i)) - 1), out_size, out, bounds, &saturated, &nans,
+                                 mode);
         counts[0] += _mm512_reduce_add_epi32(saturated);
         counts[1] += _mm512_reduce_add_epi32(nans);
     }
