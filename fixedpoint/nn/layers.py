@@ -1,0 +1,300 @@
+"""Float layers: the reference models that fixed-point conversion starts from.
+
+Every layer computes in the dtype of its input (float32 or float64); parameters are stored as float64 and cast
+to the input dtype on each call, so a float64 forward pass is the reference. Layouts are channels-last:
+Conv1d takes NLC (B, L, C), Conv2d takes NHWC (B, H, W, C).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_input(x, where: str) -> np.ndarray:
+    """`x` as a float32/float64 array (other numeric dtypes become float64)."""
+    arr = np.asarray(x)
+    if arr.dtype in _FLOAT_DTYPES:
+        return arr
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: input must be numeric, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _param(value, name: str, layer: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{layer}: {name} must have {ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{layer}: {name} contains NaN or infinity")
+    return arr
+
+
+def _bias(bias, n_out: int, layer: str):
+    if bias is None:
+        return None
+    arr = _param(bias, "bias", layer, 1)
+    if arr.shape != (n_out,):
+        raise ValueError(f"{layer}: bias must have shape ({n_out},), got {arr.shape}")
+    return arr
+
+
+def _pair(value, name: str, layer: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or int(v) < minimum for v in pair):
+        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_last_axis(x: np.ndarray, size: int, ndim: int, layer: str, layout: str) -> None:
+    if x.ndim != ndim or x.shape[-1] != size:
+        raise ValueError(f"{layer}: expected input {layout} with {size} channels/features, got shape {x.shape}")
+
+
+class Layer:
+    """Base class: a callable mapping one float array to another in the same dtype."""
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+    def param_shapes(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.param_shapes()})"
+
+
+class Linear(Layer):
+    """y = x @ weight.T + bias; weight (out, in), bias (out,); input (..., in)."""
+
+    def __init__(self, weight, bias=None):
+        self.weight = _param(weight, "weight", "Linear", 2)
+        self.bias = _bias(bias, self.weight.shape[0], "Linear")
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def __call__(self, x):
+        x = as_float_input(x, "Linear")
+        n_in = self.weight.shape[1]
+        if x.ndim < 1 or x.shape[-1] != n_in:
+            raise ValueError(f"Linear: expected input (..., {n_in}), got shape {x.shape}")
+        y = x @ self.weight.T.astype(x.dtype)
+        return y if self.bias is None else y + self.bias.astype(x.dtype)
+
+    def param_shapes(self) -> str:
+        out, n_in = self.weight.shape
+        return f"in={n_in}, out={out}, bias={self.bias is not None}"
+
+
+def conv2d_nhwc(x, weight, bias, stride, padding):
+    """Float NHWC convolution with weight (O, KH, KW, C), zero padding, computed in x.dtype."""
+    (sh, sw), (ph, pw) = stride, padding
+    kh, kw = weight.shape[1:3]
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (B, OH, OW, C, KH, KW)
+    y = np.einsum("bhwcij,oijc->bhwo", windows, weight.astype(x.dtype), optimize=True)
+    return y if bias is None else y + bias.astype(x.dtype)
+
+
+class Conv2d(Layer):
+    """2-D convolution, NHWC input, weight (O, KH, KW, C); stride/padding int or (h, w) pair; zero padding."""
+
+    def __init__(self, weight, bias=None, stride=1, padding=0):
+        self.weight = _param(weight, "weight", "Conv2d", 4)
+        self.bias = _bias(bias, self.weight.shape[0], "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d", 1)
+        self.padding = _pair(padding, "padding", "Conv2d", 0)
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def __call__(self, x):
+        x = as_float_input(x, "Conv2d")
+        _check_last_axis(x, self.weight.shape[3], 4, "Conv2d", "NHWC (B, H, W, C)")
+        kh, kw = self.weight.shape[1:3]
+        if x.shape[1] + 2 * self.padding[0] < kh or x.shape[2] + 2 * self.padding[1] < kw:
+            raise ValueError(f"Conv2d: input {x.shape} smaller than kernel {(kh, kw)} after padding")
+        return conv2d_nhwc(x, self.weight, self.bias, self.stride, self.padding)
+
+    def param_shapes(self) -> str:
+        return (f"weight={self.weight.shape}, bias={self.bias is not None}, stride={self.stride}, "
+                f"padding={self.padding}")
+
+
+class Conv1d(Layer):
+    """1-D convolution, NLC input (B, L, C), weight (O, K, C); int stride/padding; zero padding."""
+
+    def __init__(self, weight, bias=None, stride=1, padding=0):
+        self.weight = _param(weight, "weight", "Conv1d", 3)
+        self.bias = _bias(bias, self.weight.shape[0], "Conv1d")
+        self.stride = _pair(stride, "stride", "Conv1d", 1)[0]
+        self.padding = _pair(padding, "padding", "Conv1d", 0)[0]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def __call__(self, x):
+        x = as_float_input(x, "Conv1d")
+        _check_last_axis(x, self.weight.shape[2], 3, "Conv1d", "NLC (B, L, C)")
+        if x.shape[1] + 2 * self.padding < self.weight.shape[1]:
+            raise ValueError(f"Conv1d: input {x.shape} shorter than kernel {self.weight.shape[1]} after padding")
+        y = conv2d_nhwc(x[:, None], self.weight[:, None], self.bias, (1, self.stride), (0, self.padding))
+        return y[:, 0]
+
+    def param_shapes(self) -> str:
+        return (f"weight={self.weight.shape}, bias={self.bias is not None}, stride={self.stride}, "
+                f"padding={self.padding}")
+
+
+class ReLU(Layer):
+    """max(x, 0)."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "ReLU")
+        return np.maximum(x, x.dtype.type(0))
+
+
+class ReLU6(Layer):
+    """min(max(x, 0), 6)."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "ReLU6")
+        return np.clip(x, x.dtype.type(0), x.dtype.type(6))
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "Sigmoid")
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+class Tanh(Layer):
+    """tanh(x)."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "Tanh")
+        return np.tanh(x)
+
+
+class Softmax(Layer):
+    """Softmax over the last axis (max-subtracted)."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "Softmax")
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+class _Pool(Layer):
+    """Window pooling over the spatial axes of channels-last input; no padding, stride defaults to kernel."""
+
+    spatial = 2
+    reduce = None
+
+    def __init__(self, kernel, stride=None):
+        name = type(self).__name__
+        if self.spatial == 2:
+            self.kernel = _pair(kernel, "kernel", name, 1)
+            self.stride = self.kernel if stride is None else _pair(stride, "stride", name, 1)
+        else:
+            self.kernel = _pair(kernel, "kernel", name, 1)[0]
+            self.stride = self.kernel if stride is None else _pair(stride, "stride", name, 1)[0]
+
+    def __call__(self, x):
+        name = type(self).__name__
+        x = as_float_input(x, name)
+        kernel = self.kernel if self.spatial == 2 else (self.kernel,)
+        stride = self.stride if self.spatial == 2 else (self.stride,)
+        if x.ndim != self.spatial + 2 or any(x.shape[1 + i] < k for i, k in enumerate(kernel)):
+            raise ValueError(f"{name}: expected input (B, {'H, W' if self.spatial == 2 else 'L'}, C) "
+                             f"at least as large as kernel {kernel}, got shape {x.shape}")
+        axes = tuple(range(1, 1 + self.spatial))
+        windows = sliding_window_view(x, kernel, axis=axes)
+        windows = windows[(slice(None),) + tuple(slice(None, None, s) for s in stride)]
+        red_axes = tuple(range(-self.spatial, 0))
+        return type(self).reduce(windows, axis=red_axes).astype(x.dtype)
+
+    def param_shapes(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}"
+
+
+class MaxPool2d(_Pool):
+    """Max over (kh, kw) windows of NHWC input."""
+    spatial, reduce = 2, np.max
+
+
+class AvgPool2d(_Pool):
+    """Mean over (kh, kw) windows of NHWC input."""
+    spatial, reduce = 2, np.mean
+
+
+class MaxPool1d(_Pool):
+    """Max over k-windows of NLC input."""
+    spatial, reduce = 1, np.max
+
+
+class AvgPool1d(_Pool):
+    """Mean over k-windows of NLC input."""
+    spatial, reduce = 1, np.mean
+
+
+class Flatten(Layer):
+    """(B, ...) -> (B, prod(...)) in C order (NLC flattens as l * C + c)."""
+
+    def __call__(self, x):
+        x = as_float_input(x, "Flatten")
+        if x.ndim < 1:
+            raise ValueError(f"Flatten: expected a batched input, got shape {x.shape}")
+        return x.reshape(x.shape[0], -1)
+
+
+class BatchNorm(Layer):
+    """(x - mean) / sqrt(var + eps) * gamma + beta over the last (channel) axis (inference form).
+
+    Conversion folds it into the preceding Linear/Conv as a per-output-channel scale and offset.
+    """
+
+    def __init__(self, gamma, beta, mean, var, eps=1e-5):
+        self.gamma = _param(gamma, "gamma", "BatchNorm", 1)
+        n = self.gamma.shape[0]
+        self.beta, self.mean, self.var = (_param(v, name, "BatchNorm", 1)
+                                          for v, name in ((beta, "beta"), (mean, "mean"), (var, "var")))
+        for name, v in (("beta", self.beta), ("mean", self.mean), ("var", self.var)):
+            if v.shape != (n,):
+                raise ValueError(f"BatchNorm: {name} must have shape ({n},) like gamma, got {v.shape}")
+        if np.any(self.var < 0) or not eps >= 0:
+            raise ValueError("BatchNorm: var and eps must be non-negative")
+        self.eps = float(eps)
+
+    def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (scale, offset) with y = x * scale + offset, in float64."""
+        scale = self.gamma / np.sqrt(self.var + self.eps)
+        return scale, self.beta - self.mean * scale
+
+    def __call__(self, x):
+        x = as_float_input(x, "BatchNorm")
+        _check_last_axis(x, self.gamma.shape[0], x.ndim, "BatchNorm", "(..., C)")
+        scale, offset = self.scale_offset()
+        return x * scale.astype(x.dtype) + offset.astype(x.dtype)
+
+    def param_shapes(self) -> str:
+        return f"channels={self.gamma.shape[0]}, eps={self.eps:g}"
+
+
+class Add(Layer):
+    """Elementwise a + b of two same-shaped tensors (the join of a residual branch)."""
+
+    def __call__(self, a, b):
+        a, b = as_float_input(a, "Add"), as_float_input(b, "Add")
+        if a.shape != b.shape:
+            raise ValueError(f"Add: operand shapes differ: {a.shape} vs {b.shape}")
+        return a + b.astype(a.dtype)
