@@ -46,7 +46,9 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
             wp[(kk >> 2) * (NR * 4) + c * 4 + (kk & 3)] = row[kk];
             sum += row[kk];
         }
-        corr[c] = (bias ? bias[n0 + c] : 0) - 128 * sum;
+        /* Modulo 2**32 (unsigned: no signed overflow); the final int32 sum is exact whenever the
+         * true accumulator fits int32, which api.py guarantees. */
+        corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - (uint32_t)128 * (uint32_t)sum);
     }
 }
 
