@@ -4,6 +4,9 @@ Measurements are single thread by default so that int and float kernels are comp
 one core.  Environment variables only take effect in libraries loaded afterwards, so
 ``pin_environment`` runs before numpy/numba are imported (the CLI calls it first);
 ``pin_threads`` then limits already-loaded pools through threadpoolctl and Numba.
+NUMBA_NUM_THREADS is recorded but never set here: once Numba is imported, changing it
+makes Numba's next compilation fail ("Cannot set NUMBA_NUM_THREADS ... once the threads
+have been launched"); ``numba.set_num_threads`` limits Numba instead.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left alone: they select kernels, not threads.
 """
 from __future__ import annotations
@@ -15,9 +18,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def pin_environment(threads: int = 1) -> None:
-    """Set every thread-count variable to ``threads`` unless the user already set it."""
+    """Set every thread-count variable but Numba's to ``threads`` unless the user already set it."""
     for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, str(threads))
+        if name != "NUMBA_NUM_THREADS":
+            os.environ.setdefault(name, str(threads))
 
 
 def pin_threads(threads: int = 1):

@@ -17,5 +17,6 @@ from .qformat import QFormat  # noqa: E402
 from .stats import OverflowStats  # noqa: E402
 from .quantize import dequantize, quantize  # noqa: E402
 from .fixedarray import FixedArray  # noqa: E402
+from . import nn  # noqa: E402
 
-__all__ = ["FixedArray", "Overflow", "OverflowStats", "QFormat", "Rounding", "dequantize", "quantize"]
+__all__ = ["FixedArray", "Overflow", "OverflowStats", "QFormat", "Rounding", "dequantize", "nn", "quantize"]
