@@ -1,6 +1,6 @@
-"""The ``fxbench`` command: ``info``, ``run [--quick] [--out DIR]``, ``report RESULTS.json [...] --out DIR``.
+"""The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
 
-Bad input (unknown backend or precision, missing or foreign results file) prints one line
+Bad input (unknown task, backend, precision or bit range, missing or foreign results file) prints one line
 to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
 results measured so far in the JSON file.
 """
@@ -30,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
     run.add_argument("--backend", action="append", help="backend to time (repeatable; default: all fast ones)")
     run.add_argument("--precision", action="append", help="precision to time (repeatable; default: all)")
+    run.add_argument("--task", action="append", help="task model to time (repeatable; default: all)")
+    sweep = sub.add_parser("sweep", help="accuracy vs bit width of the task models, results JSON + report.md")
+    sweep.add_argument("--task", action="append", help="task (repeatable; default: all)")
+    sweep.add_argument("--weight-bits", default="2-16", help="weight widths: N, A-B or A,B,C (default 2-16)")
+    sweep.add_argument("--activation-bits", default="2-16", help="activation widths (default 2-16)")
+    sweep.add_argument("--test-samples", type=int, default=None,
+                       help="evaluate on a fixed subset of this many test samples (default: the whole test set)")
+    sweep.add_argument("--backend", default=None, help="kernel backend (default: the fastest available)")
+    sweep.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
     report = sub.add_parser("report", help="redraw the report from results files (several compare machines)")
     report.add_argument("results", nargs="+", help="results JSON files")
     report.add_argument("--out", required=True, help="directory for report.md and PNGs")
@@ -51,30 +60,70 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
-    from fixedpoint import kernels
+def _check_tasks(names):
+    from . import tasks
 
-    from . import report, results, runner, workloads
+    _check_choices(names, tasks.names(), "task")
+
+
+def _measure_into_new_run(out, measure) -> int:
+    """Run ``measure(writer)`` into a fresh run directory under ``out``, then write report.md there."""
+    from . import report, results
     from .context import collect_context
     from .threads import pin_threads
 
-    _check_choices(args.backend, [b for b in kernels.available()], "backend")
-    _check_choices(args.precision, workloads.PRECISIONS, "precision")
     limiter = pin_threads(1)  # noqa: F841
-    run_dir = results.new_run_dir(Path(args.out))
+    run_dir = results.new_run_dir(Path(out))
     writer = results.ResultsWriter(run_dir / "results.json", collect_context())
     started = time.perf_counter()
     try:
-        runner.run(writer, quick=args.quick, backends=args.backend, precisions=args.precision)
+        measure(writer)
     except KeyboardInterrupt:
         print(f"interrupted: partial results in {writer.path}", file=sys.stderr)
         return 130
     writer.finish(time.perf_counter() - started)
     path = report.write_report([writer.data], run_dir)
     rows = report.verdict_rows(writer.data["records"])
-    print("\n".join(report.verdict_table(rows)))
+    if rows:
+        print("\n".join(report.verdict_table(rows)))
     print(f"\nresults: {writer.path}\nreport:  {path}  ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def cmd_run(args) -> int:
+    from fixedpoint import kernels
+
+    from . import runner, workloads
+
+    _check_choices(args.backend, [b for b in kernels.available()], "backend")
+    _check_choices(args.precision, workloads.PRECISIONS, "precision")
+    _check_tasks(args.task)
+    return _measure_into_new_run(args.out, lambda writer: runner.run(
+        writer, quick=args.quick, backends=args.backend, precisions=args.precision, task_names=args.task))
+
+
+def cmd_sweep(args) -> int:
+    from fixedpoint import kernels
+
+    from . import sweeps, tasks
+    from .model_workloads import quantize_model_function
+
+    _check_tasks(args.task)
+    if args.backend is not None:
+        _check_choices([args.backend], kernels.available(), "backend")
+    try:
+        weight_bits = sweeps.parse_bits(args.weight_bits, "--weight-bits")
+        activation_bits = sweeps.parse_bits(args.activation_bits, "--activation-bits")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.test_samples is not None and args.test_samples < 1:
+        raise UsageError(f"--test-samples must be a positive count, got {args.test_samples}")
+    _, reason = quantize_model_function()
+    if reason is not None:
+        raise UsageError(f"sweep not available: {reason}")
+    points = sweeps.sweep_points(args.task or tasks.names(), weight_bits, activation_bits)
+    return _measure_into_new_run(args.out, lambda writer: sweeps.run_sweep(
+        points, writer.add, n_test=args.test_samples, backend=args.backend))
 
 
 def cmd_report(args) -> int:
@@ -94,7 +143,7 @@ def main(argv=None) -> int:
     """Entry point of the ``fxbench`` console script; returns the exit status."""
     pin_environment(1)
     args = _parser().parse_args(argv)
-    command = {"info": cmd_info, "run": cmd_run, "report": cmd_report}[args.command]
+    command = {"info": cmd_info, "run": cmd_run, "sweep": cmd_sweep, "report": cmd_report}[args.command]
     try:
         return command(args)
     except UsageError as exc:

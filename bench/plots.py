@@ -1,4 +1,4 @@
-"""PNG plots drawn only from results JSON (Agg backend): speedup bars, SQNR vs bits, % of peak, latency vs SQNR."""
+"""PNG plots drawn only from results JSON (Agg backend): speedup, SQNR vs bits, % of peak, latency vs SQNR, sweeps."""
 from __future__ import annotations
 
 import math
@@ -83,6 +83,70 @@ def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
     ax.set_ylabel("SQNR vs float64 (dB, exact results drawn at 320)")
     ax.set_title(f"Latency vs accuracy — {machine}")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _task_grid(plt, n_tasks, width=4.2, height=3.4):
+    columns = min(3, n_tasks)
+    rows = -(-n_tasks // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for ax in axes.flat[n_tasks:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def accuracy_vs_bits(points: list[dict], machine: str, path: Path) -> Path:
+    """Per task: test accuracy vs bits (weights = activations = b) for the defaults and each variant."""
+    plt = _pyplot()
+    task_names = sorted({p["task"] for p in points})
+    fig, axes = _task_grid(plt, len(task_names))
+    for ax, task in zip(axes, task_names):
+        mine = [p for p in points if p["task"] == task]
+        curves = {"default": [p for p in mine if p["variant"] == "default" and p["weight_bits"] == p["activation_bits"]]}
+        for p in mine:
+            if p["variant"] != "default":
+                curves.setdefault(p["variant"], []).append(p)
+        for variant, chosen in curves.items():
+            chosen = sorted(chosen, key=lambda p: p["weight_bits"])
+            if chosen:
+                ax.plot([p["weight_bits"] for p in chosen], [100 * p["accuracy"] for p in chosen], "o-",
+                        markersize=3, label=variant)
+        ax.axhline(100 * mine[0]["float64_accuracy"], color="black", linestyle="--", linewidth=0.8, label="float64")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("bits (weights = activations)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"Accuracy vs bit width — {machine}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
+    """Per task: test accuracy (%) over the weight-bits x activation-bits grid (default settings)."""
+    plt = _pyplot()
+    grid = [p for p in points if p["variant"] == "default"]
+    task_names = sorted({p["task"] for p in grid})
+    fig, axes = _task_grid(plt, len(task_names), width=4.6, height=3.8)
+    for ax, task in zip(axes, task_names):
+        mine = [p for p in grid if p["task"] == task]
+        w_bits = sorted({p["weight_bits"] for p in mine})
+        a_bits = sorted({p["activation_bits"] for p in mine})
+        table = [[math.nan] * len(a_bits) for _ in w_bits]
+        for p in mine:
+            table[w_bits.index(p["weight_bits"])][a_bits.index(p["activation_bits"])] = 100 * p["accuracy"]
+        image = ax.imshow(table, origin="lower", vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(a_bits)), a_bits, fontsize=7)
+        ax.set_yticks(range(len(w_bits)), w_bits, fontsize=7)
+        ax.set_xlabel("activation bits")
+        ax.set_ylabel("weight bits")
+        ax.set_title(task, fontsize=9)
+        fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    fig.suptitle(f"Accuracy over weight x activation bits — {machine}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,14 +6,18 @@ from pathlib import Path
 from . import plots
 
 TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
-PEERS = ("torch", "onnxruntime")  # other libraries' integer kernels: in the results, not in the verdict
+# other libraries' integer kernels and the naive Numba loop: in the results, not in the verdict
+NOT_IN_VERDICT = ("torch", "onnxruntime", "naive-numba")
+NAIVE = "naive-numba"
+MEMORY_TARGET = 0.5  # i8 allocation peak of a batch-256 model forward <= this x the f32 one (C backend)
+SPEEDUP_TARGET = 5.0  # Numba int8 linear >= this x the naive i-k-j loop
 
 
 def verdict_rows(records: list[dict]) -> list[dict]:
     """Per workload: best median per precision (fxbench backends and numpy), speedup vs f32, SQNR."""
     rows = {}
     for r in records:
-        if r.get("kind") != "speed" or r["backend"] in PEERS:
+        if r.get("kind") != "speed" or r["backend"] in NOT_IN_VERDICT:
             continue
         row = rows.setdefault(r["workload"], {"workload": r["workload"], "best": {}})
         best = row["best"].get(r["precision"])
@@ -48,11 +52,19 @@ def _fmt(value, spec):
     return format(value, spec)
 
 
+def _accuracies(best) -> str:
+    """"98.2/98.2/98.0/98.2/97.9" from the rows' test accuracies, "-" where a precision has none."""
+    values = [best.get(p, {}).get("accuracy") for p in TABLE_PRECISIONS]
+    if all(v is None for v in values):
+        return "-"
+    return "/".join("-" if v is None else f"{100 * v:.1f}" for v in values)
+
+
 def verdict_table(rows) -> list[str]:
     head = ("| workload | " + " | ".join(f"{p} ms" for p in TABLE_PRECISIONS)
             + " | i8 speedup vs f32 | i16 speedup vs f32 | i8/f32 weight bytes | i8/f32 allocation peak"
-            " | i8 SQNR dB | i16 SQNR dB |")
-    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 7) + "|"]
+            " | i8 SQNR dB | i16 SQNR dB | test accuracy % (f64/f32/i16/a16w8/i8) |")
+    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 8) + "|"]
     for row in rows:
         best = row["best"]
         f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
@@ -62,23 +74,35 @@ def verdict_table(rows) -> list[str]:
                  if i8 and f32 and f32.get("allocation_peak_bytes") and "allocation_peak_bytes" in i8 else None)
         cells += [_fmt(row["speedup"].get("i8"), ".2f"), _fmt(row["speedup"].get("i16"), ".2f"), _fmt(mem, ".2f"),
                   _fmt(alloc, ".2f"),
-                  _fmt(i8 and i8.get("sqnr_db"), ".1f"), _fmt(i16 and i16.get("sqnr_db"), ".1f")]
+                  _fmt(i8 and i8.get("sqnr_db"), ".1f"), _fmt(i16 and i16.get("sqnr_db"), ".1f"),
+                  _accuracies(best)]
         lines.append(f"| {row['workload']} | " + " | ".join(cells) + " |")
     return lines
 
 
+def _is_model(row) -> bool:
+    return row["workload"].startswith("model ")
+
+
 def answer(rows, machine: str) -> str:
     """One paragraph answering the project's question, computed from the verdict rows."""
-    pairs = [(row["workload"], row["speedup"].get("i8")) for row in rows if row["speedup"].get("i8")]
+    kernel_rows = [row for row in rows if not _is_model(row)]
+    pairs = [(row["workload"], row["speedup"].get("i8")) for row in kernel_rows if row["speedup"].get("i8")]
     if not pairs:
-        return f"On {machine} no workload was measured in both f32 and i8, so there is no verdict."
+        text = f"On {machine} no kernel workload was measured in both f32 and i8."
+    else:
+        text = _kernel_answer(kernel_rows, pairs, machine)
+    return " ".join([text, *_model_answer([row for row in rows if _is_model(row)])])
+
+
+def _kernel_answer(rows, pairs, machine) -> str:
     faster = [w for w, s in pairs if s > 1.0]
     best = max(pairs, key=lambda p: p[1])
     worst = min(pairs, key=lambda p: p[1])
     sqnrs = [row["best"]["i8"].get("sqnr_db") for row in rows if "i8" in row["best"]]
     sqnrs = [s for s in sqnrs if isinstance(s, (int, float))]
-    text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} workloads; "
-            f"the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}).")
+    text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} kernel "
+            f"workloads; the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}).")
     weight_ratios = [row["best"]["i8"]["weight_bytes"] / row["best"]["f32"]["weight_bytes"] for row in rows
                      if "i8" in row["best"] and row["best"].get("f32", {}).get("weight_bytes")]
     if weight_ratios:
@@ -92,6 +116,106 @@ def answer(rows, machine: str) -> str:
     return text
 
 
+def _batch(row):
+    return next(iter(row["best"].values())).get("batch")
+
+
+def _model_answer(rows) -> list[str]:
+    """Sentences on the whole task models: i8 speedup range per batch and the accuracy change vs f32."""
+    sentences = []
+    for batch in sorted({_batch(row) for row in rows} - {None}):
+        speedups = [row["speedup"]["i8"] for row in rows if _batch(row) == batch and row["speedup"].get("i8")]
+        if speedups:
+            sentences.append(f"On the {len(speedups)} whole task models at batch {batch}, int8 runs at "
+                             f"{min(speedups):.2f}-{max(speedups):.2f}x the speed of float32.")
+    drops = [(100 * (row["best"]["f32"]["accuracy"] - row["best"]["i8"]["accuracy"]), row["best"]["i8"]["task"])
+             for row in rows if "accuracy" in row["best"].get("i8", {}) and "accuracy" in row["best"].get("f32", {})]
+    if drops:
+        drop, task = max(drops)
+        sentences.append(f"Int8 test accuracy is at most {drop:.1f} points below float32 ({task}).")
+    return sentences
+
+
+def memory_target_lines(records) -> list[str]:
+    """Per task at batch 256: bytes per precision and whether the i8 allocation peak is <= 0.5x the f32 one."""
+    models = [r for r in records if r.get("kind") == "speed" and r.get("op") == "model" and r.get("batch") == 256]
+    task_names = sorted({r["task"] for r in models})
+    lines = []
+    for task in task_names:
+        f32 = [r for r in models if r["task"] == task and r["precision"] == "f32"]
+        i8 = [r for r in models if r["task"] == task and r["precision"] == "i8"]
+        i8 = [r for r in i8 if r["backend"] == "c"] or i8
+        if not f32 or not i8 or not f32[0].get("allocation_peak_bytes"):
+            continue
+        ratio = i8[0]["allocation_peak_bytes"] / f32[0]["allocation_peak_bytes"]
+        lines.append(f"| {task} | {i8[0]['backend']} | {f32[0]['weight_bytes']} | {i8[0]['weight_bytes']} "
+                     f"| {f32[0]['activation_bytes']} | {i8[0]['activation_bytes']} "
+                     f"| {f32[0]['allocation_peak_bytes'] / 2**10:.0f} | {i8[0]['allocation_peak_bytes'] / 2**10:.0f} "
+                     f"| {ratio:.2f} | {'met' if ratio <= MEMORY_TARGET else 'not met'} |")
+    if not lines:
+        return []
+    return ["### Memory of one forward pass at batch 256", "",
+            f"Target: the int8 model's allocation peak (tracemalloc) is at most {MEMORY_TARGET}x the float32 one.", "",
+            "| task | i8 backend | f32 weight bytes | i8 weight bytes | f32 largest activations (bytes) "
+            "| i8 largest activations (bytes) | f32 allocation peak KiB | i8 allocation peak KiB | i8/f32 | target |",
+            "|---" * 10 + "|", *lines, ""]
+
+
+def naive_lines(records) -> list[str]:
+    """Numba int8 linear vs the naive i-k-j Numba loop per shape (target: at least 5x faster)."""
+    speed = [r for r in records if r.get("kind") == "speed" and r.get("op") == "linear" and r["precision"] == "i8"]
+    lines = []
+    for naive in [r for r in speed if r["backend"] == NAIVE]:
+        for backend in ("numba", "c"):
+            tuned = [r for r in speed if r["workload"] == naive["workload"] and r["backend"] == backend]
+            if tuned:
+                ratio = naive["median_s"] / tuned[0]["median_s"]
+                target = ("met" if ratio >= SPEEDUP_TARGET else "not met") if backend == "numba" else "-"
+                lines.append(f"| {naive['workload']} | {backend} | {_ms(naive)} | {_ms(tuned[0])} | {ratio:.1f} "
+                             f"| {target} |")
+    if not lines:
+        return []
+    return ["### Tuned int8 linear vs a naive i-k-j Numba loop", "",
+            f"Target: the Numba backend at least {SPEEDUP_TARGET:.0f}x faster than the naive loop on the stored "
+            "(N, K) weight layout (same int8 result).", "",
+            "| workload | backend | naive ms | backend ms | speedup | target |", "|---" * 6 + "|", *lines, ""]
+
+
+def sweep_lines(points) -> list[str]:
+    """Per task and variant: the fewest bits (weights = activations) within 1 point of float64 accuracy."""
+    lines = []
+    for task in sorted({p["task"] for p in points}):
+        mine = [p for p in points if p["task"] == task and p["weight_bits"] == p["activation_bits"]]
+        cells = []
+        for variant in ("default", "per-tensor", "multiplier", "floor", "stochastic"):
+            ok = sorted(p["weight_bits"] for p in mine
+                        if p["variant"] == variant and p["accuracy"] >= p["float64_accuracy"] - 0.01)
+            tried = any(p["variant"] == variant for p in mine)
+            cells.append(str(ok[0]) if ok else ("none" if tried else "-"))
+        n_test = mine[0]["n_test"] if mine else "?"
+        lines.append(f"| {task} | {n_test} | " + " | ".join(cells) + " |")
+    return ["### Accuracy vs bit width", "",
+            "Fewest bits (weights = activations) whose test accuracy is within 1 point of float64, per variant "
+            "(default: per-channel, pow2 scales, round half to even):", "",
+            "| task | test samples | default | per-tensor | multiplier | floor | stochastic |", "|---" * 7 + "|",
+            *lines, ""]
+
+
+def side_by_side(datasets) -> list[str]:
+    """One table comparing the machines: i8 speedup vs f32 and i8 accuracy per workload."""
+    per_machine = [{row["workload"]: row for row in verdict_rows(data["records"])} for data in datasets]
+    workloads = list(dict.fromkeys(w for rows in per_machine for w in rows))
+    head = "| workload | " + " | ".join(f"machine {i + 1} i8 speedup" for i in range(len(datasets))) + " |"
+    lines = ["## Side by side", "",
+             ", ".join(f"machine {i + 1}: {machine_name(data)}" for i, data in enumerate(datasets)) + ".", "",
+             head, "|---" * (len(datasets) + 1) + "|"]
+    for workload in workloads:
+        cells = [_fmt(rows[workload]["speedup"].get("i8") if workload in rows else None, ".2f")
+                 for rows in per_machine]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def machine_name(data: dict) -> str:
     context = data.get("context", {})
     return f"{context.get('cpu', 'unknown CPU')} ({context.get('node', '?')})"
@@ -102,18 +226,28 @@ def write_report(datasets: list[dict], out_dir) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# fxbench report", ""]
+    if len(datasets) > 1:
+        lines += side_by_side(datasets)
     for index, data in enumerate(datasets):
         machine = machine_name(data)
         records = data["records"]
         rows = verdict_rows(records)
         suffix = f"-{index + 1}" if len(datasets) > 1 else ""
         context = data.get("context", {})
-        lines += [f"## {machine}", "",
+        lines += [f"## {machine}" + (f" (machine {index + 1})" if len(datasets) > 1 else ""), "",
                   f"Flags: {' '.join(context.get('isa_flags', []))}; backends: "
                   f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
                   f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
                   + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".", "",
-                  "### Verdict", "", *verdict_table(rows), "", answer(rows, machine), ""]
+                  "### Verdict", "", *verdict_table(rows), "", answer(rows, machine), "",
+                  *memory_target_lines(records), *naive_lines(records)]
+        points = [r for r in records if r.get("kind") == "sweep"]
+        if points:
+            lines += sweep_lines(points)
+            for name, draw, alt in ((f"accuracy_vs_bits{suffix}.png", plots.accuracy_vs_bits, "accuracy vs bits"),
+                                    (f"bits_heatmap{suffix}.png", plots.bits_heatmap, "weights x activations")):
+                draw(points, machine, out_dir / name)
+                lines += [f"![{alt}]({name})", ""]
         with_f32 = [row for row in rows if "f32" in row["best"] and len(row["best"]) > 1]
         if with_f32:
             name = f"speedup{suffix}.png"

@@ -1,13 +1,12 @@
 """Runs workloads into a results file: time each case (median, single thread), add GOPS, ratio vs numpy f32, errors."""
 from __future__ import annotations
 
-import importlib.util
 import resource
 import tracemalloc
 
 import numpy as np
 
-from . import metrics, workloads
+from . import metrics, model_workloads, sweeps, workloads
 from .timing import measure
 
 
@@ -76,27 +75,51 @@ def peak_rss_bytes() -> int:
 
 
 def missing_sections() -> list[dict]:
-    """Whole-model, task-accuracy and sweep sections that need fixedpoint.nn, with the reason when absent."""
-    if importlib.util.find_spec("fixedpoint.nn") is None:
-        reason = "fixedpoint.nn is not installed in this version"
-        return [{"kind": "not_available", "section": name, "reason": reason}
-                for name in ("whole-model workloads", "task accuracy", "bit-width sweeps")]
-    return []
+    """Sections that need ``fixedpoint.nn.quantize_model``, each with the reason when it is absent."""
+    _, reason = model_workloads.quantize_model_function()
+    if reason is None:
+        return []
+    return [{"kind": "not_available", "section": name, "reason": reason}
+            for name in ("whole-model integer rows", "integer task accuracy", "bit-width sweeps")]
 
 
-def run(writer, *, quick: bool, backends=None, precisions=None, progress=True) -> None:
-    """Time every default case into ``writer`` (records are written as they are measured)."""
+def _time_cases(writer, factories, *, quick, progress, desc) -> None:
     from tqdm import tqdm
 
     min_time = 0.05 if quick else 0.2
-    factories = workloads.all_cases(quick=quick, backends=backends, precisions=precisions)
-    for label, build in tqdm(factories, desc="fxbench", unit="case", disable=not progress):
+    for label, build in tqdm(factories, desc=desc, unit="case", disable=not progress):
         case = build()
         timing = measure(case.call, min_time=min_time, max_time=2.0)
         writer.add(case_record(case, timing, writer.data["context"].get("peak_gops")))
+
+
+def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None, sweep=True,
+        progress=True) -> None:
+    """Time every default case, then the whole-model cases and the small sweep, into ``writer``.
+
+    Records are written as they are measured.  Without ``quantize_model`` the integer model rows and
+    the sweep are replaced by "not available" records.
+    """
+    from fixedpoint.bench import tasks
+
+    backends = list(backends) if backends else workloads.timed_backends()
+    precisions = list(precisions) if precisions else list(workloads.PRECISIONS)
+    task_names = list(task_names) if task_names is not None else list(tasks.names())
+    _time_cases(writer, workloads.all_cases(quick=quick, backends=backends, precisions=precisions),
+                quick=quick, progress=progress, desc="kernels")
+    missing = missing_sections()
+    model_precisions = [p for p in precisions if not missing or p in model_workloads.FLOAT_DTYPES]
+    _time_cases(writer, model_workloads.model_factories(task_names, backends, model_precisions),
+                quick=quick, progress=progress, desc="models")
+    if sweep and not missing:
+        bits = sweeps.QUICK_BITS if quick else sweeps.RUN_BITS
+        variants = () if quick else tuple(sweeps.VARIANTS)
+        points = sweeps.sweep_points(task_names, bits, bits, variants)
+        sweeps.run_sweep(points, writer.add, n_test=sweeps.RUN_TEST_SUBSET, backend=backends[0],
+                         progress=progress)
     for row in sqnr_sweep():
         writer.add(row)
-    for row in missing_sections():
+    for row in missing:
         writer.add(row)
     add_ratios(writer.data["records"])
     writer.add({"kind": "memory", "peak_rss_bytes": peak_rss_bytes()})

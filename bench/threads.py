@@ -25,15 +25,18 @@ def pin_environment(threads: int = 1) -> None:
 
 
 def pin_threads(threads: int = 1):
-    """Limit loaded BLAS/OpenMP pools and Numba to ``threads``; returns the threadpoolctl limiter.
+    """Limit loaded BLAS/OpenMP pools and Numba to ``threads``; returns the threadpoolctl limiter (or None).
 
     Keep the returned object alive for as long as the limit should hold.
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    from threadpoolctl import threadpool_limits
-
-    limiter = threadpool_limits(limits=threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without threadpoolctl only the environment variables pin the pools
+        limiter = None
+    else:
+        limiter = threadpool_limits(limits=threads)
     try:
         import numba
 
@@ -52,8 +55,11 @@ def thread_settings() -> dict:
         settings["numba_threads"] = numba.get_num_threads()
     except ImportError:
         settings["numba_threads"] = None
-    from threadpoolctl import threadpool_info
-
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        settings["threadpools"] = "threadpoolctl is not installed"
+        return settings
     settings["threadpools"] = [
         {key: pool.get(key) for key in ("user_api", "internal_api", "prefix", "version", "num_threads",
                                         "architecture", "threading_layer")}

@@ -176,6 +176,26 @@ def max_pool_case(dims: tuple, precision: str, backend: str, seed: int = 0) -> C
                 xs.nbytes + xs.nbytes // 4)
 
 
+NAIVE = "naive-numba"
+
+
+def naive_linear_case(dims: tuple, seed: int = 0) -> Case:
+    """The i8 linear case of ``dot_case`` computed by the naive i-k-j Numba loop (a baseline, not a backend)."""
+    from .naive import naive_linear_i8
+
+    rng = np.random.default_rng(seed)
+    x, w, _ = _dot_inputs("linear", dims, rng)
+    reference = x @ w.T
+    xq, fx = _quantize(x, 8, None)
+    wq, fw = _quantize(w, 8, None)
+    fy = frac_for(reference, 8)
+    scale = 2.0 ** -fy
+    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
+    return Case("linear", "x".join(map(str, dims)), "i8", NAIVE, lambda: naive_linear_i8(xq, wq, fx + fw - fy),
+                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size, reference,
+                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
+
+
 TORCH = "torch"
 
 
@@ -221,6 +241,9 @@ def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
                 for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
                     factories.append((f"{op} {dims} {precision} {backend}",
                                       lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))
+    if "i8" in precisions:
+        for dims in shapes["linear"]:
+            factories.append((f"linear {dims} i8 {NAIVE}", lambda dims=dims: naive_linear_case(dims)))
     if TORCH in peers() and "i8" in precisions:
         for dims in shapes["linear"]:
             factories.append((f"linear {dims} i8 torch _int_mm", lambda dims=dims: torch_int_mm_case(dims)))

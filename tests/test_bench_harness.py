@@ -110,7 +110,7 @@ def test_report_from_stored_results(tmp_path):
     assert cli.main(["report", str(path), str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| linear 1x2x3 |" in text and "| 2.00 |" in text and "| 0.25 |" in text
-    assert "faster than float32 on 1 of 1 workloads" in text
+    assert "faster than float32 on 1 of 1 kernel workloads" in text
     assert (tmp_path / "out" / "speedup-1.png").stat().st_size > 0
     assert (tmp_path / "out" / "sqnr_vs_bits-2.png").stat().st_size > 0
     assert report.verdict_rows(data["records"])[0]["speedup"]["i8"] == pytest.approx(2.0)
@@ -131,7 +131,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, monkeypatch, capsys, ar
 def test_tiny_run_writes_results_and_report(tmp_path, monkeypatch):
     monkeypatch.setattr(workloads, "QUICK_SHAPES", {"linear": [(2, 16, 8)]})
     backend = workloads.timed_backends()[0]
-    assert cli.main(["run", "--quick", "--out", str(tmp_path), "--backend", backend,
+    assert cli.main(["run", "--quick", "--out", str(tmp_path), "--backend", backend, "--task", "digits-mlp",
                      "--precision", "f32", "--precision", "i8"]) == 0
     (run_dir,) = tmp_path.iterdir()
     data = results.load(run_dir / "results.json")
