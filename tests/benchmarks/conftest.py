@@ -6,9 +6,10 @@ every benchmark body once on tiny shapes, untimed, so CI checks the bodies fast.
 """
 import pytest
 
-from fixedpoint.bench import workloads
+from fixedpoint.bench import model_workloads, workloads
 from fixedpoint.bench.threads import pin_threads
 
+TINY_TASKS = ("digits-mlp", "mnist1d-cnn")
 TINY_SHAPES = {"linear": [(2, 16, 8)], "conv1d": [(2, 8, 4, 4, 3)], "conv2d": [(1, 5, 5, 2, 4, 3)]}
 
 
@@ -25,12 +26,34 @@ def dot_params(config):
             if op == "linear":
                 params += [(op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
             params += [(op, dims, p, b) for p in workloads.PRECISIONS for b in workloads.timed_backends()]
+            if op == "linear":
+                params.append((op, dims, "i8", workloads.NAIVE))
             if op == "linear" and workloads.TORCH in workloads.peers():
                 params.append((op, dims, "i8", workloads.TORCH))
     return params
 
 
+def model_params(config):
+    """(task, batch, precision, backend) of every whole-model workload; tiny: two small tasks at batch 2."""
+    from fixedpoint.bench import tasks
+
+    if timing_enabled(config):
+        task_names, batches = tasks.names(), model_workloads.BATCHES
+    else:
+        task_names, batches = TINY_TASKS, (2,)
+    params = []
+    for task in task_names:
+        for batch in batches:
+            for precision in workloads.PRECISIONS:
+                backends = [workloads.NUMPY] if precision in model_workloads.FLOAT_DTYPES else workloads.timed_backends()
+                params += [(task, batch, precision, backend) for backend in backends]
+    return params
+
+
 def pytest_generate_tests(metafunc):
+    if "model_workload" in metafunc.fixturenames:
+        params = model_params(metafunc.config)
+        metafunc.parametrize("model_workload", params, ids=[f"{t}-b{b}-{p}-{be}" for t, b, p, be in params])
     if "dot_workload" in metafunc.fixturenames:
         params = dot_params(metafunc.config)
         metafunc.parametrize("dot_workload", params, ids=[f"{o}-{'x'.join(map(str, d))}-{p}-{b}"

@@ -30,6 +30,8 @@ def test_dot(fx_benchmark, dot_workload, numpy_f32_medians):
     op, dims, precision, backend = dot_workload
     if backend == workloads.TORCH:
         case = workloads.torch_int_mm_case(dims)
+    elif backend == workloads.NAIVE:
+        case = workloads.naive_linear_case(dims)
     else:
         case = workloads.dot_case(op, dims, precision, backend)
     fx_benchmark.group = case.workload

@@ -1,0 +1,204 @@
+"""Tests of the whole-model workloads, the sweep grid, the naive baseline and the report sections they feed."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fixedpoint import kernels, nn
+from fixedpoint.bench import cli, model_workloads, naive, report, results, sweeps, workloads
+
+needs_quantize_model = pytest.mark.skipif(model_workloads.quantize_model_function()[0] is None,
+                                          reason="fixedpoint.nn.quantize_model is not in this version")
+
+
+def test_naive_loop_matches_the_library_linear():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (3, 37), dtype=np.int8)
+    w = rng.integers(-128, 128, (5, 37), dtype=np.int8)
+    for shift in (0, 3, 9):
+        expected = kernels.linear(x, w, shift=shift, out_dtype=np.int8, backend="reference")
+        np.testing.assert_array_equal(naive.naive_linear_i8(x, w, shift), expected)
+    with pytest.raises(ValueError, match="int8"):
+        naive.naive_linear_i8(x.astype(np.int16), w, 0)
+
+
+def test_naive_case_has_the_library_error():
+    case = workloads.naive_linear_case((4, 32, 8))
+    tuned = workloads.dot_case("linear", (4, 32, 8), "i8", "reference")
+    np.testing.assert_array_equal(case.call(), tuned.call())
+    assert case.backend == workloads.NAIVE and case.ops == 2 * 4 * 32 * 8
+
+
+def _tiny_model():
+    return nn.Sequential([nn.Linear(np.ones((3, 4)), np.zeros(3)), nn.ReLU(), nn.Linear(np.ones((2, 3)))])
+
+
+def test_float_weight_bytes_and_layer_profile():
+    model = _tiny_model()
+    assert model_workloads.float_weight_bytes(model, np.float32) == (12 + 3 + 6) * 4
+    assert model_workloads.float_weight_bytes(model, np.float64) == (12 + 3 + 6) * 8
+    ops, largest = model_workloads.layer_profile(model, np.ones((5, 4)))
+    assert ops == 2 * 5 * (4 * 3 + 3 * 2)
+    assert largest == 5 * 4 + 5 * 3  # first layer: input + output elements
+
+
+def test_batch_input_repeats_a_small_test_set():
+    from fixedpoint.bench import tasks
+
+    task = tasks.get("digits-mlp")
+    x = model_workloads.batch_input(task, 1000)
+    assert x.shape == (1000, 64) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[task.x_test.shape[0]], task.x_test[0])
+
+
+def test_float_model_case_reports_the_trained_accuracy():
+    from fixedpoint.bench import tasks
+
+    task = tasks.get("digits-mlp")
+    case = model_workloads.model_case("digits-mlp", 1, "f32", workloads.NUMPY)
+    assert case.workload == "model digits-mlp batch 1"
+    assert case.extra["accuracy"] == pytest.approx(task.info["test_accuracy"], abs=0.005)
+    assert case.weight_bytes == (64 * 128 + 128 + 128 * 10 + 10) * 4
+    assert case.call().dtype == np.float32
+    with pytest.raises(ValueError, match="numpy"):
+        model_workloads.forward_function("digits-mlp", "f32", "c")
+    with pytest.raises(ValueError, match="precision"):
+        model_workloads.forward_function("digits-mlp", "i4", "c")
+
+
+def test_model_factories_put_float_rows_on_numpy_only():
+    labels = [label for label, _ in model_workloads.model_factories(["digits-mlp"], ["c", "numba"], ["f32", "i8"])]
+    assert labels == ["model digits-mlp batch 1 f32 numpy", "model digits-mlp batch 1 i8 c",
+                      "model digits-mlp batch 1 i8 numba", "model digits-mlp batch 256 f32 numpy",
+                      "model digits-mlp batch 256 i8 c", "model digits-mlp batch 256 i8 numba"]
+
+
+@pytest.mark.parametrize("text, expected", [("4", [4]), ("2-5", [2, 3, 4, 5]), ("8,4,8", [4, 8])])
+def test_parse_bits(text, expected):
+    assert sweeps.parse_bits(text, "--weight-bits") == expected
+
+
+@pytest.mark.parametrize("text", ["1-4", "8-17", "x", ""])
+def test_parse_bits_rejects_widths_outside_2_to_16(text):
+    with pytest.raises(ValueError, match="--activation-bits"):
+        sweeps.parse_bits(text, "--activation-bits")
+
+
+def test_container_precision_follows_the_widths():
+    assert sweeps.container_precision(8, 8) == "i8"
+    assert sweeps.container_precision(4, 12) == "a16w8"
+    assert sweeps.container_precision(12, 4) == "i16"
+
+
+def test_sweep_points_grid_then_variants():
+    points = sweeps.sweep_points(["digits-mlp"], [2, 8], [4, 8, 16])
+    grid = [p for p in points if p.variant == "default"]
+    assert [(p.weight_bits, p.activation_bits) for p in grid] == [(2, 4), (2, 8), (2, 16), (8, 4), (8, 8), (8, 16)]
+    per_tensor = [p for p in points if p.variant == "per-tensor"]
+    assert [(p.weight_bits, p.activation_bits, p.per_channel) for p in per_tensor] == [(2, 2, False), (8, 8, False)]
+    assert {p.rounding for p in points if p.variant == "stochastic"} == {"stochastic"}
+    with pytest.raises(ValueError, match="variant"):
+        sweeps.sweep_points(["digits-mlp"], [8], [8], ["nearest"])
+
+
+def _model_record(task, batch, precision, backend, median, peak, accuracy):
+    return {"kind": "speed", "op": "model", "workload": f"model {task} batch {batch}", "task": task, "batch": batch,
+            "precision": precision, "backend": backend, "median_s": median, "weight_bytes": 400 if precision == "f32"
+            else 100, "activation_bytes": 64, "allocation_peak_bytes": peak, "accuracy": accuracy}
+
+
+def _sweep_record(task, w, a, variant, accuracy):
+    return {"kind": "sweep", "task": task, "weight_bits": w, "activation_bits": a, "variant": variant,
+            "accuracy": accuracy, "float64_accuracy": 0.95, "n_test": 100}
+
+
+def _stored(tmp_path, name, records, cpu="Test CPU"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
+                                "context": {"cpu": cpu, "node": "box"}, "records": records}))
+    return path
+
+
+def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
+    records = [_model_record("a", 256, "f32", "numpy", 4e-3, 1000, 0.95),
+               _model_record("a", 256, "i8", "c", 1e-3, 400, 0.94),
+               _model_record("b", 256, "f32", "numpy", 4e-3, 1000, 0.90),
+               _model_record("b", 256, "i8", "c", 2e-3, 600, 0.90),
+               {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8", "backend": "numba",
+                "median_s": 1e-3, "weight_bytes": 6},
+               {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
+                "backend": workloads.NAIVE, "median_s": 6e-3, "weight_bytes": 6}]
+    records += [_sweep_record("a", w, a, "default", 0.95 if min(w, a) >= 4 else 0.3)
+                for w in (2, 4, 8) for a in (2, 4, 8)]
+    records += [_sweep_record("a", b, b, "per-tensor", 0.95 if b >= 8 else 0.2) for b in (2, 4, 8)]
+    path = _stored(tmp_path, "r.json", records)
+    assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| model a batch 256 |" in text and "| 4.00 |" in text
+    assert "-/95.0/-/-/94.0" in text
+    assert "| a | c | 400 | 100 | 64 | 64 | 1 | 0 | 0.40 | met |" in text
+    assert "| 0.60 | not met |" in text
+    assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text
+    assert "| a | 100 | 4 | 8 | - | - | - |" in text
+    assert "at batch 256, int8 runs at 2.00-4.00x the speed of float32" in text
+    assert "at most 1.0 points below float32 (a)" in text
+    assert (tmp_path / "out" / "accuracy_vs_bits.png").stat().st_size > 0
+    assert (tmp_path / "out" / "bits_heatmap.png").stat().st_size > 0
+    rows = report.verdict_rows(records)
+    assert workloads.NAIVE not in {r["backend"] for row in rows for r in row["best"].values()}
+
+
+def test_report_puts_two_machines_side_by_side(tmp_path):
+    first = _stored(tmp_path, "a.json", [_model_record("a", 1, "f32", "numpy", 2e-3, 10, 0.9),
+                                         _model_record("a", 1, "i8", "c", 1e-3, 5, 0.9)], cpu="CPU one")
+    second = _stored(tmp_path, "b.json", [_model_record("a", 1, "f32", "numpy", 3e-3, 10, 0.9),
+                                          _model_record("a", 1, "i8", "c", 1e-3, 5, 0.9)], cpu="CPU two")
+    assert cli.main(["report", str(first), str(second), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "machine 1: CPU one (box), machine 2: CPU two (box)" in text
+    assert "| model a batch 1 | 2.00 | 3.00 |" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--task", "nope"], "unknown task 'nope'"),
+    (["sweep", "--weight-bits", "1-8"], "--weight-bits widths must lie in 2..16"),
+    (["sweep", "--backend", "gpu"], "unknown backend 'gpu'"),
+    (["sweep", "--test-samples", "0"], "--test-samples"),
+    (["run", "--task", "nope"], "unknown task 'nope'"),
+])
+def test_sweep_and_task_bad_input(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_info_works_without_optional_packages():
+    hide = ["numba", "threadpoolctl", "torch", "onnxruntime", "sklearn", "mnist1d", "mlxtend", "cffi", "tqdm",
+            "fixedpoint.kernels._fxp_c"]
+    code = ("import json, sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in hide)
+            + "from fixedpoint.bench.cli import main\nsys.exit(main(['info']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    context = json.loads(done.stdout)
+    assert context["backends"]["available"] == ["reference"]
+    assert "numba" in context["backends"]["unavailable"] and context["versions"]["torch"] is None
+
+
+@needs_quantize_model
+def test_sweep_point_on_a_test_subset():
+    record = sweeps.evaluate_point(sweeps.SweepPoint("digits-mlp", 8, 8), n_test=50)
+    assert record["n_test"] == 50 and record["kind"] == "sweep"
+    assert record["accuracy"] >= record["float64_accuracy"] - 0.06
+
+
+@needs_quantize_model
+def test_int8_model_case_keeps_accuracy_and_shrinks_weights():
+    backend = workloads.timed_backends()[0]
+    case = model_workloads.model_case("digits-mlp", 1, "i8", backend)
+    f32 = model_workloads.model_case("digits-mlp", 1, "f32", workloads.NUMPY)
+    assert case.weight_bytes < f32.weight_bytes / 2
+    assert case.extra["accuracy"] >= f32.extra["accuracy"] - 0.02
+    assert case.call().shape == (1, 10)
