@@ -140,6 +140,12 @@ def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
         for p in mine:
             table[w_bits.index(p["weight_bits"])][a_bits.index(p["activation_bits"])] = 100 * p["accuracy"]
         image = ax.imshow(table, origin="lower", vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        size = max(3.5, 8 - 0.3 * max(len(w_bits), len(a_bits)))
+        for i, row in enumerate(table):
+            for j, value in enumerate(row):
+                if not math.isnan(value):
+                    ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=size,
+                            color="white" if value < 60 else "black")
         ax.set_xticks(range(len(a_bits)), a_bits, fontsize=7)
         ax.set_yticks(range(len(w_bits)), w_bits, fontsize=7)
         ax.set_xlabel("activation bits")
