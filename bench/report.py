@@ -276,6 +276,10 @@ def write_report(datasets: list[dict], out_dir) -> Path:
         for r in records:
             if r.get("kind") == "not_available":
                 lines += [f"{r['section'].capitalize()}: not available: {r['reason']}.", ""]
+        failed = [r for r in records if r.get("kind") == "failed"]
+        if failed:
+            lines += [f"{len(failed)} cases failed and are missing above:", "",
+                      *[f"- {r['label']}: {r['reason']}" for r in failed], ""]
         memory = [r for r in records if r.get("kind") == "memory"]
         if memory:
             lines += [f"Peak RSS of the run: {memory[-1]['peak_rss_bytes'] / 2**20:.0f} MiB.", ""]

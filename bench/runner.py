@@ -83,14 +83,26 @@ def missing_sections() -> list[dict]:
             for name in ("whole-model integer rows", "integer task accuracy", "bit-width sweeps")]
 
 
-def _time_cases(writer, factories, *, quick, progress, desc) -> None:
+def failure_record(label: str, exc: Exception) -> dict:
+    """A case that could not be built or measured: kept in the results and listed in the report."""
+    return {"kind": "failed", "label": label, "reason": f"{exc.__class__.__name__}: {exc}"}
+
+
+def _time_cases(writer, factories, *, quick, progress, desc, keep_going=False) -> None:
+    """Time each case; with ``keep_going`` a case that raises becomes a "failed" record instead of stopping."""
     from tqdm import tqdm
 
     min_time = 0.05 if quick else 0.2
     for label, build in tqdm(factories, desc=desc, unit="case", disable=not progress):
-        case = build()
-        timing = measure(case.call, min_time=min_time, max_time=2.0)
-        writer.add(case_record(case, timing, writer.data["context"].get("peak_gops")))
+        try:
+            case = build()
+            timing = measure(case.call, min_time=min_time, max_time=2.0)
+            record = case_record(case, timing, writer.data["context"].get("peak_gops"))
+        except Exception as exc:
+            if not keep_going:
+                raise
+            record = failure_record(label, exc)
+        writer.add(record)
 
 
 def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None, sweep=True,
@@ -98,7 +110,8 @@ def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None,
     """Time every default case, then the whole-model cases and the small sweep, into ``writer``.
 
     Records are written as they are measured.  Without ``quantize_model`` the integer model rows and
-    the sweep are replaced by "not available" records.
+    the sweep are replaced by "not available" records; a model case or sweep point that raises is
+    recorded as "failed" and the run goes on.
     """
     from fixedpoint.bench import tasks
 
@@ -110,13 +123,13 @@ def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None,
     missing = missing_sections()
     model_precisions = [p for p in precisions if not missing or p in model_workloads.FLOAT_DTYPES]
     _time_cases(writer, model_workloads.model_factories(task_names, backends, model_precisions),
-                quick=quick, progress=progress, desc="models")
+                quick=quick, progress=progress, desc="models", keep_going=True)
     if sweep and not missing:
         bits = sweeps.QUICK_BITS if quick else sweeps.RUN_BITS
         variants = () if quick else tuple(sweeps.VARIANTS)
         points = sweeps.sweep_points(task_names, bits, bits, variants)
         sweeps.run_sweep(points, writer.add, n_test=sweeps.RUN_TEST_SUBSET, backend=backends[0],
-                         progress=progress)
+                         progress=progress, keep_going=True)
     for row in sqnr_sweep():
         writer.add(row)
     for row in missing:

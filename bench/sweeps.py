@@ -120,9 +120,18 @@ def evaluate_point(point: SweepPoint, n_test=None, backend=None) -> dict:
             "n_test": int(x.shape[0])}
 
 
-def run_sweep(points, add, *, n_test=None, backend=None, progress=True) -> None:
-    """Evaluate ``points`` in order, passing each record to ``add`` (a tqdm bar counts the points)."""
+def run_sweep(points, add, *, n_test=None, backend=None, progress=True, keep_going=True) -> None:
+    """Evaluate ``points`` in order, passing each record to ``add`` (a tqdm bar counts the points).
+
+    With ``keep_going`` a point whose conversion raises is passed on as a "failed" record.
+    """
     from tqdm import tqdm
 
     for point in tqdm(points, desc="sweep", unit="model", disable=not progress):
-        add(evaluate_point(point, n_test=n_test, backend=backend))
+        try:
+            record = evaluate_point(point, n_test=n_test, backend=backend)
+        except Exception as exc:
+            if not keep_going:
+                raise
+            record = {"kind": "failed", "label": f"sweep {point}", "reason": f"{exc.__class__.__name__}: {exc}"}
+        add(record)

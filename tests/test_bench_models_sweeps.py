@@ -202,3 +202,23 @@ def test_int8_model_case_keeps_accuracy_and_shrinks_weights():
     assert case.weight_bytes < f32.weight_bytes / 2
     assert case.extra["accuracy"] >= f32.extra["accuracy"] - 0.02
     assert case.call().shape == (1, 10)
+
+
+def test_failing_model_case_and_sweep_point_become_failed_records(tmp_path, monkeypatch):
+    from fixedpoint.bench import runner
+
+    writer = results.ResultsWriter(tmp_path / "r.json", {"cpu": "Test CPU"})
+
+    def broken():
+        raise ValueError("layer not supported")
+
+    runner._time_cases(writer, [("model x batch 1 i8 c", broken)], quick=True, progress=False, desc="models",
+                       keep_going=True)
+    with pytest.raises(ValueError):
+        runner._time_cases(writer, [("model x batch 1 i8 c", broken)], quick=True, progress=False, desc="m")
+    monkeypatch.setattr(sweeps, "evaluate_point", lambda point, **kwargs: broken())
+    sweeps.run_sweep([sweeps.SweepPoint("digits-mlp", 2, 2)], writer.add, progress=False)
+    failed = [r for r in writer.data["records"] if r["kind"] == "failed"]
+    assert len(failed) == 2 and failed[0]["reason"] == "ValueError: layer not supported"
+    report.write_report([writer.data], tmp_path / "out")
+    assert "- model x batch 1 i8 c: ValueError: layer not supported" in (tmp_path / "out" / "report.md").read_text()
