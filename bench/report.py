@@ -136,21 +136,42 @@ def _model_answer(rows) -> list[str]:
     return sentences
 
 
-def memory_target_lines(records) -> list[str]:
-    """Per task at batch 256: bytes per precision and whether the i8 allocation peak is <= 0.5x the f32 one."""
+def memory_pairs(records) -> list[tuple]:
+    """(task, f32 record, i8 record) of each task model at batch 256; i8 on the C backend when measured there."""
     models = [r for r in records if r.get("kind") == "speed" and r.get("op") == "model" and r.get("batch") == 256]
-    task_names = sorted({r["task"] for r in models})
-    lines = []
-    for task in task_names:
+    pairs = []
+    for task in sorted({r["task"] for r in models}):
         f32 = [r for r in models if r["task"] == task and r["precision"] == "f32"]
         i8 = [r for r in models if r["task"] == task and r["precision"] == "i8"]
         i8 = [r for r in i8 if r["backend"] == "c"] or i8
-        if not f32 or not i8 or not f32[0].get("allocation_peak_bytes"):
-            continue
-        ratio = i8[0]["allocation_peak_bytes"] / f32[0]["allocation_peak_bytes"]
-        lines.append(f"| {task} | {i8[0]['backend']} | {f32[0]['weight_bytes']} | {i8[0]['weight_bytes']} "
-                     f"| {f32[0]['activation_bytes']} | {i8[0]['activation_bytes']} "
-                     f"| {f32[0]['allocation_peak_bytes'] / 2**10:.0f} | {i8[0]['allocation_peak_bytes'] / 2**10:.0f} "
+        if f32 and i8 and f32[0].get("allocation_peak_bytes"):
+            pairs.append((task, f32[0], i8[0]))
+    return pairs
+
+
+def _peak_ratio(f32, i8) -> float:
+    return i8["allocation_peak_bytes"] / f32["allocation_peak_bytes"]
+
+
+def memory_sentence(records) -> str:
+    """How many task models meet the allocation-peak target, for the answer paragraph ("" without data)."""
+    pairs = memory_pairs(records)
+    if not pairs:
+        return ""
+    met = [task for task, f32, i8 in pairs if _peak_ratio(f32, i8) <= MEMORY_TARGET]
+    ratios = [_peak_ratio(f32, i8) for _, f32, i8 in pairs]
+    return (f"At batch 256 the int8 forward pass allocates {min(ratios):.2f}-{max(ratios):.2f}x the float32 peak; "
+            f"the target of at most {MEMORY_TARGET}x is met on {len(met)} of {len(pairs)} task models.")
+
+
+def memory_target_lines(records) -> list[str]:
+    """Per task at batch 256: bytes per precision and whether the i8 allocation peak is <= 0.5x the f32 one."""
+    lines = []
+    for task, f32, i8 in memory_pairs(records):
+        ratio = _peak_ratio(f32, i8)
+        lines.append(f"| {task} | {i8['backend']} | {f32['weight_bytes']} | {i8['weight_bytes']} "
+                     f"| {f32['activation_bytes']} | {i8['activation_bytes']} "
+                     f"| {f32['allocation_peak_bytes'] / 2**10:.1f} | {i8['allocation_peak_bytes'] / 2**10:.1f} "
                      f"| {ratio:.2f} | {'met' if ratio <= MEMORY_TARGET else 'not met'} |")
     if not lines:
         return []
@@ -239,7 +260,8 @@ def write_report(datasets: list[dict], out_dir) -> Path:
                   f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
                   f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
                   + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".", "",
-                  "### Verdict", "", *verdict_table(rows), "", answer(rows, machine), "",
+                  "### Verdict", "", *verdict_table(rows), "",
+                  " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
                   *memory_target_lines(records), *naive_lines(records)]
         points = [r for r in records if r.get("kind") == "sweep"]
         if points:

@@ -138,7 +138,8 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| model a batch 256 |" in text and "| 4.00 |" in text
     assert "-/95.0/-/-/94.0" in text
-    assert "| a | c | 400 | 100 | 64 | 64 | 1 | 0 | 0.40 | met |" in text
+    assert "| a | c | 400 | 100 | 64 | 64 | 1.0 | 0.4 | 0.40 | met |" in text
+    assert "allocates 0.40-0.60x the float32 peak; the target of at most 0.5x is met on 1 of 2 task models" in text
     assert "| 0.60 | not met |" in text
     assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text
     assert "| a | 100 | 4 | 8 | - | - | - |" in text
