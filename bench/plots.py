@@ -105,7 +105,8 @@ def accuracy_vs_bits(points: list[dict], machine: str, path: Path) -> Path:
     fig, axes = _task_grid(plt, len(task_names))
     for ax, task in zip(axes, task_names):
         mine = [p for p in points if p["task"] == task]
-        curves = {"default": [p for p in mine if p["variant"] == "default" and p["weight_bits"] == p["activation_bits"]]}
+        diagonal = [p for p in mine if p["variant"] == "default" and p["weight_bits"] == p["activation_bits"]]
+        curves = {"default": diagonal}
         for p in mine:
             if p["variant"] != "default":
                 curves.setdefault(p["variant"], []).append(p)

@@ -45,7 +45,8 @@ def model_params(config):
     for task in task_names:
         for batch in batches:
             for precision in workloads.PRECISIONS:
-                backends = [workloads.NUMPY] if precision in model_workloads.FLOAT_DTYPES else workloads.timed_backends()
+                is_float = precision in model_workloads.FLOAT_DTYPES
+                backends = [workloads.NUMPY] if is_float else workloads.timed_backends()
                 params += [(task, batch, precision, backend) for backend in backends]
     return params
 
