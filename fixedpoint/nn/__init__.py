@@ -1,8 +1,12 @@
-"""Neural-network layers on top of the fixed-point kernels: float reference layers and containers."""
+"""Neural-network layers on top of the fixed-point kernels: float reference layers, containers, and conversion
+of a float model to fixed point (`quantize_model` -> `FixedModel`)."""
 
 from .containers import Residual, Sequential
+from .convert import quantize_model
+from .fixed_model import FixedModel
 from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Layer, Linear, MaxPool1d,
                      MaxPool2d, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
 
-__all__ = ["Add", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Flatten", "Layer", "Linear",
-           "MaxPool1d", "MaxPool2d", "ReLU", "ReLU6", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["Add", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "FixedModel", "Flatten", "Layer",
+           "Linear", "MaxPool1d", "MaxPool2d", "ReLU", "ReLU6", "Residual", "Sequential", "Sigmoid", "Softmax",
+           "Tanh", "quantize_model"]

@@ -1,0 +1,255 @@
+"""Conversion of a float model into a fixed-point one: `quantize_model`.
+
+Steps: flatten nested Sequentials and fold each BatchNorm into the Linear/Conv before it (float64); run the
+folded float64 model on the calibration data layer by layer; give every activation tensor the Q format
+`QFormat.for_range(calibration_range(values, method), activation_bits)`; quantize weights and biases; build
+the integer layers of `fixed_layers` (ReLU/ReLU6 after a Linear/Conv fused into its epilogue).
+
+Weights (`weight_bits`, int8 container up to 8 bits, int16 above):
+- scale="pow2": a power-of-two format per output channel (per_channel=True) or per tensor, the one with the
+  most fraction bits that holds the channel's max |w|; requantization is a pure shift per channel,
+  shift[o] = in_frac + w_frac[o] - out_frac (negative shifts allowed).
+- scale="multiplier": w / s[o] with the real scale s[o] = max|w[o]| / qmax (per channel or per tensor);
+  requantization by the real factor 2**-in_frac * s[o] / 2**-out_frac approximated like TFLite as
+  M[o] * 2**-shift[o] with an int32 M[o] in [2**30, 2**31). Activations stay power-of-two Q formats.
+Biases are quantized at the accumulator scale (in_frac + w_frac[o] fraction bits) into 32 bits and saturated
+so that the kernels' accumulator bound holds (int32 accumulator for int8 x int8, int64 otherwise); the number
+of saturated bias entries is listed in `formats()` as "bias_saturated".
+Every rounding of the conversion and of the forward pass uses `rounding` (average pools, which take the
+deterministic modes only, round half to even under the stochastic ones); the stochastic modes draw from a
+generator seeded with `seed` at conversion and afresh at each call, so a given seed gives reproducible outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..kernels.modes import as_rounding
+from ..kernels.reference.requantize import MULTIPLIER_RANGE, SHIFT_RANGE
+from ..qformat import QFormat
+from .calibrate import METHODS, calibration_range
+from .containers import Residual, Sequential
+from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
+                           FixedTable)
+from .fixed_model import FixedModel
+from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d,
+                     ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+
+PRECISIONS = {"i8": (8, 8), "i16": (16, 16), "a16w8": (16, 8)}   # name -> (activation bits, weight bits)
+SCALES = ("pow2", "multiplier")
+_GEMMS = (Linear, Conv1d, Conv2d)
+_POOLS = (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d)
+
+
+def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None, activation_bits=None,
+                   method="max", per_channel=True, scale="pow2", rounding="half_even", seed=None, backend=None):
+    """The fixed-point version of float `model` (a Layer or Sequential), calibrated on `calibration_data`.
+
+    `precision` "i8" (int8 x int8, int32 accumulator), "i16" (int16 x int16, int64) or "a16w8" (int16
+    activations x int8 weights, int64) sets the default widths; `weight_bits` / `activation_bits` (2..16)
+    override them, stored in int8 containers up to 8 bits and int16 above (activations use int16 containers
+    whenever the weights do). The model's `precision` is then "w{W}a{A}". `method` ("max", "percentile",
+    "mse") picks the activation clipping ranges; weights always use their max |w|. Returns a `FixedModel`.
+    """
+    act_bits, w_bits = _widths(precision, weight_bits, activation_bits)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if not isinstance(per_channel, (bool, np.bool_)):
+        raise TypeError(f"per_channel must be True or False, got {per_channel!r}")
+    rounding = as_rounding(rounding, "rounding").value
+    backend_name = kernels.registry.default_backend() if backend is None else backend
+    kernels.registry.get_backend(backend_name)
+    calib = np.asarray(calibration_data, dtype=np.float64)
+    if calib.ndim < 2 or calib.shape[0] == 0 or not np.all(np.isfinite(calib)):
+        raise ValueError(f"calibration_data must be a non-empty finite batch (B, ...), got shape {calib.shape}")
+    precision_name = (precision if weight_bits is None and activation_bits is None
+                      else f"w{w_bits}a{act_bits}")
+    builder = _Builder(act_bits, w_bits, method, bool(per_channel), scale, rounding, seed)
+    input_layer = FixedInput("input", builder.fmt(calib), builder.fmt(calib), builder.act_dtype)
+    layers, _, _ = builder.convert(_prepare(model), calib, input_layer.out_fmt, "")
+    return FixedModel(input_layer, layers, calib.shape[1:], precision=precision_name, scale=scale,
+                      rounding=rounding, seed=seed, backend=backend_name)
+
+
+def _widths(precision, weight_bits, activation_bits) -> tuple[int, int]:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+    act_bits, w_bits = PRECISIONS[precision]
+    for name, value in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                  or not 2 <= value <= 16):
+            raise ValueError(f"{name} must be an int in 2..16 (or None), got {value!r}")
+    return (act_bits if activation_bits is None else int(activation_bits),
+            w_bits if weight_bits is None else int(weight_bits))
+
+
+def _prepare(model) -> list:
+    """Flat list of float layers (nested Sequentials inlined, BatchNorm folded); Residual bodies likewise."""
+    items = list(model) if isinstance(model, Sequential) else [model]
+    out = []
+    for layer in items:
+        if isinstance(layer, Sequential):
+            out.extend(_prepare(layer))
+        elif isinstance(layer, Residual):
+            out.append(("residual", _prepare(layer.body)))
+        elif isinstance(layer, BatchNorm):
+            if not out or not isinstance(out[-1], _GEMMS):
+                raise ValueError(f"BatchNorm at position {len(out)} must follow a Linear/Conv1d/Conv2d to be folded")
+            out[-1] = _fold(out[-1], layer)
+        else:
+            out.append(layer)
+    return out
+
+
+def _fold(gemm, bn: BatchNorm):
+    """A copy of `gemm` with w'[o] = w[o] * scale[o] and b' = b * scale + offset (float64)."""
+    scale, offset = bn.scale_offset()
+    if scale.shape[0] != gemm.out_channels:
+        raise ValueError(f"BatchNorm has {scale.shape[0]} channels but the {type(gemm).__name__} before it "
+                         f"has {gemm.out_channels} outputs")
+    bias = offset if gemm.bias is None else gemm.bias * scale + offset
+    weight = gemm.weight * scale.reshape((-1,) + (1,) * (gemm.weight.ndim - 1))
+    if isinstance(gemm, Linear):
+        return Linear(weight, bias)
+    return type(gemm)(weight, bias, stride=gemm.stride, padding=gemm.padding)
+
+
+class _Builder:
+    """Turns float layers into integer layers while propagating float64 calibration activations."""
+
+    def __init__(self, act_bits, w_bits, method, per_channel, scale, rounding, seed):
+        self.act_bits, self.w_bits, self.method = act_bits, w_bits, method
+        self.per_channel, self.scale, self.rounding = per_channel, scale, rounding
+        self.rng = np.random.default_rng(seed) if rounding.startswith("stochastic") else None
+        self.w_dtype = np.dtype(np.int8 if w_bits <= 8 else np.int16)
+        self.act_dtype = np.dtype(np.int8 if act_bits <= 8 and w_bits <= 8 else np.int16)
+        self.acc_dtype = np.dtype(np.int32 if self.act_dtype == np.int8 else np.int64)
+
+    def fmt(self, values) -> QFormat:
+        return QFormat.for_range(calibration_range(values, self.method, bits=self.act_bits), self.act_bits)
+
+    def convert(self, layers, x, in_fmt, prefix):
+        """(integer layers, float64 output on the calibration data, output format)."""
+        fixed, fmt, i = [], in_fmt, 0
+        while i < len(layers):
+            layer = layers[i]
+            follower = layers[i + 1] if i + 1 < len(layers) else None
+            fused = isinstance(layer, _GEMMS) and isinstance(follower, (ReLU, ReLU6))
+            name = f"{prefix}{i}:{type(layer).__name__ if not isinstance(layer, tuple) else 'Residual'}"
+            if fused:
+                name += f"+{type(follower).__name__}"
+            if isinstance(layer, tuple):
+                body, y, body_fmt = self.convert(layer[1], x, fmt, f"{name}.")
+                y = x + y
+                out = FixedResidual(name, fmt, self.fmt(y), self.act_dtype, body)
+            else:
+                y = _float_forward(layer, x, name)
+                if fused:
+                    y = _float_forward(follower, y, name)
+                out = self._layer(layer, name, fmt, y, follower if fused else None)
+            fixed.append(out)
+            x, fmt = y, out.out_fmt
+            i += 2 if fused else 1
+        return fixed, x, fmt
+
+    def _layer(self, layer, name, in_fmt, y, activation):
+        kind = type(layer).__name__
+        if isinstance(layer, _GEMMS):
+            return self._gemm(layer, name, in_fmt, self.fmt(y), activation)
+        if isinstance(layer, (ReLU, ReLU6, Flatten)):
+            return FixedElementwise(name, kind, in_fmt, self.act_dtype,
+                                    _six(in_fmt) if isinstance(layer, ReLU6) else None)
+        if isinstance(layer, _POOLS):
+            return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride)
+        unit = QFormat.for_range(1.0, self.act_bits)
+        if isinstance(layer, (Sigmoid, Tanh)):
+            return FixedTable(name, kind, in_fmt, unit, self.act_dtype)
+        if isinstance(layer, Softmax):
+            return FixedSoftmax(name, in_fmt, unit, self.act_dtype)
+        if isinstance(layer, Add):
+            raise ValueError(f"layer {name}: a two-input Add converts only as the join of a Residual")
+        raise ValueError(f"layer {name}: cannot convert a {kind}")
+
+    def _gemm(self, layer, name, in_fmt, out_fmt, activation):
+        weight = layer.weight
+        axes = tuple(range(1, weight.ndim))
+        top = np.abs(weight).max(axis=axes)
+        if not self.per_channel:
+            top = np.full_like(top, top.max())
+        bias = np.zeros(weight.shape[0]) if layer.bias is None else layer.bias
+        shape = (-1,) + (1,) * (weight.ndim - 1)
+        if self.scale == "pow2":
+            w_frac = np.array([QFormat.for_range(t, self.w_bits).frac for t in top], dtype=np.int64)
+            # (near-)zero channels: fewer fraction bits than they could take, so the shift stays in range
+            w_frac = np.minimum(w_frac, SHIFT_RANGE[1] - in_fmt.frac + out_fmt.frac)
+            w_scaled = np.ldexp(weight, w_frac.reshape(shape))
+            acc_scale = np.ldexp(1.0, -(in_fmt.frac + w_frac))
+            shift, multiplier = in_fmt.frac + w_frac - out_fmt.frac, None
+            weight_text = _frac_text(self.w_bits, w_frac)
+        else:
+            qmax = (1 << (self.w_bits - 1)) - 1
+            w_scale = np.where(top > 0, top / qmax, 1.0)
+            w_scaled = weight / w_scale.reshape(shape)
+            acc_scale = np.ldexp(w_scale, -in_fmt.frac)
+            multiplier, shift = _multipliers(np.ldexp(acc_scale, out_fmt.frac))
+            weight_text = f"int{self.w_bits}*s"
+        if np.any(shift < SHIFT_RANGE[0]) or np.any(shift > SHIFT_RANGE[1]):
+            raise ValueError(f"layer {name}: requantization shifts {shift.min()}..{shift.max()} fall outside "
+                             f"{list(SHIFT_RANGE)}; the weight or activation ranges are too extreme")
+        w_raw = self._quantize(w_scaled, self.w_bits).astype(self.w_dtype, copy=False)
+        bias_raw, saturated = self._bias(bias / acc_scale, int(np.prod(weight.shape[1:])))
+        kind = type(layer).__name__
+        stride = None if kind == "Linear" else layer.stride
+        padding = None if kind == "Linear" else layer.padding
+        fixed = FixedGemm(name, kind, in_fmt, out_fmt, self.act_dtype, w_raw, bias_raw,
+                          shift.astype(np.int32), multiplier, relu=activation is not None,
+                          clamp=_six(out_fmt) if isinstance(activation, ReLU6) else None,
+                          stride=stride, padding=padding, weight_text=weight_text, scale=self.scale)
+        fixed.bias_saturated = saturated
+        return fixed
+
+    def _quantize(self, values, bits):
+        raw, _ = kernels.quantize(values, 0, bits, rounding=self.rounding, rng=self.rng, backend="reference")
+        return raw
+
+    def _bias(self, scaled, k):
+        """Bias in the accumulator dtype: rounded into 32 bits, saturated to leave room for k products."""
+        product_bound = 1 << (8 * self.act_dtype.itemsize + 8 * self.w_dtype.itemsize - 2)
+        limit = min((1 << 31) - 1, int(np.iinfo(self.acc_dtype).max) - k * product_bound)
+        raw = self._quantize(scaled, 32).astype(np.int64)
+        saturated = int(np.count_nonzero(np.abs(raw) > limit))
+        return np.clip(raw, -limit, limit).astype(self.acc_dtype), saturated
+
+
+def _float_forward(layer, x, name):
+    try:
+        return layer(x)
+    except ValueError as exc:
+        raise ValueError(f"calibration_data does not fit the model at layer {name}: {exc}") from None
+
+
+def _six(fmt: QFormat):
+    """Raw value of 6 (rounded down) in `fmt`, or None when 6 is above the format's range."""
+    six = int(np.floor(np.ldexp(6.0, fmt.frac)))
+    return None if six >= fmt.qmax else six
+
+
+def _frac_text(bits, w_frac) -> str:
+    lo, hi = int(w_frac.min()), int(w_frac.max())
+    return str(QFormat(bits, lo)) if lo == hi else f"{QFormat(bits, lo)}..{QFormat(bits, hi)}"
+
+
+def _multipliers(real):
+    """int32 M in [2**30, 2**31) and shift with M * 2**-shift ~= real (> 0), per channel."""
+    mantissa, exponent = np.frexp(real)                     # real = mantissa * 2**exponent, mantissa in [0.5, 1)
+    multiplier = np.rint(np.ldexp(mantissa, 31)).astype(np.int64)
+    carry = multiplier == (1 << 31)
+    multiplier[carry] >>= 1
+    shift = 31 - (exponent + carry).astype(np.int64)
+    # factors below 2**-96 (channels of (near-)zero weights): the largest shift, a smaller multiplier
+    excess = np.maximum(shift - SHIFT_RANGE[1], 0)
+    multiplier = np.maximum(multiplier >> np.minimum(excess, 62), MULTIPLIER_RANGE[0])
+    return multiplier, shift - excess

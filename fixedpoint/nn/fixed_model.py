@@ -1,0 +1,94 @@
+"""FixedModel: a converted model, callable on float inputs, with formats and overflow reports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..quantize import dequantize
+from .fixed_layers import FixedInput, Run
+
+
+class FixedModel:
+    """Integer layers behind an input quantizer (see `quantize_model`).
+
+    `fixed(x)` quantizes float32/float64 `x` (B, ...) straight into the activation container, runs every layer
+    on `backend` and returns the dequantized float64 output; `fixed(x, raw=True)` returns (raw integers,
+    QFormat). `formats()` and `overflow_report()` list the input quantizer ("input") first, then every layer
+    (the layers of a Residual body, then its ".add" join).
+    """
+
+    def __init__(self, input_layer: FixedInput, layers, input_shape, *, precision, scale, rounding, seed,
+                 backend):
+        self.input_layer, self.layers, self.input_shape = input_layer, list(layers), tuple(input_shape)
+        self.precision, self.scale, self.rounding, self.seed = precision, scale, rounding, seed
+        self._backend = backend
+        self._last_stats: dict = {}
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def output_format(self):
+        return self.layers[-1].out_fmt if self.layers else self.input_layer.out_fmt
+
+    def with_backend(self, name: str) -> "FixedModel":
+        """The same model (shared integer parameters) running on kernel backend `name`."""
+        kernels.registry.get_backend(name)
+        return FixedModel(self.input_layer, self.layers, self.input_shape, precision=self.precision,
+                          scale=self.scale, rounding=self.rounding, seed=self.seed, backend=name)
+
+    def __call__(self, x, raw: bool = False):
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"x must be a float32 or float64 array, got dtype {x.dtype}")
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) like the "
+                             f"calibration data, got {x.shape}")
+        run = Run(self._backend, self.rounding, self.seed)
+        y = self.input_layer.forward(x, run)
+        for layer in self.layers:
+            y = layer.forward(y, run)
+        self._last_stats = run.stats
+        fmt = self.output_format
+        return (y, fmt) if raw else dequantize(y, fmt)
+
+    def _all_layers(self):
+        return [self.input_layer] + self.layers
+
+    def formats(self) -> list[dict]:
+        """One dict per layer: layer, input, weight (None without weights), output, scale."""
+        rows = []
+        for layer in self._all_layers():
+            for row in layer.rows():
+                if hasattr(layer, "bias_saturated"):
+                    row["bias_saturated"] = layer.bias_saturated
+                rows.append(row)
+        return rows
+
+    def overflow_report(self) -> list[dict]:
+        """Per layer of the LAST call: elements saturated and elements produced (all 0 before any call)."""
+        report = []
+        for layer in self._all_layers():
+            for name in layer.names():
+                stats = self._last_stats.get(name)
+                report.append({"layer": name, "saturated": stats.overflowed if stats else 0,
+                               "total": stats.total if stats else 0})
+        return report
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of integer weights, biases, multipliers (int32) and shifts (one byte each) a device stores."""
+        return sum(layer.stored_bytes() for layer in self.layers)
+
+    def __str__(self) -> str:
+        rows = self.formats()
+        header = ("layer", "input", "weight", "output", "scale")
+        table = [header] + [tuple("-" if row[key] is None else str(row[key]) for key in header) for row in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+        title = f"FixedModel precision={self.precision} scale={self.scale} backend={self._backend}"
+        return "\n".join([title] + lines)
+
+    __repr__ = __str__
