@@ -20,6 +20,7 @@ SOURCES = [
     "fxp_gemm_avx2.c",
     "fxp_gemm_avx512vnni.c",
     "fxp_quantize.c",
+    "fxp_quantize_avx512.c",
     "fxp_pool.c",
     "fxp_elementwise.c",
     "fxp_peak.c",

@@ -51,6 +51,13 @@ static inline void fxp_store_int(void *out, int out_size, int64_t i, int64_t v)
     else
         ((int32_t *)out)[i] = (int32_t)v;
 }
+/* Quantization parameters: v = x * scale, clamped to [lo1, hi1] = [qmin - 1, qmax + 1]
+ * before rounding, then saturated to [qmin, qmax]. */
+typedef struct {
+    double scale, lo1, hi1, qmin, qmax;
+    int rounding, out_size;
+} fxp_qparams;
+
 static inline void *fxp_align64(void *p)
 {
     return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
@@ -63,6 +70,15 @@ int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t n, const int32_t 
                                    const fxp_rq *p, void *out, int out_size);
 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
                                    const fxp_rq *p, void *out, int out_size);
+
+/* AVX-512 quantization.  The float32 lanes take floor, ceil, to_zero, mag_trunc and
+ * half_even when fxp_quantize_f32_lanes_apply says x * 2**frac is exact in float32 (same
+ * arguments and results as fxp_quantize_f32); the float64 lanes take every case. */
+int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits);
+void fxp_quantize_f32_lanes(const float *x, int64_t n, int frac, int rounding, int out_bits,
+                            void *out, int out_size, int64_t *counts);
+void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, void *out, int64_t *counts);
+void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, void *out, int64_t *counts);
 
 int64_t fxp_s8_scratch_avx512(int64_t k);
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,

@@ -1,0 +1,293 @@
+/* AVX-512 float -> fixed-point quantization: out = saturate(round(x * 2**frac)).
+ *
+ * Two paths, both exact:
+ *
+ * - float32 lanes (16 at a time) for floor, ceil, to_zero/mag_trunc and half_even when
+ *   x * 2**frac is exact in float32 (fxp_quantize_f32_lanes_apply).  v = x * 2**frac is
+ *   clamped from above to qmax + 1, then converted to int32 with the mode as the embedded
+ *   rounding (one rounding, the only one); values below qmin stay below it (-inf and
+ *   v <= -2**31 become INT32_MIN).  Saturation happens on the int32 results: saturating
+ *   packs for full-width int8/int16 outputs, an int32 clamp to [qmin, qmax] otherwise.
+ *   A lane is counted when its int32 result is outside [qmin, qmax] (one unsigned
+ *   compare); a NaN lane converts to INT32_MIN and is counted there too, so a chunk with
+ *   any count is scanned again for NaN, whose outputs are set to 0 and counted apart.
+ * - float64 lanes (8 at a time) for every other case: v is computed and rounded in double
+ *   (exact by the caller's guarantee), ties decided on an exact difference.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "fxp.h"
+#include "fxp_internal.h"
+
+#ifdef FXP_X86
+#include <immintrin.h>
+
+#define RS_FLOOR (_MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define RS_CEIL (_MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC)
+#define RS_TRUNC (_MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define RS_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/* ------------------------------------------------------------------ float32 lanes */
+
+/* Elements per chunk: the NaN rescan of a chunk reads x from L1 (16 KiB of float32). */
+#define F32_CHUNK 4096
+
+int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits)
+{
+    /* 2**frac is a normal float32 for -126 <= frac <= 127, and scaling by it is exact unless
+     * the product overflows (+-inf, which saturates) or underflows below 2**-126, where the
+     * true value rounds to 0 in half_even and to_zero but not always in floor/ceil.
+     * qmax + 1 = 2**(out_bits - 1) is a float32 and an int32 for out_bits <= 31. */
+    if (out_bits < 2 || out_bits > 31 || frac > 127)
+        return 0;
+    switch (rounding) {
+    case FXP_FLOOR:
+    case FXP_CEIL: return frac >= 0;
+    case FXP_TO_ZERO:
+    case FXP_MAG_TRUNC:
+    case FXP_HALF_EVEN: return frac >= -126;
+    default: return 0;
+    }
+}
+
+typedef struct {
+    __m512 scale, hi1;      /* 2**frac, qmax + 1 */
+    __m512i qmin, qmax, span; /* span = qmax - qmin (for the unsigned outside test) */
+} f32_consts;
+
+/* 16 int32 results of one block; adds 1 to a lane of *outside when its result is outside
+ * [qmin, qmax] (NaN included).  mode is the embedded rounding (a compile-time constant). */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i convert16(
+    __m512 xs, const f32_consts *k, __m512i *outside, const int mode)
+{
+    /* min(hi1, v) returns v when v is NaN, so NaN reaches the conversion (-> INT32_MIN). */
+    __m512 v = _mm512_min_ps(k->hi1, _mm512_mul_ps(xs, k->scale));
+    __m512i y = _mm512_cvt_roundps_epi32(v, mode);
+    __mmask16 out = _mm512_cmpgt_epu32_mask(_mm512_sub_epi32(y, k->qmin), k->span);
+    *outside = _mm512_mask_sub_epi32(*outside, out, *outside, _mm512_set1_epi32(-1));
+    return y;
+}
+
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i clamp16(__m512i y, const f32_consts *k)
+{
+    return _mm512_min_epi32(_mm512_max_epi32(y, k->qmin), k->qmax);
+}
+
+/* 64 elements from x + i into out + i.  full: out_bits == 8 * out_size (the saturating
+ * packs clamp); otherwise the int32 results are clamped first. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block64(
+    const float *x, int64_t i, void *out, const f32_consts *k, __m512i *outside,
+    const int mode, const int out_size, const int full)
+{
+    __m512i y[4];
+    for (int j = 0; j < 4; j++) {
+        y[j] = convert16(_mm512_loadu_ps(x + i + 16 * j), k, outside, mode);
+        if (!full)
+            y[j] = clamp16(y[j], k);
+    }
+    if (out_size == 1) {
+        /* packs work per 128-bit lane: dword 4 * l + j of b holds lane l of y[j]. */
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(y[0], y[1]), _mm512_packs_epi32(y[2], y[3]));
+        _mm512_storeu_si512((int8_t *)out + i, _mm512_permutexvar_epi32(order, b));
+    } else if (out_size == 2) {
+        /* qword 2 * l + j of a pack holds lane l of its j-th operand. */
+        const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+        __m512i lo = _mm512_packs_epi32(y[0], y[1]), hi = _mm512_packs_epi32(y[2], y[3]);
+        _mm512_storeu_si512((int16_t *)out + i, _mm512_permutexvar_epi64(order, lo));
+        _mm512_storeu_si512((int16_t *)out + i + 32, _mm512_permutexvar_epi64(order, hi));
+    } else {
+        for (int j = 0; j < 4; j++)
+            _mm512_storeu_si512((int32_t *)out + i + 16 * j, y[j]);
+    }
+}
+
+/* The valid lanes of one block of up to 16 elements (a chunk's tail). */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block_masked(
+    const float *x, int64_t i, __mmask16 valid, void *out, const f32_consts *k, __m512i *outside,
+    const int mode, const int out_size)
+{
+    /* Masked-off lanes load 0.0, which converts to 0: never counted. */
+    __m512i y = clamp16(convert16(_mm512_maskz_loadu_ps(valid, x + i), k, outside, mode), k);
+    if (out_size == 1)
+        _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
+    else if (out_size == 2)
+        _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
+    else
+        _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
+}
+
+/* NaN elements of x[start, end): output 0, returns how many. */
+FXP_TARGET_AVX512 static int64_t zero_nans(const float *x, int64_t start, int64_t end, void *out, int out_size)
+{
+    int64_t nans = 0;
+    for (int64_t i = start; i < end; i += 16) {
+        __mmask16 valid = end - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (end - i)) - 1);
+        __m512 xs = _mm512_maskz_loadu_ps(valid, x + i);
+        __mmask16 nan = _mm512_cmp_ps_mask(xs, xs, _CMP_UNORD_Q);
+        if (!nan)
+            continue;
+        nans += __builtin_popcount((unsigned)nan);
+        if (out_size == 1)
+            _mm_mask_storeu_epi8((int8_t *)out + i, nan, _mm_setzero_si128());
+        else if (out_size == 2)
+            _mm256_mask_storeu_epi16((int16_t *)out + i, nan, _mm256_setzero_si256());
+        else
+            _mm512_mask_storeu_epi32((int32_t *)out + i, nan, _mm512_setzero_si512());
+    }
+    return nans;
+}
+
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f32_lanes(
+    const float *x, int64_t n, const f32_consts *k, void *out, int64_t *counts,
+    const int mode, const int out_size, const int full)
+{
+    int64_t saturated = 0, nans = 0;
+    for (int64_t start = 0; start < n; start += F32_CHUNK) {
+        int64_t end = n - start > F32_CHUNK ? start + F32_CHUNK : n, i = start;
+        __m512i outside = _mm512_setzero_si512();
+        for (; i + 64 <= end; i += 64)
+            block64(x, i, out, k, &outside, mode, out_size, full);
+        for (; i < end; i += 16) {
+            __mmask16 valid = end - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (end - i)) - 1);
+            block_masked(x, i, valid, out, k, &outside, mode, out_size);
+        }
+        int64_t chunk_outside = _mm512_reduce_add_epi32(outside);
+        if (chunk_outside) {
+            int64_t chunk_nans = zero_nans(x, start, end, out, out_size);
+            nans += chunk_nans;
+            saturated += chunk_outside - chunk_nans;
+        }
+    }
+    counts[0] = saturated;
+    counts[1] = nans;
+}
+
+/* One output layout for every mode the float32 lanes take. */
+#define F32_MODES(out_size, full)                                                                  \
+    switch (rounding) {                                                                            \
+    case FXP_FLOOR: f32_lanes(x, n, &k, out, counts, RS_FLOOR, out_size, full); break;             \
+    case FXP_CEIL: f32_lanes(x, n, &k, out, counts, RS_CEIL, out_size, full); break;               \
+    case FXP_HALF_EVEN: f32_lanes(x, n, &k, out, counts, RS_NEAREST, out_size, full); break;       \
+    default: f32_lanes(x, n, &k, out, counts, RS_TRUNC, out_size, full); break;                    \
+    }
+
+FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int frac, int rounding, int out_bits,
+                                              void *out, int out_size, int64_t *counts)
+{
+    int32_t qmax = (int32_t)((1u << (out_bits - 1)) - 1);
+    f32_consts k;
+    k.scale = _mm512_set1_ps(ldexpf(1.0f, frac));
+    k.hi1 = _mm512_set1_ps(ldexpf(1.0f, out_bits - 1));
+    k.qmin = _mm512_set1_epi32(-qmax - 1);
+    k.qmax = _mm512_set1_epi32(qmax);
+    k.span = _mm512_set1_epi32((int32_t)(2u * (uint32_t)qmax + 1u));
+    if (out_size == 1 && out_bits == 8)
+        F32_MODES(1, 1)
+    else if (out_size == 1)
+        F32_MODES(1, 0)
+    else if (out_size == 2 && out_bits == 16)
+        F32_MODES(2, 1)
+    else if (out_size == 2)
+        F32_MODES(2, 0)
+    else
+        F32_MODES(4, 0)
+}
+
+/* ------------------------------------------------------------------ float64 lanes */
+
+FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
+{
+    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
+    __mmask8 negative = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ);
+    __m512d f, d, halved;
+    __mmask8 even, up;
+    switch (rounding) {
+    case FXP_FLOOR: return _mm512_roundscale_pd(v, RS_FLOOR);
+    case FXP_CEIL: return _mm512_roundscale_pd(v, RS_CEIL);
+    case FXP_TO_ZERO:
+    case FXP_MAG_TRUNC: return _mm512_roundscale_pd(v, RS_TRUNC);
+    case FXP_AWAY:
+        return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(v, RS_CEIL), _mm512_roundscale_pd(v, RS_FLOOR));
+    case FXP_HALF_EVEN: return _mm512_roundscale_pd(v, RS_NEAREST);
+    default: break;
+    }
+    /* The side of the half-way point, exactly: v - floor(v) for v >= 0, ceil(v) - v for v < 0. */
+    f = _mm512_roundscale_pd(v, RS_FLOOR);
+    d = _mm512_sub_pd(v, f);
+    __m512d e = _mm512_sub_pd(_mm512_roundscale_pd(v, RS_CEIL), v);
+    __mmask8 inexact = _mm512_cmp_pd_mask(v, f, _CMP_NEQ_OQ);
+    __mmask8 above = ((__mmask8)~negative & _mm512_cmp_pd_mask(d, half, _CMP_GT_OQ))
+                   | (negative & inexact & _mm512_cmp_pd_mask(e, half, _CMP_LT_OQ));
+    __mmask8 tie = ((__mmask8)~negative & _mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ))
+                 | (negative & _mm512_cmp_pd_mask(e, half, _CMP_EQ_OQ));
+    switch (rounding) {
+    case FXP_HALF_UP: return _mm512_mask_add_pd(f, above | tie, f, one);
+    case FXP_HALF_DOWN: return _mm512_mask_add_pd(f, above, f, one);
+    case FXP_HALF_TO_ZERO: return _mm512_mask_add_pd(f, above | (tie & negative), f, one);
+    case FXP_HALF_AWAY: return _mm512_mask_add_pd(f, above | (tie & (__mmask8)~negative), f, one);
+    default: break;
+    }
+    halved = _mm512_mul_pd(f, half);
+    even = _mm512_cmp_pd_mask(halved, _mm512_roundscale_pd(halved, RS_FLOOR), _CMP_EQ_OQ);
+    if (rounding == FXP_HALF_ODD)
+        up = above | (tie & even);
+    else /* jam modes: an inexact value gets an odd result */
+        up = inexact & even;
+    return _mm512_mask_add_pd(f, up, f, one);
+}
+
+/* Eight lanes (valid ones only) from doubles x into out[i ..]. */
+FXP_TARGET_AVX512 static inline void quantize_lanes(__m512d x, __mmask8 valid, const fxp_qparams *p, void *out,
+                                                    int64_t i, int64_t *saturated, int64_t *nans)
+{
+    __mmask8 nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q) & valid;
+    __m512d v = _mm512_mul_pd(x, _mm512_set1_pd(p->scale));
+    v = _mm512_min_pd(_mm512_max_pd(v, _mm512_set1_pd(p->lo1)), _mm512_set1_pd(p->hi1));
+    __m512d r = round_lanes(v, p->rounding);
+    __m512d qmin = _mm512_set1_pd(p->qmin), qmax = _mm512_set1_pd(p->qmax);
+    __mmask8 outside = _mm512_cmp_pd_mask(r, qmin, _CMP_LT_OQ) | _mm512_cmp_pd_mask(r, qmax, _CMP_GT_OQ);
+    r = _mm512_min_pd(_mm512_max_pd(r, qmin), qmax);
+    r = _mm512_mask_mov_pd(r, nan, _mm512_setzero_pd());
+    __m256i y = _mm512_cvtpd_epi32(r);
+    *saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask8)~nan));
+    *nans += __builtin_popcount((unsigned)nan);
+    if (p->out_size == 1)
+        _mm256_mask_cvtepi32_storeu_epi8((int8_t *)out + i, valid, y);
+    else if (p->out_size == 2)
+        _mm256_mask_cvtepi32_storeu_epi16((int16_t *)out + i, valid, y);
+    else
+        _mm256_mask_storeu_epi32((int32_t *)out + i, valid, y);
+}
+
+FXP_TARGET_AVX512 static inline __mmask8 lane_mask(int64_t remaining)
+{
+    return remaining >= 8 ? (__mmask8)0xff : (__mmask8)((1u << remaining) - 1);
+}
+
+FXP_TARGET_AVX512 void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, void *out,
+                                             int64_t *counts)
+{
+    int64_t saturated = 0, nans = 0;
+    for (int64_t i = 0; i < n; i += 8) {
+        __mmask8 valid = lane_mask(n - i);
+        __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, x + i));
+        quantize_lanes(xd, valid, p, out, i, &saturated, &nans);
+    }
+    counts[0] += saturated;
+    counts[1] += nans;
+}
+
+FXP_TARGET_AVX512 void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, void *out,
+                                             int64_t *counts)
+{
+    int64_t saturated = 0, nans = 0;
+    for (int64_t i = 0; i < n; i += 8) {
+        __mmask8 valid = lane_mask(n - i);
+        quantize_lanes(_mm512_maskz_loadu_pd(valid, x + i), valid, p, out, i, &saturated, &nans);
+    }
+    counts[0] += saturated;
+    counts[1] += nans;
+}
+#endif
