@@ -21,6 +21,9 @@ class Sequential(Layer):
             x = layer(x)
         return x
 
+    def parameters(self):
+        return [p for layer in self.layers if isinstance(layer, Layer) for p in layer.parameters()]
+
     def __len__(self) -> int:
         return len(self.layers)
 
@@ -44,6 +47,9 @@ class Residual(Layer):
     def __call__(self, x):
         x = as_float_input(x, "Residual")
         return self.add(x, self.body(x))
+
+    def parameters(self):
+        return self.body.parameters()
 
     def __repr__(self) -> str:
         return "Residual(" + repr(self.body) + ")"

@@ -8,6 +8,10 @@ from .. import kernels
 from ..quantize import dequantize
 from .fixed_layers import FixedInput, Run
 
+# The batch runs in chunks whose quantized input holds at most this many bytes, so the integer activations of
+# one chunk stay small (and cache-resident); the per-layer results are the same as for the whole batch.
+_CHUNK_BYTES = 1 << 17
+
 
 class FixedModel:
     """Integer layers behind an input quantizer (see `quantize_model`).
@@ -47,9 +51,18 @@ class FixedModel:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) like the "
                              f"calibration data, got {x.shape}")
         run = Run(self._backend, self.rounding, self.seed)
-        y = self.input_layer.forward(x, run)
-        for layer in self.layers:
-            y = layer.forward(y, run)
+        row_bytes = self.input_layer.out_dtype.itemsize * int(np.prod(self.input_shape))
+        rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
+        y = None
+        for start in range(0, x.shape[0], rows):
+            part = self.input_layer.forward(x[start:start + rows], run)
+            for layer in self.layers:
+                part = layer.forward(part, run)
+            if y is None:
+                y = np.empty((x.shape[0],) + part.shape[1:], dtype=part.dtype)
+            y[start:start + rows] = part
+        if y is None:
+            raise ValueError("x must hold at least one sample")
         self._last_stats = run.stats
         fmt = self.output_format
         return (y, fmt) if raw else dequantize(y, fmt)

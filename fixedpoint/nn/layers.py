@@ -62,6 +62,18 @@ class Layer:
     def param_shapes(self) -> str:
         return ""
 
+    def parameters(self) -> list[np.ndarray]:
+        """The stored parameter arrays (weights, biases, BatchNorm statistics)."""
+        return [value for name in ("weight", "bias", "gamma", "beta", "mean", "var")
+                if isinstance(value := getattr(self, name, None), np.ndarray)]
+
+    def weight_bytes(self, dtype) -> int:
+        """Bytes of the parameters stored in float `dtype` (np.float32 or np.float64)."""
+        dtype = np.dtype(dtype)
+        if dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        return sum(p.size for p in self.parameters()) * dtype.itemsize
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.param_shapes()})"
 
