@@ -253,3 +253,16 @@ def test_bad_shapes_name_the_layer():
         fixed(np.zeros((2, 8), dtype=np.int8))
     with pytest.raises(ValueError, match="BatchNorm"):
         nn.quantize_model(nn.Sequential([_bn(8), nn.Linear(_w(2, 8))]), _data((8,)))
+
+
+def test_chunked_batch_gives_the_same_integers_and_counts(monkeypatch):
+    from fixedpoint.nn import fixed_model
+
+    model, shape = _build("conv1d"), MODELS["conv1d"][1]
+    fixed = nn.quantize_model(model, _data(shape), "i8")
+    x = 3 * _data(shape, 20, seed=8)
+    whole = fixed(x, raw=True)[0]
+    whole_report = fixed.overflow_report()
+    monkeypatch.setattr(fixed_model, "_CHUNK_BYTES", 2 * 12 * 2 + 1)   # two samples per chunk
+    np.testing.assert_array_equal(fixed(x, raw=True)[0], whole)
+    assert fixed.overflow_report() == whole_report and whole_report[0]["saturated"] > 0

@@ -197,7 +197,7 @@ def _fixed_accuracy(name, precision, **options):
 
 
 @requires_nn
-@pytest.mark.parametrize("precision, tolerance", [("i8", 1.0 * POINT), ("i16", 0.2 * POINT)])
+@pytest.mark.parametrize("precision, tolerance", [("i8", 1.0 * POINT), ("a16w8", 1.0 * POINT), ("i16", 0.2 * POINT)])
 @pytest.mark.parametrize("name", NAMES)
 def test_converted_accuracy_is_close_to_float(name, precision, tolerance):
     float_accuracy = tasks.get(name).info["test_accuracy"]
