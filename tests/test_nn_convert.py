@@ -114,6 +114,7 @@ def test_bit_width_overrides(weight_bits, activation_bits, act_dtype, w_dtype):
     model, shape = _build("conv1d"), MODELS["conv1d"][1]
     fixed = nn.quantize_model(model, _data(shape), "i8", weight_bits=weight_bits, activation_bits=activation_bits)
     assert fixed.precision == f"w{weight_bits}a{activation_bits}"
+    assert nn.quantize_model(model, _data(shape), "i16", weight_bits=16).precision == "i16"
     raw, fmt = fixed(_data(shape, 8, seed=2), raw=True)
     assert raw.dtype == act_dtype and fmt.bits == activation_bits
     assert -(1 << (activation_bits - 1)) <= raw.min() and raw.max() < 1 << (activation_bits - 1)

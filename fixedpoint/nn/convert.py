@@ -49,7 +49,8 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     `precision` "i8" (int8 x int8, int32 accumulator), "i16" (int16 x int16, int64) or "a16w8" (int16
     activations x int8 weights, int64) sets the default widths; `weight_bits` / `activation_bits` (2..16)
     override them, stored in int8 containers up to 8 bits and int16 above (activations use int16 containers
-    whenever the weights do). The model's `precision` is then "w{W}a{A}". `method` ("max", "percentile",
+    whenever the weights do). The model's `precision` is then "w{W}a{A}" (unless the widths are those of
+    `precision`). `method` ("max", "percentile",
     "mse") picks the activation clipping ranges; weights always use their max |w|. Returns a `FixedModel`.
     """
     act_bits, w_bits = _widths(precision, weight_bits, activation_bits)
@@ -65,8 +66,7 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     calib = np.asarray(calibration_data, dtype=np.float64)
     if calib.ndim < 2 or calib.shape[0] == 0 or not np.all(np.isfinite(calib)):
         raise ValueError(f"calibration_data must be a non-empty finite batch (B, ...), got shape {calib.shape}")
-    precision_name = (precision if weight_bits is None and activation_bits is None
-                      else f"w{w_bits}a{act_bits}")
+    precision_name = precision if (act_bits, w_bits) == PRECISIONS[precision] else f"w{w_bits}a{act_bits}"
     builder = _Builder(act_bits, w_bits, method, bool(per_channel), scale, rounding, seed)
     input_layer = FixedInput("input", builder.fmt(calib), builder.fmt(calib), builder.act_dtype)
     layers, _, _ = builder.convert(_prepare(model), calib, input_layer.out_fmt, "")

@@ -71,7 +71,11 @@ class FixedModel:
         return [self.input_layer] + self.layers
 
     def formats(self) -> list[dict]:
-        """One dict per layer: layer, input, weight (None without weights), output, scale."""
+        """One dict per layer: layer, input, weight, output, scale (+ bias_saturated for Linear/Conv).
+
+        "weight" is None without weights; for scale="pow2" the weight Q format (or "lowest..highest" of the
+        per-channel ones), for scale="multiplier" "int{bits}*s" (integers times a real per-channel scale).
+        """
         rows = []
         for layer in self._all_layers():
             for row in layer.rows():
