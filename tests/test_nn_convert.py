@@ -158,21 +158,24 @@ def test_batchnorm_is_folded_into_the_layer_before_it():
     assert [row["layer"] for row in with_bn.formats()] == ["input", "0:Conv1d+ReLU"]
 
 
-def _softmax_errors(in_fmt, out_fmt, rows):
+def _softmax_errors(in_fmt, out_fmt, rows, rounding="half_even"):
     layer = FixedSoftmax("softmax", in_fmt, out_fmt, out_fmt.dtype)
-    raw = layer.forward(rows.astype(out_fmt.dtype), Run("reference", "half_even", None))
+    raw = layer.forward(rows.astype(out_fmt.dtype), Run("reference", rounding, None))
     values = np.ldexp(rows.astype(np.float64), -in_fmt.frac)
     exact = np.exp(values - values.max(axis=1, keepdims=True))
     exact /= exact.sum(axis=1, keepdims=True)
     return np.abs(raw - np.ldexp(exact, out_fmt.frac)).max()
 
 
+@pytest.mark.parametrize("rounding, rounding_error", [("half_even", 0.5), ("half_away", 0.5), ("floor", 1.0),
+                                                     ("to_zero", 1.0)])
 @pytest.mark.parametrize("in_frac", [0, 4, 7])
-def test_softmax_error_bound_exhaustively_over_int8_pairs(in_frac):
+def test_softmax_error_bound_exhaustively_over_int8_pairs(in_frac, rounding, rounding_error):
     values = np.arange(-128, 128)
     rows = np.stack(np.meshgrid(values, values), axis=-1).reshape(-1, 2)
     out_fmt = QFormat.for_range(1.0, 8)
-    assert _softmax_errors(QFormat(8, in_frac), out_fmt, rows) <= 0.5 + 3 * 2.0 ** (out_fmt.frac - 31)
+    error = _softmax_errors(QFormat(8, in_frac), out_fmt, rows, rounding)
+    assert rounding_error - 0.1 < error <= rounding_error + 3 * 2.0 ** (out_fmt.frac - 31)
 
 
 @pytest.mark.parametrize("in_frac", [8, 12])

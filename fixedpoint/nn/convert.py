@@ -142,7 +142,7 @@ class _Builder:
             if fused:
                 name += f"+{type(follower).__name__}"
             if isinstance(layer, tuple):
-                body, y, body_fmt = self.convert(layer[1], x, fmt, f"{name}.")
+                body, y, _ = self.convert(layer[1], x, fmt, f"{name}.")
                 y = x + y
                 out = FixedResidual(name, fmt, self.fmt(y), self.act_dtype, body)
             else:
