@@ -149,18 +149,30 @@ def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> 
     ))
 
 
+QUANTIZE_KERNELS = ("scalar", "avx512-float64x8", "avx512-float32x16")
+
+
 def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
-    """out = saturate(round(x * 2**frac)) for 1-d float x; returns (saturated, nan) counts."""
-    counts = np.zeros(2, dtype=np.int64)
+    """out = saturate(round(x * 2**frac)) for 1-d contiguous float x; returns (saturated, nan) counts.
+
+    Pointers come from ``ffi.from_buffer`` (cheaper per call than ``ndarray.ctypes``).
+    """
+    counts = ffi.new("int64_t[2]")
     if x.dtype == np.float32:
-        fn, xt = lib.fxp_quantize_f32, "float *"
+        fn, xt = lib.fxp_quantize_f32, "float[]"
     elif x.dtype == np.float64:
-        fn, xt = lib.fxp_quantize_f64, "double *"
+        fn, xt = lib.fxp_quantize_f64, "double[]"
     else:
         raise TypeError(f"quantize: x must be float32 or float64, got {x.dtype}")
-    fn(_ptr(xt, x), x.size, frac, rounding, out_bits, ffi.cast("void *", out.ctypes.data), out.itemsize,
-       _ptr("int64_t *", counts))
+    fn(ffi.from_buffer(xt, x), x.size, frac, rounding, out_bits, ffi.from_buffer(out, require_writable=True),
+       out.itemsize, counts)
     return int(counts[0]), int(counts[1])
+
+
+def quantize_kernel(dtype, frac, rounding, out_bits) -> str:
+    """The kernel :func:`quantize` runs for float ``dtype`` and these arguments on the active path,
+    one of :data:`QUANTIZE_KERNELS`."""
+    return QUANTIZE_KERNELS[lib.fxp_quantize_kernel(int(np.dtype(dtype) == np.float64), frac, rounding, out_bits)]
 
 
 def _pool_dtype(x) -> int:

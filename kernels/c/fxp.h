@@ -69,6 +69,9 @@ void fxp_quantize_f32(const float *x, int64_t n, int frac, int rounding, int out
                       void *out, int out_size, int64_t *counts);
 void fxp_quantize_f64(const double *x, int64_t n, int frac, int rounding, int out_bits,
                       void *out, int out_size, int64_t *counts);
+/* Which kernel fxp_quantize_f32 (is_f64 = 0) or fxp_quantize_f64 (is_f64 = 1) runs for these
+ * arguments on the active path: 0 scalar, 1 AVX-512 float64 lanes, 2 AVX-512 float32 lanes. */
+int fxp_quantize_kernel(int is_f64, int frac, int rounding, int out_bits);
 
 /* Pooling over x (b, h, w, c) into out (b, oh, ow, c), no padding.  dtype: 0 int8, 1 int16,
  * 2 int32, 3 int64, 4 float32, 5 float64, 6 uint8, 7 uint16, 8 uint32, 9 uint64. */

@@ -75,6 +75,19 @@ static void quantize_one(double x, const fxp_qparams *p, void *out, int64_t i, i
     fxp_store_int(out, p->out_size, i, (int64_t)r);
 }
 
+enum { KERNEL_SCALAR = 0, KERNEL_F64_LANES = 1, KERNEL_F32_LANES = 2 };
+
+int fxp_quantize_kernel(int is_f64, int frac, int rounding, int out_bits)
+{
+#ifdef FXP_X86
+    if (fxp_active_path() == FXP_PATH_AVX512VNNI)
+        return !is_f64 && fxp_quantize_f32_lanes_apply(frac, rounding, out_bits) ? KERNEL_F32_LANES
+                                                                                 : KERNEL_F64_LANES;
+#endif
+    (void)is_f64, (void)frac, (void)rounding, (void)out_bits;
+    return KERNEL_SCALAR;
+}
+
 void fxp_quantize_f32(const float *x, int64_t n, int frac, int rounding, int out_bits,
                       void *out, int out_size, int64_t *counts)
 {
@@ -82,12 +95,10 @@ void fxp_quantize_f32(const float *x, int64_t n, int frac, int rounding, int out
     params_init(&p, frac, rounding, out_bits, out_size);
     counts[0] = counts[1] = 0;
 #ifdef FXP_X86
-    if (fxp_active_path() == FXP_PATH_AVX512VNNI) {
-        if (fxp_quantize_f32_lanes_apply(frac, rounding, out_bits))
-            fxp_quantize_f32_lanes(x, n, frac, rounding, out_bits, out, out_size, counts);
-        else
-            fxp_quantize_f32_avx512(x, n, &p, out, counts);
-        return;
+    switch (fxp_quantize_kernel(0, frac, rounding, out_bits)) {
+    case KERNEL_F32_LANES: fxp_quantize_f32_lanes(x, n, frac, rounding, out_bits, out, out_size, counts); return;
+    case KERNEL_F64_LANES: fxp_quantize_f32_avx512(x, n, &p, out, counts); return;
+    default: break;
     }
 #endif
     for (int64_t i = 0; i < n; i++)
@@ -101,7 +112,7 @@ void fxp_quantize_f64(const double *x, int64_t n, int frac, int rounding, int ou
     params_init(&p, frac, rounding, out_bits, out_size);
     counts[0] = counts[1] = 0;
 #ifdef FXP_X86
-    if (fxp_active_path() == FXP_PATH_AVX512VNNI) {
+    if (fxp_quantize_kernel(1, frac, rounding, out_bits) == KERNEL_F64_LANES) {
         fxp_quantize_f64_avx512(x, n, &p, out, counts);
         return;
     }
