@@ -270,3 +270,12 @@ def test_chunked_batch_gives_the_same_integers_and_counts(monkeypatch):
     monkeypatch.setattr(fixed_model, "_CHUNK_BYTES", 2 * 12 * 2 + 1)   # two samples per chunk
     np.testing.assert_array_equal(fixed(x, raw=True)[0], whole)
     assert fixed.overflow_report() == whole_report and whole_report[0]["saturated"] > 0
+
+
+def test_bias_beyond_the_accumulator_saturates_and_is_counted():
+    model = nn.Sequential([nn.Linear([[0.5, -0.25], [0.5, 0.25]], [3e6, 0.1])])
+    fixed = nn.quantize_model(model, _data((2,)), "i8")
+    row = fixed.formats()[1]
+    assert row["bias_saturated"] == 1 and row["weight"] == "Q0.7"
+    limit = (1 << 31) - 1 - 2 * (1 << 14)          # room left for K = 2 int8 x int8 products
+    assert fixed.layers[0].bias.dtype == np.int32 and fixed.layers[0].bias[0] == limit

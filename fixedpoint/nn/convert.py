@@ -204,12 +204,11 @@ class _Builder:
         kind = type(layer).__name__
         stride = None if kind == "Linear" else layer.stride
         padding = None if kind == "Linear" else layer.padding
-        fixed = FixedGemm(name, kind, in_fmt, out_fmt, self.act_dtype, w_raw, bias_raw,
-                          shift.astype(np.int32), multiplier, relu=activation is not None,
-                          clamp=_six(out_fmt) if isinstance(activation, ReLU6) else None,
-                          stride=stride, padding=padding, weight_text=weight_text, scale=self.scale)
-        fixed.bias_saturated = saturated
-        return fixed
+        return FixedGemm(name, kind, in_fmt, out_fmt, self.act_dtype, w_raw, bias_raw,
+                         shift.astype(np.int32), multiplier, relu=activation is not None,
+                         clamp=_six(out_fmt) if isinstance(activation, ReLU6) else None,
+                         stride=stride, padding=padding, weight_text=weight_text, scale=self.scale,
+                         bias_saturated=saturated)
 
     def _quantize(self, values, bits):
         raw, _ = kernels.quantize(values, 0, bits, rounding=self.rounding, rng=self.rng, backend="reference")

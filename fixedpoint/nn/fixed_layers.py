@@ -88,12 +88,14 @@ class FixedGemm(FixedLayer):
     """Linear (x (..., K)), Conv1d (NLC) or Conv2d (NHWC) with a fused requantizing epilogue.
 
     `shift[o]` (and `multiplier[o]` for scale="multiplier") per output channel; `relu` fused; `clamp`
-    (ReLU6) is the raw upper limit applied after it, or None.
+    (ReLU6) is the raw upper limit applied after it, or None; `bias_saturated` counts the bias entries that
+    were saturated at conversion.
     """
 
     def __init__(self, name, kind, in_fmt, out_fmt, out_dtype, weight, bias, shift, multiplier, *, relu, clamp,
-                 stride, padding, weight_text, scale):
+                 stride, padding, weight_text, scale, bias_saturated):
         super().__init__(name, in_fmt, out_fmt, out_dtype)
+        self.bias_saturated = bias_saturated
         self.kind, self.weight, self.bias = kind, weight, bias
         self.shift, self.multiplier = shift, multiplier
         self.relu, self.clamp, self.stride, self.padding = relu, clamp, stride, padding
@@ -112,6 +114,9 @@ class FixedGemm(FixedLayer):
         if self.clamp is not None:
             np.minimum(y, self.clamp, out=y)
         return y
+
+    def rows(self) -> list[dict]:
+        return [dict(super().rows()[0], bias_saturated=self.bias_saturated)]
 
     def stored_bytes(self) -> int:
         per_channel = self.weight.shape[0]

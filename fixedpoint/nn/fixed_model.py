@@ -76,13 +76,7 @@ class FixedModel:
         "weight" is None without weights; for scale="pow2" the weight Q format (or "lowest..highest" of the
         per-channel ones), for scale="multiplier" "int{bits}*s" (integers times a real per-channel scale).
         """
-        rows = []
-        for layer in self._all_layers():
-            for row in layer.rows():
-                if hasattr(layer, "bias_saturated"):
-                    row["bias_saturated"] = layer.bias_saturated
-                rows.append(row)
-        return rows
+        return [row for layer in self._all_layers() for row in layer.rows()]
 
     def overflow_report(self) -> list[dict]:
         """Per layer of the LAST call: elements saturated and elements produced (all 0 before any call)."""
