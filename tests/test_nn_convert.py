@@ -279,3 +279,18 @@ def test_bias_beyond_the_accumulator_saturates_and_is_counted():
     assert row["bias_saturated"] == 1 and row["weight"] == "Q0.7"
     limit = (1 << 31) - 1 - 2 * (1 << 14)          # room left for K = 2 int8 x int8 products
     assert fixed.layers[0].bias.dtype == np.int32 and fixed.layers[0].bias[0] == limit
+
+
+def test_residual_join_rounds_once_and_is_reported():
+    calib = np.random.default_rng(3).uniform(-1, 0.2, (200, 6))   # x + relu(x) within +-1: output Q1.6
+    fixed = nn.quantize_model(nn.Sequential([nn.Residual([nn.ReLU()])]), calib, "i8")
+    assert [row["layer"] for row in fixed.formats()] == ["input", "0:Residual.0:ReLU", "0:Residual.add"]
+    x = np.random.default_rng(4).uniform(-3, 3, (5, 6))
+    raw, out_fmt = fixed(x, raw=True)
+    in_fmt = QFormat.for_range(np.abs(calib).max(), 8)
+    x_raw = np.clip(np.rint(np.ldexp(x, in_fmt.frac)), -128, 127)
+    total = np.ldexp(x_raw + np.maximum(x_raw, 0), out_fmt.frac - in_fmt.frac)
+    expected = np.clip(np.rint(total), -128, 127)
+    np.testing.assert_array_equal(raw, expected)
+    report = {row["layer"]: row["saturated"] for row in fixed.overflow_report()}
+    assert report["0:Residual.add"] == np.count_nonzero(np.abs(np.rint(total)) > 127) > 0
