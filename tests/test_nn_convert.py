@@ -215,6 +215,8 @@ def test_formats_table_and_weight_bytes():
     assert fixed.weight_bytes == (16 * 8 + 5 * 16) + 4 * (16 + 5) + (16 + 5)
     assert model.weight_bytes(np.float32) == 4 * (16 * 8 + 16 + 5 * 16 + 5)
     assert model.weight_bytes(np.float64) == 2 * model.weight_bytes(np.float32)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        model.weight_bytes(np.int8)
     wide = nn.quantize_model(model, _data((8,)), "i16", scale="multiplier")
     assert wide.weight_bytes == 2 * (16 * 8 + 5 * 16) + 8 * (16 + 5) + 5 * (16 + 5)
 
