@@ -46,18 +46,6 @@ def _layers(model):
     return [leaf for layer in inner for leaf in _layers(layer)]
 
 
-def float_weight_bytes(model, dtype) -> int:
-    """Bytes of every weight and bias of ``model`` stored in float ``dtype``."""
-    itemsize = np.dtype(dtype).itemsize
-    total = 0
-    for layer in _layers(model):
-        for name in ("weight", "bias"):
-            value = getattr(layer, name, None)
-            if isinstance(value, np.ndarray):
-                total += value.size * itemsize
-    return total
-
-
 def layer_profile(model, x) -> tuple[float, int]:
     """(arithmetic operations of one forward on ``x``, elements of the largest layer input + output).
 
@@ -120,7 +108,7 @@ def model_case(task_name: str, batch: int, precision: str, backend: str) -> Case
     reference = task.model(x32.astype(np.float64))
     ops, largest = layer_profile(task.model, x32.astype(np.float64))
     if precision in FLOAT_DTYPES:
-        weight_bytes = float_weight_bytes(task.model, FLOAT_DTYPES[precision])
+        weight_bytes = task.model.weight_bytes(FLOAT_DTYPES[precision])
     else:
         weight_bytes = int(forward.weight_bytes)
     extra = {"task": task_name, "batch": batch, "accuracy": accuracy(task_name, precision, backend),

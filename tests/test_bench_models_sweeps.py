@@ -35,10 +35,8 @@ def _tiny_model():
     return nn.Sequential([nn.Linear(np.ones((3, 4)), np.zeros(3)), nn.ReLU(), nn.Linear(np.ones((2, 3)))])
 
 
-def test_float_weight_bytes_and_layer_profile():
+def test_layer_profile_counts_multiply_adds_and_the_largest_layer():
     model = _tiny_model()
-    assert model_workloads.float_weight_bytes(model, np.float32) == (12 + 3 + 6) * 4
-    assert model_workloads.float_weight_bytes(model, np.float64) == (12 + 3 + 6) * 8
     ops, largest = model_workloads.layer_profile(model, np.ones((5, 4)))
     assert ops == 2 * 5 * (4 * 3 + 3 * 2)
     assert largest == 5 * 4 + 5 * 3  # first layer: input + output elements
