@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from fixedpoint import kernels
-from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Rounding
+from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS
 from fixedpoint.kernels.reference import backend as ref
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
 ROUNDING_CODES = [mode.code for mode in DETERMINISTIC_ROUNDINGS]
-F32_LANE_MODES = [Rounding(name).code for name in ("floor", "ceil", "to_zero", "mag_trunc", "half_even")]
 # (out_bits, container): full-width int8/int16 (saturating packs) and narrower formats (int32 clamp).
 WIDTHS = [(8, np.int8), (5, np.int8), (2, np.int8), (16, np.int16), (12, np.int16), (24, np.int32),
           (31, np.int32)]
@@ -51,16 +50,26 @@ def _adversarial(frac, out_bits, rng, n=600):
 
 
 def test_kernel_choice_follows_the_path_and_arguments(path):
-    half_even = Rounding.HALF_EVEN.code
-    if path == "avx512vnni":
-        assert c.quantize_kernel(np.float32, 4, half_even, 8) == "avx512-float32x16"
-        assert c.quantize_kernel(np.float32, 4, Rounding.HALF_UP.code, 8) == "avx512-float64x8"
-        assert c.quantize_kernel(np.float32, -1, Rounding.FLOOR.code, 8) == "avx512-float64x8"
-        assert c.quantize_kernel(np.float32, 128, half_even, 8) == "avx512-float64x8"
-        assert c.quantize_kernel(np.float32, 4, half_even, 32) == "avx512-float64x8"
-        assert c.quantize_kernel(np.float64, 4, half_even, 8) == "avx512-float64x8"
-    else:
-        assert c.quantize_kernel(np.float32, 4, half_even, 8) == "scalar"
+    code = {mode.value: mode.code for mode in DETERMINISTIC_ROUNDINGS}
+    if path != "avx512vnni":
+        assert c.quantize_kernel(np.float32, 4, code["half_even"], 8) == "scalar"
+        return
+    f32, f64 = "avx512-float32x16", "avx512-float64x8"
+    for mode in code.values():
+        assert c.quantize_kernel(np.float32, 4, mode, 8) == f32
+        assert c.quantize_kernel(np.float32, 4, mode, 16) == f32
+        assert c.quantize_kernel(np.float32, 128, mode, 8) == f64
+        assert c.quantize_kernel(np.float64, 4, mode, 8) == f64
+    # one conversion: up to 31 bits; an adjustment of floor: up to 24 bits
+    assert c.quantize_kernel(np.float32, 4, code["half_even"], 31) == f32
+    assert c.quantize_kernel(np.float32, 4, code["half_up"], 24) == f32
+    assert c.quantize_kernel(np.float32, 4, code["half_up"], 25) == f64
+    # negative frac: only where an underflowed product still rounds to the true result (0)
+    for name in ("to_zero", "mag_trunc", "half_even", "half_up", "half_down", "half_odd"):
+        assert c.quantize_kernel(np.float32, -126, code[name], 8) == f32
+        assert c.quantize_kernel(np.float32, -127, code[name], 8) == f64
+    for name in ("floor", "ceil", "away", "jam", "jam_unbiased"):
+        assert c.quantize_kernel(np.float32, -1, code[name], 8) == f64
 
 
 @pytest.mark.parametrize("rounding", ROUNDING_CODES)
@@ -74,7 +83,7 @@ def test_every_mode_and_width_ties_bounds_and_specials(path, rounding, out_bits,
         _check(x.astype(np.float64), frac, rounding, out_bits, dtype)
 
 
-@pytest.mark.parametrize("rounding", F32_LANE_MODES)
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
 @pytest.mark.parametrize("n", LENGTHS)
 def test_lengths_around_block_and_chunk_sizes(path, rounding, n):
     rng = np.random.default_rng(n)
@@ -84,7 +93,7 @@ def test_lengths_around_block_and_chunk_sizes(path, rounding, n):
         _check(x, 2, rounding, out_bits, dtype)
 
 
-@pytest.mark.parametrize("rounding", F32_LANE_MODES)
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
 def test_nan_is_counted_apart_and_written_as_zero(path, rounding):
     rng = np.random.default_rng(7)
     n = 4096 * 2 + 77
@@ -114,7 +123,7 @@ def test_huge_and_tiny_frac(path, rounding):
         _check(x.astype(np.float64), frac, rounding, 16, np.int16)
 
 
-@pytest.mark.parametrize("rounding", F32_LANE_MODES)
+@pytest.mark.parametrize("rounding", ROUNDING_CODES)
 def test_subnormal_inputs(path, rounding):
     """Subnormal float32 inputs (and their neighbours) scaled by 2**frac: results -1, 0 or 1 in
     floor/ceil, 0 otherwise; frac >= 128 scales them into the integer range, with ties."""

@@ -71,9 +71,9 @@ int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t n, const int32_t 
 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
                                    const fxp_rq *p, void *out, int out_size);
 
-/* AVX-512 quantization.  The float32 lanes take floor, ceil, to_zero, mag_trunc and
- * half_even when fxp_quantize_f32_lanes_apply says x * 2**frac is exact in float32 (same
- * arguments and results as fxp_quantize_f32); the float64 lanes take every case. */
+/* AVX-512 quantization.  The float32 lanes take the deterministic modes when
+ * fxp_quantize_f32_lanes_apply says x * 2**frac is exact in float32 for that mode and
+ * width (same arguments and results as fxp_quantize_f32); the float64 lanes take every case. */
 int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits);
 void fxp_quantize_f32_lanes(const float *x, int64_t n, int frac, int rounding, int out_bits,
                             void *out, int out_size, int64_t *counts);

@@ -2,15 +2,16 @@
  *
  * Two paths, both exact:
  *
- * - float32 lanes (16 at a time) for floor, ceil, to_zero/mag_trunc and half_even when
- *   x * 2**frac is exact in float32 (fxp_quantize_f32_lanes_apply).  v = x * 2**frac is
- *   clamped from above to qmax + 1, then converted to int32 with the mode as the embedded
- *   rounding (one rounding, the only one); values below qmin stay below it (-inf and
- *   v <= -2**31 become INT32_MIN).  Saturation happens on the int32 results: saturating
- *   packs for full-width int8/int16 outputs, an int32 clamp to [qmin, qmax] otherwise.
- *   A lane is counted when its int32 result is outside [qmin, qmax] (one unsigned
- *   compare); a NaN lane converts to INT32_MIN and is counted there too, so a chunk with
- *   any count is scanned again for NaN, whose outputs are set to 0 and counted apart.
+ * - float32 lanes (16 at a time) for every deterministic mode when x * 2**frac is exact in
+ *   float32 (fxp_quantize_f32_lanes_apply).  floor, ceil, to_zero/mag_trunc and half_even
+ *   are one conversion of v = x * 2**frac (clamped from above to qmax + 1) to int32 with
+ *   the mode as the embedded rounding; the other modes add 1 to floor(v) where v's
+ *   position against floor(v) + 0.5 (exact there) says so.  Either way the mode's
+ *   rounding is the only one.  Saturation happens on the int32 results: saturating packs
+ *   for full-width int8/int16 outputs, an int32 clamp to [qmin, qmax] otherwise.  A lane is
+ *   counted when its int32 result is outside [qmin, qmax] (one unsigned compare); a NaN
+ *   lane converts to INT32_MIN and is counted there too, so a chunk with any count is
+ *   scanned again for NaN, whose outputs are set to 0 and counted apart.
  * - float64 lanes (8 at a time) for every other case: v is computed and rounded in double
  *   (exact by the caller's guarantee), ties decided on an exact difference.
  */
@@ -36,9 +37,10 @@
 int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits)
 {
     /* 2**frac is a normal float32 for -126 <= frac <= 127, and scaling by it is exact unless
-     * the product overflows (+-inf, which saturates) or underflows below 2**-126, where the
-     * true value rounds to 0 in half_even and to_zero but not always in floor/ceil.
-     * qmax + 1 = 2**(out_bits - 1) is a float32 and an int32 for out_bits <= 31. */
+     * the product overflows (+-inf, which saturates) or underflows below 2**-126: the true
+     * value then rounds to 0 in to_zero and the half modes, but not always in the others.
+     * qmax + 1 = 2**(out_bits - 1) is a float32 and an int32 for out_bits <= 31; the modes
+     * rounded by an adjustment also need qmin - 1 in float32 (out_bits <= 24). */
     if (out_bits < 2 || out_bits > 31 || frac > 127)
         return 0;
     switch (rounding) {
@@ -47,23 +49,63 @@ int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits)
     case FXP_TO_ZERO:
     case FXP_MAG_TRUNC:
     case FXP_HALF_EVEN: return frac >= -126;
-    default: return 0;
+    case FXP_AWAY:
+    case FXP_JAM:
+    case FXP_JAM_UNBIASED: return frac >= 0 && out_bits <= 24;
+    default: return frac >= -126 && out_bits <= 24; /* the other half modes */
     }
 }
 
 typedef struct {
-    __m512 scale, hi1;      /* 2**frac, qmax + 1 */
+    __m512 scale, lo1, hi1;   /* 2**frac, qmin - 1, qmax + 1 */
     __m512i qmin, qmax, span; /* span = qmax - qmin (for the unsigned outside test) */
 } f32_consts;
 
-/* 16 int32 results of one block; adds 1 to a lane of *outside when its result is outside
- * [qmin, qmax] (NaN included).  mode is the embedded rounding (a compile-time constant). */
-FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i convert16(
-    __m512 xs, const f32_consts *k, __m512i *outside, const int mode)
+/* round(v) for the modes that are not one conversion, on v clamped to [qmin - 1, qmax + 1]
+ * (|v| <= 2**23 + 1).  y = floor(v), plus 1 where the mode rounds up.  Only an inexact v
+ * (|v| < 2**23) is ever adjusted, and for it the half-way point floor(v) + 0.5 is exact. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_adjusted(
+    __m512 v, const f32_consts *k, const int rounding)
 {
-    /* min(hi1, v) returns v when v is NaN, so NaN reaches the conversion (-> INT32_MIN). */
-    __m512 v = _mm512_min_ps(k->hi1, _mm512_mul_ps(xs, k->scale));
-    __m512i y = _mm512_cvt_roundps_epi32(v, mode);
+    /* max(lo1, NaN) and min(hi1, NaN) return the NaN: it converts to INT32_MIN below. */
+    v = _mm512_max_ps(k->lo1, _mm512_min_ps(k->hi1, v));
+    __m512 f = _mm512_roundscale_ps(v, RS_FLOOR);
+    __m512i y = _mm512_cvt_roundps_epi32(f, RS_FLOOR);
+    __mmask16 inexact = _mm512_cmp_ps_mask(v, f, _CMP_NEQ_OQ);
+    __m512 half = _mm512_add_ps(f, _mm512_set1_ps(0.5f));
+    __mmask16 positive = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 above = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_GT_OQ);
+    __mmask16 tie = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_EQ_OQ);
+    __mmask16 even = _mm512_testn_epi32_mask(y, _mm512_set1_epi32(1));
+    __mmask16 up;
+    switch (rounding) {
+    case FXP_AWAY: up = inexact & positive; break;
+    case FXP_HALF_UP: up = above | tie; break;
+    case FXP_HALF_DOWN: up = above; break;
+    case FXP_HALF_TO_ZERO: up = above | (tie & (__mmask16)~positive); break;
+    case FXP_HALF_AWAY: up = above | (tie & positive); break;
+    case FXP_HALF_ODD: up = above | (tie & even); break;
+    default: up = inexact & even; break; /* jam: an inexact value gets an odd result */
+    }
+    return _mm512_mask_sub_epi32(y, up, y, _mm512_set1_epi32(-1));
+}
+
+/* 16 int32 results of one block; adds 1 to a lane of *outside when its result is outside
+ * [qmin, qmax] (NaN included).  rounding is a compile-time constant. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i convert16(
+    __m512 xs, const f32_consts *k, __m512i *outside, const int rounding)
+{
+    __m512 v = _mm512_mul_ps(xs, k->scale);
+    /* min(hi1, v) returns v when v is NaN, so NaN reaches the conversion (-> INT32_MIN);
+     * values below qmin stay below it (-inf and v <= -2**31 convert to INT32_MIN). */
+    __m512i y;
+    switch (rounding) {
+    case FXP_FLOOR: y = _mm512_cvt_roundps_epi32(_mm512_min_ps(k->hi1, v), RS_FLOOR); break;
+    case FXP_CEIL: y = _mm512_cvt_roundps_epi32(_mm512_min_ps(k->hi1, v), RS_CEIL); break;
+    case FXP_TO_ZERO: y = _mm512_cvt_roundps_epi32(_mm512_min_ps(k->hi1, v), RS_TRUNC); break;
+    case FXP_HALF_EVEN: y = _mm512_cvt_roundps_epi32(_mm512_min_ps(k->hi1, v), RS_NEAREST); break;
+    default: y = round_adjusted(v, k, rounding); break;
+    }
     __mmask16 out = _mm512_cmpgt_epu32_mask(_mm512_sub_epi32(y, k->qmin), k->span);
     *outside = _mm512_mask_sub_epi32(*outside, out, *outside, _mm512_set1_epi32(-1));
     return y;
@@ -78,11 +120,11 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i clamp16(_
  * packs clamp); otherwise the int32 results are clamped first. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block64(
     const float *x, int64_t i, void *out, const f32_consts *k, __m512i *outside,
-    const int mode, const int out_size, const int full)
+    const int rounding, const int out_size, const int full)
 {
     __m512i y[4];
     for (int j = 0; j < 4; j++) {
-        y[j] = convert16(_mm512_loadu_ps(x + i + 16 * j), k, outside, mode);
+        y[j] = convert16(_mm512_loadu_ps(x + i + 16 * j), k, outside, rounding);
         if (!full)
             y[j] = clamp16(y[j], k);
     }
@@ -106,10 +148,10 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block64(
 /* The valid lanes of one block of up to 16 elements (a chunk's tail). */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block_masked(
     const float *x, int64_t i, __mmask16 valid, void *out, const f32_consts *k, __m512i *outside,
-    const int mode, const int out_size)
+    const int rounding, const int out_size)
 {
     /* Masked-off lanes load 0.0, which converts to 0: never counted. */
-    __m512i y = clamp16(convert16(_mm512_maskz_loadu_ps(valid, x + i), k, outside, mode), k);
+    __m512i y = clamp16(convert16(_mm512_maskz_loadu_ps(valid, x + i), k, outside, rounding), k);
     if (out_size == 1)
         _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
     else if (out_size == 2)
@@ -141,17 +183,17 @@ FXP_TARGET_AVX512 static int64_t zero_nans(const float *x, int64_t start, int64_
 
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f32_lanes(
     const float *x, int64_t n, const f32_consts *k, void *out, int64_t *counts,
-    const int mode, const int out_size, const int full)
+    const int rounding, const int out_size, const int full)
 {
     int64_t saturated = 0, nans = 0;
     for (int64_t start = 0; start < n; start += F32_CHUNK) {
         int64_t end = n - start > F32_CHUNK ? start + F32_CHUNK : n, i = start;
         __m512i outside = _mm512_setzero_si512();
         for (; i + 64 <= end; i += 64)
-            block64(x, i, out, k, &outside, mode, out_size, full);
+            block64(x, i, out, k, &outside, rounding, out_size, full);
         for (; i < end; i += 16) {
             __mmask16 valid = end - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (end - i)) - 1);
-            block_masked(x, i, valid, out, k, &outside, mode, out_size);
+            block_masked(x, i, valid, out, k, &outside, rounding, out_size);
         }
         int64_t chunk_outside = _mm512_reduce_add_epi32(outside);
         if (chunk_outside) {
@@ -164,13 +206,22 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f32_lanes(
     counts[1] = nans;
 }
 
-/* One output layout for every mode the float32 lanes take. */
-#define F32_MODES(out_size, full)                                                                  \
-    switch (rounding) {                                                                            \
-    case FXP_FLOOR: f32_lanes(x, n, &k, out, counts, RS_FLOOR, out_size, full); break;             \
-    case FXP_CEIL: f32_lanes(x, n, &k, out, counts, RS_CEIL, out_size, full); break;               \
-    case FXP_HALF_EVEN: f32_lanes(x, n, &k, out, counts, RS_NEAREST, out_size, full); break;       \
-    default: f32_lanes(x, n, &k, out, counts, RS_TRUNC, out_size, full); break;                    \
+/* One output layout for every mode the float32 lanes take (mag_trunc acts as to_zero and
+ * jam_unbiased as jam on float input: an integer value is unchanged in every mode). */
+#define F32_MODES(out_size, full)                                                                 \
+    switch (rounding) {                                                                           \
+    case FXP_FLOOR: f32_lanes(x, n, &k, out, counts, FXP_FLOOR, out_size, full); break;           \
+    case FXP_CEIL: f32_lanes(x, n, &k, out, counts, FXP_CEIL, out_size, full); break;             \
+    case FXP_TO_ZERO:                                                                             \
+    case FXP_MAG_TRUNC: f32_lanes(x, n, &k, out, counts, FXP_TO_ZERO, out_size, full); break;     \
+    case FXP_AWAY: f32_lanes(x, n, &k, out, counts, FXP_AWAY, out_size, full); break;             \
+    case FXP_HALF_UP: f32_lanes(x, n, &k, out, counts, FXP_HALF_UP, out_size, full); break;       \
+    case FXP_HALF_DOWN: f32_lanes(x, n, &k, out, counts, FXP_HALF_DOWN, out_size, full); break;   \
+    case FXP_HALF_TO_ZERO: f32_lanes(x, n, &k, out, counts, FXP_HALF_TO_ZERO, out_size, full); break; \
+    case FXP_HALF_AWAY: f32_lanes(x, n, &k, out, counts, FXP_HALF_AWAY, out_size, full); break;   \
+    case FXP_HALF_EVEN: f32_lanes(x, n, &k, out, counts, FXP_HALF_EVEN, out_size, full); break;   \
+    case FXP_HALF_ODD: f32_lanes(x, n, &k, out, counts, FXP_HALF_ODD, out_size, full); break;     \
+    default: f32_lanes(x, n, &k, out, counts, FXP_JAM, out_size, full); break;                    \
     }
 
 FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int frac, int rounding, int out_bits,
@@ -180,6 +231,7 @@ FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int fra
     f32_consts k;
     k.scale = _mm512_set1_ps(ldexpf(1.0f, frac));
     k.hi1 = _mm512_set1_ps(ldexpf(1.0f, out_bits - 1));
+    k.lo1 = _mm512_set1_ps(-ldexpf(1.0f, out_bits - 1) - 1.0f); /* exact where used: out_bits <= 24 */
     k.qmin = _mm512_set1_epi32(-qmax - 1);
     k.qmax = _mm512_set1_epi32(qmax);
     k.span = _mm512_set1_epi32((int32_t)(2u * (uint32_t)qmax + 1u));
