@@ -249,7 +249,7 @@ FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int fra
 
 /* ------------------------------------------------------------------ float64 lanes */
 
-FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512d round_lanes(__m512d v, const int rounding)
 {
     const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
     __mmask8 negative = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ);
@@ -290,14 +290,15 @@ FXP_TARGET_AVX512 static inline __m512d round_lanes(__m512d v, int rounding)
     return _mm512_mask_add_pd(f, up, f, one);
 }
 
-/* Eight lanes (valid ones only) from doubles x into out[i ..]. */
-FXP_TARGET_AVX512 static inline void quantize_lanes(__m512d x, __mmask8 valid, const fxp_qparams *p, void *out,
-                                                    int64_t i, int64_t *saturated, int64_t *nans)
+/* Eight lanes (valid ones only) from doubles x into out[i ..]; rounding is a compile-time constant. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_lanes(
+    __m512d x, __mmask8 valid, const fxp_qparams *p, void *out, int64_t i, int64_t *saturated, int64_t *nans,
+    const int rounding)
 {
     __mmask8 nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q) & valid;
     __m512d v = _mm512_mul_pd(x, _mm512_set1_pd(p->scale));
     v = _mm512_min_pd(_mm512_max_pd(v, _mm512_set1_pd(p->lo1)), _mm512_set1_pd(p->hi1));
-    __m512d r = round_lanes(v, p->rounding);
+    __m512d r = round_lanes(v, rounding);
     __m512d qmin = _mm512_set1_pd(p->qmin), qmax = _mm512_set1_pd(p->qmax);
     __mmask8 outside = _mm512_cmp_pd_mask(r, qmin, _CMP_LT_OQ) | _mm512_cmp_pd_mask(r, qmax, _CMP_GT_OQ);
     r = _mm512_min_pd(_mm512_max_pd(r, qmin), qmax);
@@ -305,10 +306,11 @@ FXP_TARGET_AVX512 static inline void quantize_lanes(__m512d x, __mmask8 valid, c
     __m256i y = _mm512_cvtpd_epi32(r);
     *saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask8)~nan));
     *nans += __builtin_popcount((unsigned)nan);
+    /* Narrow in registers, then a masked store (vpmovdb to memory is slow on some cores). */
     if (p->out_size == 1)
-        _mm256_mask_cvtepi32_storeu_epi8((int8_t *)out + i, valid, y);
+        _mm_mask_storeu_epi8((int8_t *)out + i, (__mmask16)valid, _mm256_cvtepi32_epi8(y));
     else if (p->out_size == 2)
-        _mm256_mask_cvtepi32_storeu_epi16((int16_t *)out + i, valid, y);
+        _mm_mask_storeu_epi16((int16_t *)out + i, valid, _mm256_cvtepi32_epi16(y));
     else
         _mm256_mask_storeu_epi32((int32_t *)out + i, valid, y);
 }
@@ -318,28 +320,47 @@ FXP_TARGET_AVX512 static inline __mmask8 lane_mask(int64_t remaining)
     return remaining >= 8 ? (__mmask8)0xff : (__mmask8)((1u << remaining) - 1);
 }
 
-FXP_TARGET_AVX512 void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, void *out,
-                                             int64_t *counts)
+/* x is float32 (widened exactly) when from_f32, else float64. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f64_lanes(
+    const void *x, const int from_f32, int64_t n, const fxp_qparams *p, void *out, int64_t *counts,
+    const int rounding)
 {
     int64_t saturated = 0, nans = 0;
     for (int64_t i = 0; i < n; i += 8) {
         __mmask8 valid = lane_mask(n - i);
-        __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, x + i));
-        quantize_lanes(xd, valid, p, out, i, &saturated, &nans);
+        __m512d xd = from_f32 ? _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, (const float *)x + i))
+                              : _mm512_maskz_loadu_pd(valid, (const double *)x + i);
+        quantize_lanes(xd, valid, p, out, i, &saturated, &nans, rounding);
     }
     counts[0] += saturated;
     counts[1] += nans;
 }
 
+#define F64_MODES(from_f32)                                                                     \
+    switch (p->rounding) {                                                                      \
+    case FXP_FLOOR: f64_lanes(x, from_f32, n, p, out, counts, FXP_FLOOR); break;                \
+    case FXP_CEIL: f64_lanes(x, from_f32, n, p, out, counts, FXP_CEIL); break;                  \
+    case FXP_TO_ZERO:                                                                           \
+    case FXP_MAG_TRUNC: f64_lanes(x, from_f32, n, p, out, counts, FXP_TO_ZERO); break;          \
+    case FXP_AWAY: f64_lanes(x, from_f32, n, p, out, counts, FXP_AWAY); break;                  \
+    case FXP_HALF_UP: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_UP); break;            \
+    case FXP_HALF_DOWN: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_DOWN); break;        \
+    case FXP_HALF_TO_ZERO: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_TO_ZERO); break;  \
+    case FXP_HALF_AWAY: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_AWAY); break;        \
+    case FXP_HALF_EVEN: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_EVEN); break;        \
+    case FXP_HALF_ODD: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_ODD); break;          \
+    default: f64_lanes(x, from_f32, n, p, out, counts, FXP_JAM); break;                         \
+    }
+
+FXP_TARGET_AVX512 void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, void *out,
+                                             int64_t *counts)
+{
+    F64_MODES(1)
+}
+
 FXP_TARGET_AVX512 void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, void *out,
                                              int64_t *counts)
 {
-    int64_t saturated = 0, nans = 0;
-    for (int64_t i = 0; i < n; i += 8) {
-        __mmask8 valid = lane_mask(n - i);
-        quantize_lanes(_mm512_maskz_loadu_pd(valid, x + i), valid, p, out, i, &saturated, &nans);
-    }
-    counts[0] += saturated;
-    counts[1] += nans;
+    F64_MODES(0)
 }
 #endif
