@@ -107,6 +107,7 @@ def cmd_sweep(args) -> int:
 
     from . import sweeps, tasks
     from .model_workloads import quantize_model_function
+    from .runner import peak_rss_bytes
 
     _check_tasks(args.task)
     if args.backend is not None:
@@ -122,8 +123,11 @@ def cmd_sweep(args) -> int:
     if reason is not None:
         raise UsageError(f"sweep not available: {reason}")
     points = sweeps.sweep_points(args.task or tasks.names(), weight_bits, activation_bits)
-    return _measure_into_new_run(args.out, lambda writer: sweeps.run_sweep(
-        points, writer.add, n_test=args.test_samples, backend=args.backend))
+    def measure(writer):
+        sweeps.run_sweep(points, writer.add, n_test=args.test_samples, backend=args.backend)
+        writer.add({"kind": "memory", "peak_rss_bytes": peak_rss_bytes()})
+
+    return _measure_into_new_run(args.out, measure)
 
 
 def cmd_report(args) -> int:

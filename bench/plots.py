@@ -132,7 +132,9 @@ def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
     plt = _pyplot()
     grid = [p for p in points if p["variant"] == "default"]
     task_names = sorted({p["task"] for p in grid})
-    fig, axes = _task_grid(plt, len(task_names), width=4.6, height=3.8)
+    cells = max(len({p["weight_bits"] for p in grid}), len({p["activation_bits"] for p in grid}))
+    side = max(3.8, 0.42 * cells + 1.4)
+    fig, axes = _task_grid(plt, len(task_names), width=side + 1.0, height=side)
     for ax, task in zip(axes, task_names):
         mine = [p for p in grid if p["task"] == task]
         w_bits = sorted({p["weight_bits"] for p in mine})
@@ -141,7 +143,7 @@ def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
         for p in mine:
             table[w_bits.index(p["weight_bits"])][a_bits.index(p["activation_bits"])] = 100 * p["accuracy"]
         image = ax.imshow(table, origin="lower", vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        size = max(3.5, 8 - 0.3 * max(len(w_bits), len(a_bits)))
+        size = 7 if cells > 8 else 8
         for i, row in enumerate(table):
             for j, value in enumerate(row):
                 if not math.isnan(value):

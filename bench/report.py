@@ -250,61 +250,82 @@ def write_report(datasets: list[dict], out_dir) -> Path:
     if len(datasets) > 1:
         lines += side_by_side(datasets)
     for index, data in enumerate(datasets):
-        machine = machine_name(data)
-        records = data["records"]
-        rows = verdict_rows(records)
         suffix = f"-{index + 1}" if len(datasets) > 1 else ""
-        context = data.get("context", {})
-        lines += [f"## {machine}" + (f" (machine {index + 1})" if len(datasets) > 1 else ""), "",
-                  f"Flags: {' '.join(context.get('isa_flags', []))}; backends: "
-                  f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
-                  f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
-                  + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".", "",
-                  "### Verdict", "", *verdict_table(rows), "",
-                  " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
-                  *memory_target_lines(records), *naive_lines(records)]
-        points = [r for r in records if r.get("kind") == "sweep"]
-        if points:
-            lines += sweep_lines(points)
-            for name, draw, alt in ((f"accuracy_vs_bits{suffix}.png", plots.accuracy_vs_bits, "accuracy vs bits"),
-                                    (f"bits_heatmap{suffix}.png", plots.bits_heatmap, "weights x activations")):
-                draw(points, machine, out_dir / name)
-                lines += [f"![{alt}]({name})", ""]
-        with_f32 = [row for row in rows if "f32" in row["best"] and len(row["best"]) > 1]
-        if with_f32:
-            name = f"speedup{suffix}.png"
-            plots.speedup_bars(with_f32, machine, out_dir / name)
-            lines += [f"![speedup vs f32]({name})", ""]
-        sine = [r for r in records if r.get("kind") == "sqnr_sine"]
-        if sine:
-            name = f"sqnr_vs_bits{suffix}.png"
-            plots.sqnr_vs_bits(sine, machine, out_dir / name)
-            lines += [f"![SQNR vs bits]({name})", ""]
-        with_error = [r for r in records if r.get("kind") == "speed" and _number(r.get("sqnr_db")) is not None]
-        if with_error:
-            name = f"latency_vs_sqnr{suffix}.png"
-            plots.latency_vs_sqnr([dict(r, sqnr_db=_number(r["sqnr_db"])) for r in with_error], machine,
-                                  out_dir / name)
-            lines += [f"![latency vs accuracy]({name})", ""]
-        peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
-        if peaked:
-            name = f"pct_of_peak{suffix}.png"
-            plots.percent_of_peak(peaked, machine, out_dir / name)
-            peaks = context.get("peak_gops", {})
-            lines += ["Measured peaks (GOPS): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), "",
-                      f"![throughput as % of peak]({name})", ""]
-        else:
-            lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]
-        for r in records:
-            if r.get("kind") == "not_available":
-                lines += [f"{r['section'].capitalize()}: not available: {r['reason']}.", ""]
-        failed = [r for r in records if r.get("kind") == "failed"]
-        if failed:
-            lines += [f"{len(failed)} cases failed and are missing above:", "",
-                      *[f"- {r['label']}: {r['reason']}" for r in failed], ""]
-        memory = [r for r in records if r.get("kind") == "memory"]
-        if memory:
-            lines += [f"Peak RSS of the run: {memory[-1]['peak_rss_bytes'] / 2**20:.0f} MiB.", ""]
+        title = machine_name(data) + (f" (machine {index + 1})" if len(datasets) > 1 else "")
+        lines += [f"## {title}", "", _context_line(data), ""]
+        lines += _machine_sections(data, suffix, out_dir)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _context_line(data) -> str:
+    context = data.get("context", {})
+    return (f"Flags: {' '.join(context.get('isa_flags', []))}; backends: "
+            f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
+            f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
+            + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".")
+
+
+def _machine_sections(data, suffix, out_dir) -> list[str]:
+    """Verdict, answer, memory, naive baseline, sweeps and plots of one results file."""
+    machine = machine_name(data)
+    records = data["records"]
+    rows = verdict_rows(records)
+    lines = []
+    if rows:
+        lines += ["### Verdict", "", *verdict_table(rows), "",
+                  " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
+                  *memory_target_lines(records), *naive_lines(records)]
+    points = [r for r in records if r.get("kind") == "sweep"]
+    if points:
+        lines += sweep_lines(points)
+        for name, draw, alt in ((f"accuracy_vs_bits{suffix}.png", plots.accuracy_vs_bits, "accuracy vs bits"),
+                                (f"bits_heatmap{suffix}.png", plots.bits_heatmap, "weights x activations")):
+            draw(points, machine, out_dir / name)
+            lines += [f"![{alt}]({name})", ""]
+    lines += _speed_plots(data, rows, suffix, out_dir)
+    for r in records:
+        if r.get("kind") == "not_available":
+            lines += [f"{r['section'].capitalize()}: not available: {r['reason']}.", ""]
+    failed = [r for r in records if r.get("kind") == "failed"]
+    if failed:
+        lines += [f"{len(failed)} cases failed and are missing above:", "",
+                  *[f"- {r['label']}: {r['reason']}" for r in failed], ""]
+    memory = [r for r in records if r.get("kind") == "memory"]
+    if memory:
+        lines += [f"Peak RSS of the run: {memory[-1]['peak_rss_bytes'] / 2**20:.0f} MiB.", ""]
+    return lines
+
+
+def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
+    """Speedup bars, SQNR vs bits, latency vs SQNR and % of peak, each when the results hold its data."""
+    machine = machine_name(data)
+    records = data["records"]
+    lines = []
+    with_f32 = [row for row in rows if "f32" in row["best"] and len(row["best"]) > 1]
+    if with_f32:
+        name = f"speedup{suffix}.png"
+        plots.speedup_bars(with_f32, machine, out_dir / name)
+        lines += [f"![speedup vs f32]({name})", ""]
+    sine = [r for r in records if r.get("kind") == "sqnr_sine"]
+    if sine:
+        name = f"sqnr_vs_bits{suffix}.png"
+        plots.sqnr_vs_bits(sine, machine, out_dir / name)
+        lines += [f"![SQNR vs bits]({name})", ""]
+    with_error = [r for r in records if r.get("kind") == "speed" and _number(r.get("sqnr_db")) is not None]
+    if with_error:
+        name = f"latency_vs_sqnr{suffix}.png"
+        plots.latency_vs_sqnr([dict(r, sqnr_db=_number(r["sqnr_db"])) for r in with_error], machine,
+                              out_dir / name)
+        lines += [f"![latency vs accuracy]({name})", ""]
+    peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
+    if peaked:
+        name = f"pct_of_peak{suffix}.png"
+        plots.percent_of_peak(peaked, machine, out_dir / name)
+        peaks = data.get("context", {}).get("peak_gops", {})
+        lines += ["Measured peaks (GOPS): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), "",
+                  f"![throughput as % of peak]({name})", ""]
+    elif rows:
+        lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]
+    return lines

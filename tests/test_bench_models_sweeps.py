@@ -221,3 +221,17 @@ def test_failing_model_case_and_sweep_point_become_failed_records(tmp_path, monk
     assert len(failed) == 2 and failed[0]["reason"] == "ValueError: layer not supported"
     report.write_report([writer.data], tmp_path / "out")
     assert "- model x batch 1 i8 c: ValueError: layer not supported" in (tmp_path / "out" / "report.md").read_text()
+
+
+@needs_quantize_model
+def test_sweep_command_writes_sweep_only_results_and_report(tmp_path):
+    assert cli.main(["sweep", "--task", "digits-mlp", "--weight-bits", "4,8", "--activation-bits", "8",
+                     "--test-samples", "60", "--out", str(tmp_path)]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    data = results.load(run_dir / "results.json")
+    points = [r for r in data["records"] if r["kind"] == "sweep"]
+    assert len(points) == 2 + 4 * 2 and all(p["n_test"] == 60 for p in points)
+    assert {p["variant"] for p in points} == {"default", *sweeps.VARIANTS}
+    text = (run_dir / "report.md").read_text()
+    assert "### Accuracy vs bit width" in text and "### Verdict" not in text and "Peak RSS" in text
+    assert (run_dir / "bits_heatmap.png").stat().st_size > 0
