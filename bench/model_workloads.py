@@ -49,7 +49,8 @@ def _layers(model):
 def layer_profile(model, x) -> tuple[float, int]:
     """(arithmetic operations of one forward on ``x``, elements of the largest layer input + output).
 
-    Linear and convolution layers count 2 operations per multiply-add; other layers count none.
+    Linear and convolution layers count 2 operations per multiply-add; other layers count none, and a
+    Residual block counts as one such layer (its body's operations are not counted).
     """
     ops = 0.0
     largest = 0
