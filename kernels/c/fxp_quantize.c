@@ -7,6 +7,8 @@
  * then saturated (counted).
  * A float that is already an integer is unchanged in every mode, so mag_trunc acts as
  * to_zero and jam as jam_unbiased here.  NaN is written as 0 and counted separately.
+ * This scalar loop is the portable path; on the AVX-512 path the vector kernels of
+ * fxp_quantize_avx512.c run instead (fxp_quantize_kernel says which).
  */
 #include <math.h>
 #include <stdint.h>
