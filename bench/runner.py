@@ -128,7 +128,7 @@ def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None,
         bits = sweeps.QUICK_BITS if quick else sweeps.RUN_BITS
         variants = () if quick else tuple(sweeps.VARIANTS)
         points = sweeps.sweep_points(task_names, bits, bits, variants)
-        sweeps.run_sweep(points, writer.add, n_test=sweeps.RUN_TEST_SUBSET, backend=backends[0],
+        sweeps.run_sweep(points, writer.add, n_test=sweeps.RUN_TEST_SUBSET, backend=backends[0] if backends else None,
                          progress=progress, keep_going=True)
     for row in sqnr_sweep():
         writer.add(row)
