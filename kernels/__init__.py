@@ -2,7 +2,8 @@
 
 The public functions (``linear``, ``conv1d``, ``conv2d``, ``requantize``, pools,
 ``add``, ``lut``, ``quantize``) validate their arguments and route to a backend from
-the registry (``available()``, ``default_backend()``, ``$FXBENCH_BACKEND``).  The exact
+the registry; ``prepare_linear``/``prepare_conv1d``/``prepare_conv2d`` bind (and let the
+backend pack) the weights once for repeated calls.  Backends come from the registry (``available()``, ``default_backend()``, ``$FXBENCH_BACKEND``).  The exact
 reference requantization with the ``bits=`` signature stays importable as
 ``fixedpoint.kernels.reference.requantize``.
 """
@@ -10,10 +11,12 @@ from .api import (
     add, avg_pool1d, avg_pool2d, conv1d, conv2d, linear, lut, max_pool1d, max_pool2d, quantize, requantize,
 )
 from .modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding, as_overflow, as_rounding
+from .prepared import PreparedConv, PreparedLinear, prepare_conv1d, prepare_conv2d, prepare_linear
 from .registry import available, default_backend, get_backend, unavailable_reasons
 
 __all__ = [
     "DETERMINISTIC_ROUNDINGS", "Overflow", "Rounding", "add", "as_overflow", "as_rounding", "available",
     "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "default_backend", "get_backend", "linear", "lut",
-    "max_pool1d", "max_pool2d", "quantize", "requantize", "unavailable_reasons",
+    "max_pool1d", "max_pool2d", "PreparedConv", "PreparedLinear", "prepare_conv1d", "prepare_conv2d",
+    "prepare_linear", "quantize", "requantize", "unavailable_reasons",
 ]

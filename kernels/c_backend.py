@@ -12,11 +12,13 @@ Scratch memory (packed weight strips, row tiles) is allocated here with numpy, s
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 from ._fxp_c import ffi, lib
+from .protocol import UnpackedWeights
 
 NAME = "c"
 ENV_VAR = "FXBENCH_C_SIMD"
@@ -129,6 +131,88 @@ def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, re
         rounding, overflow, out_bits, bool(relu), ffi.cast("void *", out.ctypes.data), out.itemsize,
         m, n, k, ffi.cast("void *", scratch.ctypes.data),
     ))
+
+
+def prepare_gemm(w, bias, x_dtype):
+    """int8 x int8: ``w`` and ``bias`` packed (per SIMD path, on first use) into the kernel's
+    strip layout; other dtype pairs are bound unpacked."""
+    if w.dtype == np.int8 and x_dtype == np.int8:
+        return PackedInt8Weights(w, bias)
+    return UnpackedWeights(sys.modules[__name__], w, bias)
+
+
+class PackedInt8Weights:
+    """int8 (N, K) weights with their int32 bias, packed once for the active SIMD path.
+
+    The packed buffer (``fxp_gemm_s8_pack``: VNNI or AVX2 strips with the bias corrections)
+    is rebuilt when :func:`force_path` changes the path; the portable path runs the plain
+    kernels on the stored ``w``.  Pickling and copying keep ``w`` and ``bias`` only.
+    """
+
+    def __init__(self, w, bias):
+        self.w, self.bias = w, bias
+        self._path = -1
+        self._packed = None
+        self._packed_ptr = None
+
+    def __getstate__(self):
+        return {"w": self.w, "bias": self.bias}
+
+    def __setstate__(self, state):
+        self.__init__(state["w"], state["bias"])
+
+    def _packed_for_active_path(self):
+        """cffi pointer to the packed buffer of the active path, or None when that path does not pack."""
+        path = lib.fxp_active_path()
+        if path != self._path:
+            n, k = self.w.shape
+            size = int(lib.fxp_gemm_s8_packed_bytes(n, k))
+            self._packed = np.empty(size, dtype=np.uint8) if size else None
+            self._packed_ptr = ffi.from_buffer(self._packed) if size else None
+            if size:
+                lib.fxp_gemm_s8_pack(ffi.from_buffer("int8_t[]", self.w), _ptr("int32_t *", self.bias), n, k,
+                                     self._packed_ptr)
+            self._path = path
+        return self._packed_ptr
+
+    def gemm(self, x, out) -> None:
+        packed = self._packed_for_active_path()
+        if packed is None:
+            gemm(x, self.w, self.bias, out)
+            return
+        m, k = x.shape
+        n = self.w.shape[0]
+        scratch = _scratch(2, m, n, k)
+        _check_packed(lib.fxp_gemm_s8_packed(_int8_rows(x), packed, ffi.from_buffer("int32_t[]", out), m, n, k,
+                                             ffi.from_buffer(scratch)))
+
+    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+        packed = self._packed_for_active_path()
+        if packed is None:
+            return gemm_requant(x, self.w, self.bias, shift, multiplier, rounding, overflow, out_bits, relu, out)
+        m, k = x.shape
+        n = self.w.shape[0]
+        shift, multiplier = _params(shift, multiplier, n)
+        scratch = _scratch(2, m, n, k)
+        count = lib.fxp_gemm_requant_s8_packed(
+            _int8_rows(x), packed, ffi.from_buffer("int32_t[]", shift),
+            ffi.NULL if multiplier is None else ffi.from_buffer("int64_t[]", multiplier),
+            rounding, overflow, out_bits, bool(relu), ffi.from_buffer(out, require_writable=True), out.itemsize,
+            m, n, k, ffi.from_buffer(scratch),
+        )
+        _check_packed(count)
+        return int(count)
+
+
+def _int8_rows(x):
+    if x.dtype != np.int8:
+        raise TypeError(f"x must be int8 for the prepared int8 weights, got {x.dtype}")
+    return ffi.from_buffer("int8_t[]", x)
+
+
+def _check_packed(status) -> None:
+    if status < 0:
+        raise RuntimeError("packed weights do not match the active SIMD path")
 
 
 def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:

@@ -17,6 +17,9 @@ Conventions shared by all functions:
   ``relu`` (``max(y, 0)``) if asked, then the overflow mode into ``out_bits``
   (2..32, signed).  Returned counts are the number of elements outside the overflow
   mode's range after relu.
+* ``prepare_gemm(w, bias, x_dtype)`` returns a :class:`PreparedWeights` for repeated calls
+  with the same (validated, C-contiguous) ``w`` and ``bias`` and x of dtype ``x_dtype``: a backend may pack them once
+  into its kernel layout; one that does not returns :class:`UnpackedWeights`.
 * ``shift`` is an int32 array in [-63, 127] and ``multiplier`` an int64 array in
   [1, 2**31 - 1] or ``None`` (meaning 1), both with one entry per output channel
   (the last axis of the output).  The product ``acc * multiplier`` is exact even
@@ -29,8 +32,37 @@ from typing import Protocol
 import numpy as np
 
 
+class PreparedWeights(Protocol):
+    """``w`` (N, K) and ``bias`` (N,) bound once; x (M, K) of the prepared dtype varies per call."""
+
+    def gemm(self, x: np.ndarray, out: np.ndarray) -> None:
+        """``Backend.gemm(x, w, bias, out)``."""
+
+    def gemm_requant(self, x, shift, multiplier, rounding: int, overflow: int, out_bits: int, relu: bool, out) -> int:
+        """``Backend.gemm_requant(x, w, bias, ...)``; returns the overflow count."""
+
+
+class UnpackedWeights:
+    """:class:`PreparedWeights` of a backend without a packed layout: its ``gemm`` and
+    ``gemm_requant`` called with the stored ``w`` and ``bias``."""
+
+    def __init__(self, backend, w: np.ndarray, bias: np.ndarray | None):
+        self._backend, self.w, self.bias = backend, w, bias
+
+    def gemm(self, x, out) -> None:
+        self._backend.gemm(x, self.w, self.bias, out)
+
+    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+        return self._backend.gemm_requant(x, self.w, self.bias, shift, multiplier, rounding, overflow, out_bits,
+                                          relu, out)
+
+
 class Backend(Protocol):
     NAME: str
+
+    def prepare_gemm(self, w: np.ndarray, bias: np.ndarray | None, x_dtype: np.dtype) -> PreparedWeights:
+        """``w`` and ``bias`` (as for ``gemm``) bound for repeated calls with ``x_dtype`` inputs,
+        packed if the backend packs."""
 
     def gemm(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
         """out[M, N] = x[M, K] @ w[N, K].T + bias[N].

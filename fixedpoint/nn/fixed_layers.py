@@ -6,7 +6,7 @@ stored in (int8 for <= 8-bit activations of an int8 x int8 model, int16 otherwis
 `OverflowStats` per layer.
 
 Where rounding and saturation happen:
-- Linear / Conv: exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added
+- Linear / Conv (weights bound and packed once per backend, see `kernels.prepare_linear`): exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added
   exactly; ONE rounding in the kernel's fused requantization y = round(acc * multiplier / 2**shift), optional
   fused ReLU, then saturation into the activation bits (counted). The accumulator is never materialized here.
 - ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten keep the
@@ -100,20 +100,40 @@ class FixedGemm(FixedLayer):
         self.shift, self.multiplier = shift, multiplier
         self.relu, self.clamp, self.stride, self.padding = relu, clamp, stride, padding
         self.weight_text, self.scale = weight_text, scale
+        self._kernels = {}
 
     def forward(self, raw, run: Run):
-        epilogue = dict(shift=self.shift, multiplier=self.multiplier, rounding=run.rounding,
-                        out_dtype=self.out_dtype, out_bits=self.out_fmt.bits, relu=self.relu,
-                        backend=run.backend, rng=run.rng, stats=run.counter(self.name))
+        kernel = self._prepared(raw.dtype, run)
+        stats = run.counter(self.name)
         if self.kind == "Linear":
-            rows = raw.reshape(-1, raw.shape[-1])
-            y = kernels.linear(rows, self.weight, self.bias, **epilogue).reshape(raw.shape[:-1] + (-1,))
+            y = kernel(raw.reshape(-1, raw.shape[-1]), rng=run.rng, stats=stats).reshape(raw.shape[:-1] + (-1,))
         else:
-            conv = kernels.conv1d if self.kind == "Conv1d" else kernels.conv2d
-            y = conv(raw, self.weight, self.bias, stride=self.stride, padding=self.padding, **epilogue)
+            y = kernel(raw, rng=run.rng, stats=stats)
         if self.clamp is not None:
             np.minimum(y, self.clamp, out=y)
         return y
+
+    def _prepared(self, in_dtype, run: Run):
+        """The kernel with weights, bias and epilogue bound (weights packed by the backend), made once per
+        (backend, rounding, input dtype) and reused by every call."""
+        backend = run.backend if run.backend is not None else kernels.default_backend()
+        key = (backend, run.rounding, np.dtype(in_dtype))
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            epilogue = dict(shift=self.shift, multiplier=self.multiplier, rounding=run.rounding,
+                            out_dtype=self.out_dtype, out_bits=self.out_fmt.bits, relu=self.relu, x_dtype=in_dtype,
+                            backend=backend)
+            if self.kind == "Linear":
+                kernel = kernels.prepare_linear(self.weight, self.bias, **epilogue)
+            else:
+                prepare = kernels.prepare_conv1d if self.kind == "Conv1d" else kernels.prepare_conv2d
+                kernel = prepare(self.weight, self.bias, stride=self.stride, padding=self.padding, **epilogue)
+            self._kernels[key] = kernel
+        return kernel
+
+    def __getstate__(self):
+        """Prepared kernels (bound to backend modules and packed buffers) are rebuilt after a copy."""
+        return dict(self.__dict__, _kernels={})
 
     def rows(self) -> list[dict]:
         return [dict(super().rows()[0], bias_saturated=self.bias_saturated)]

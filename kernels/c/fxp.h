@@ -50,6 +50,22 @@ int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t 
                                int out_bits, int relu, void *out, int out_size,
                                int64_t m, int64_t n, int64_t k, void *scratch);
 
+/* Pre-packed int8 x int8 weights, for calls that reuse one w (and bias) many times.
+ * fxp_gemm_s8_packed_bytes is the buffer size for the ACTIVE path (0: that path has no
+ * packed layout, use the plain functions); fxp_gemm_s8_pack fills it (w and bias are
+ * not needed afterwards) and records the path.  The packed gemms take the same
+ * arguments as the plain ones with packed in place of w and bias, scratch of
+ * fxp_gemm_scratch_bytes(2, m, n, k) bytes, and return -1 (computing nothing) when the
+ * buffer was packed for a path other than the active one. */
+int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k);
+void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
+int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
+                           int64_t m, int64_t n, int64_t k, void *scratch);
+int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed,
+                                   const int32_t *shift, const int64_t *mult, int rounding, int overflow,
+                                   int out_bits, int relu, void *out, int out_size,
+                                   int64_t m, int64_t n, int64_t k, void *scratch);
+
 /* One row of n accumulators; shift/mult point at this row's first column. */
 int64_t fxp_requant_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
                             int rounding, int overflow, int out_bits, int relu, void *out, int out_size);

@@ -3,6 +3,8 @@
  * int8 x int8 has hand-written AVX-512 VNNI and AVX2 kernels; every other kind runs the
  * generic kernels compiled for the active instruction set.  gemm_requant requantizes one
  * register/L1 tile at a time: the int32/int64 accumulator matrix is never stored.
+ * int8 weights can be packed once for the SIMD paths (fxp_gemm_s8_pack): the buffer starts
+ * with a 64-byte header holding the path it was packed for, then that path's strips.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -102,4 +104,84 @@ int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t 
     fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
     return fxp_generic_gemm_int(fxp_active_path(), KIND_S16S8, x, w, bias, NULL, shift, mult, &rq, out,
                                 out_size, m, n, k, scratch);
+}
+
+/* ---- pre-packed int8 weights: [64-byte header: int32 path][path-specific strips] */
+
+#define PACK_HEADER 64
+
+int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k)
+{
+#ifdef FXP_X86
+    if (fxp_active_path() == FXP_PATH_AVX512VNNI)
+        return PACK_HEADER + fxp_s8_packed_bytes_avx512(n, k);
+    if (fxp_active_path() == FXP_PATH_AVX2)
+        return PACK_HEADER + fxp_s8_packed_bytes_avx2(n, k);
+#endif
+    (void)n;
+    (void)k;
+    return 0;
+}
+
+void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
+{
+    int32_t path = fxp_active_path();
+    memcpy(packed, &path, sizeof path);
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI)
+        fxp_s8_pack_avx512(w, bias, n, k, (char *)packed + PACK_HEADER);
+    if (path == FXP_PATH_AVX2)
+        fxp_s8_pack_avx2(w, bias, n, k, (char *)packed + PACK_HEADER);
+#else
+    (void)w;
+    (void)bias;
+    (void)n;
+    (void)k;
+#endif
+}
+
+static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *out, const int32_t *shift,
+                                  const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                                  int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    int32_t path;
+    memcpy(&path, packed, sizeof path);
+    if (path != fxp_active_path())
+        return -1;
+    const char *strips = (const char *)packed + PACK_HEADER;
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI)
+        return fxp_gemm_s8_packed_avx512(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+    if (path == FXP_PATH_AVX2)
+        return fxp_gemm_s8_packed_avx2(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+#endif
+    (void)x;
+    (void)strips;
+    (void)out;
+    (void)shift;
+    (void)mult;
+    (void)rq;
+    (void)qout;
+    (void)out_size;
+    (void)m;
+    (void)n;
+    (void)k;
+    (void)scratch;
+    return -1;
+}
+
+int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
+                           int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch) < 0 ? -1 : 0;
+}
+
+int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed,
+                                   const int32_t *shift, const int64_t *mult, int rounding, int overflow,
+                                   int out_bits, int relu, void *out, int out_size,
+                                   int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    fxp_rq rq;
+    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
+    return gemm_s8_packed_any(x, packed, NULL, shift, mult, &rq, out, out_size, m, n, k, scratch);
 }

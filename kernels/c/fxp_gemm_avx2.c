@@ -143,4 +143,48 @@ int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, 
     }
     return count;
 }
+
+/* Pre-packed weights: every strip (kp * NR int16 of w, then NR int32 corrections) stored
+ * one after another. */
+static int64_t packed_strip_bytes(int64_t k) { return 2 * padded_k(k) * NR + NR * 4; }
+
+int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k)
+{
+    return (n + NR - 1) / NR * packed_strip_bytes(k) + 64;
+}
+
+void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
+{
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    char *base = (char *)fxp_align64(packed);
+    for (int64_t n0 = 0; n0 < n; n0 += NR) {
+        int64_t nc = n - n0 < NR ? n - n0 : NR;
+        char *strip = base + n0 / NR * stride;
+        pack_w_strip(w, bias, n0, nc, k, kp, (int16_t *)strip, (int32_t *)(strip + 2 * kp * NR));
+    }
+}
+
+/* fxp_gemm_s8_avx2 on weights packed by fxp_s8_pack_avx2; scratch holds the x tile only. */
+int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
+                                const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const char *base = (const char *)fxp_align64((void *)packed);
+    int16_t *xp = (int16_t *)fxp_align64(scratch);
+    epilogue e = {shift, mult, rq, qout, out_size, out, n};
+    int64_t count = 0;
+    for (int64_t n0 = 0; n0 < n; n0 += NR) {
+        int64_t nc = n - n0 < NR ? n - n0 : NR;
+        const char *strip = base + n0 / NR * stride;
+        const int16_t *wp = (const int16_t *)strip;
+        const int32_t *corr = (const int32_t *)(strip + 2 * kp * NR);
+        for (int64_t i0 = 0; i0 < m; i0 += MR) {
+            int64_t mr = m - i0 < MR ? m - i0 : MR;
+            pack_x_tile(x, i0, mr, k, kp, xp);
+            count += tile_any(xp, wp, corr, kp, mr, i0, n0, nc, &e);
+        }
+    }
+    return count;
+}
 #endif

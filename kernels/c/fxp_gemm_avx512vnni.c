@@ -131,6 +131,21 @@ static int64_t store_tile(const int32_t *buf, int64_t mr, int64_t i0, int64_t n0
     return count;
 }
 
+/* Every row tile of x times one packed strip (columns n0 .. n0 + nc - 1). */
+static int64_t run_strip(const int8_t *x, const int8_t *wp, const int32_t *corr, int64_t m, int64_t n0, int64_t nc,
+                         int64_t k, int64_t kp, uint8_t *xp, const epilogue *e)
+{
+    int32_t buf[MR * NR] __attribute__((aligned(64)));
+    int64_t count = 0;
+    for (int64_t i0 = 0; i0 < m; i0 += MR) {
+        int64_t mr = m - i0 < MR ? m - i0 : MR;
+        pack_x_tile(x, i0, mr, k, kp, xp);
+        tile(xp, wp, corr, kp, buf);
+        count += store_tile(buf, mr, i0, n0, nc, e);
+    }
+    return count;
+}
+
 /* With qout == NULL the int32 result goes to out; otherwise each tile is requantized by rq
  * into qout and the overflow count is returned. */
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
@@ -142,17 +157,49 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
     uint8_t *xp = (uint8_t *)(wp + kp * NR);
     int32_t *corr = (int32_t *)fxp_align64(xp + kp * MR);
     epilogue e = {shift, mult, rq, qout, out_size, out, n};
-    int32_t buf[MR * NR] __attribute__((aligned(64)));
     int64_t count = 0;
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
         int64_t nc = n - n0 < NR ? n - n0 : NR;
         pack_w_strip(w, bias, n0, nc, k, kp, wp, corr);
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            int64_t mr = m - i0 < MR ? m - i0 : MR;
-            pack_x_tile(x, i0, mr, k, kp, xp);
-            tile(xp, wp, corr, kp, buf);
-            count += store_tile(buf, mr, i0, n0, nc, &e);
-        }
+        count += run_strip(x, wp, corr, m, n0, nc, k, kp, xp, &e);
+    }
+    return count;
+}
+
+/* Pre-packed weights: every strip (kp * NR bytes of w, then NR int32 corrections; both
+ * sizes are multiples of 64) stored one after another from a 64-byte aligned start. */
+static int64_t packed_strip_bytes(int64_t k) { return padded_k(k) * NR + NR * 4; }
+
+int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k)
+{
+    return (n + NR - 1) / NR * packed_strip_bytes(k) + 64;
+}
+
+void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
+{
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    char *base = (char *)fxp_align64(packed);
+    for (int64_t n0 = 0; n0 < n; n0 += NR) {
+        int64_t nc = n - n0 < NR ? n - n0 : NR;
+        char *strip = base + n0 / NR * stride;
+        pack_w_strip(w, bias, n0, nc, k, kp, (int8_t *)strip, (int32_t *)(strip + kp * NR));
+    }
+}
+
+/* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds the x tile only. */
+int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
+                                  const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                  int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const char *base = (const char *)fxp_align64((void *)packed);
+    uint8_t *xp = (uint8_t *)fxp_align64(scratch);
+    epilogue e = {shift, mult, rq, qout, out_size, out, n};
+    int64_t count = 0;
+    for (int64_t n0 = 0; n0 < n; n0 += NR) {
+        int64_t nc = n - n0 < NR ? n - n0 : NR;
+        const char *strip = base + n0 / NR * stride;
+        count += run_strip(x, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), m, n0, nc, k, kp, xp, &e);
     }
     return count;
 }

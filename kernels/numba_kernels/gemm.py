@@ -14,10 +14,13 @@ wraps once (:func:`.overflow.fit`).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
 from .elementwise import column_masks, multipliers, requant_value
+from ..protocol import UnpackedWeights
 from .overflow import fit, overflow_params
 
 MR = 4       # x rows per micro-tile
@@ -156,9 +159,7 @@ def gemm(x, w, bias, out) -> None:
         if bias is not None:
             out += bias
         return
-    acc_dtype = _accumulator_dtype(x, w)
-    M, N = x.shape[0], w.shape[0]
-    _gemm(pack_int16(x, MR), pack_int16(w, NR), _bias_or_zeros(bias, N, acc_dtype), M, N, out)
+    PackedWeights(w, bias, x.dtype).gemm(x, out)
 
 
 def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
@@ -167,14 +168,44 @@ def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, re
     Per column j: y = round((acc + bias[j]) * multiplier[j] / 2**shift[j]), then relu,
     then the overflow mode into ``out_bits``.
     """
-    acc_dtype = _accumulator_dtype(x, w)
-    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
-    M, N = x.shape[0], w.shape[0]
-    shift = np.ascontiguousarray(shift, dtype=np.int64)
-    wide = multiplier is not None and acc_dtype == np.int64
-    count = _gemm_requant(
-        pack_int16(x, MR), pack_int16(w, NR), _bias_or_zeros(bias, N, acc_dtype), np.zeros(1, acc_dtype),
-        shift, multipliers(multiplier, N), column_masks(rounding, shift), wide, bool(relu), lo, hi, qmin, wrap,
-        M, N, out,
-    )
-    return int(count)
+    return PackedWeights(w, bias, x.dtype).gemm_requant(x, shift, multiplier, rounding, overflow, out_bits, relu, out)
+
+
+def prepare_gemm(w, bias, x_dtype):
+    """Integer ``w`` packed once into its int16 panel (with the bias in the accumulator dtype);
+    float ``w`` is bound as it is (``np.matmul`` needs no packing)."""
+    if w.dtype.kind == "f":
+        return UnpackedWeights(sys.modules[__name__], w, bias)
+    return PackedWeights(w, bias, x_dtype)
+
+
+class PackedWeights:
+    """Integer ``w`` (N, K) as a zero-padded int16 panel and ``bias`` as a full (N,) accumulator-dtype array,
+    for x of dtype ``x_dtype``."""
+
+    def __init__(self, w, bias, x_dtype):
+        self.x_dtype = np.dtype(x_dtype)
+        self.n = w.shape[0]
+        self.panel = pack_int16(w, NR)
+        self.acc_dtype = _accumulator_dtype(np.empty(0, self.x_dtype), w)
+        self.bias = _bias_or_zeros(bias, self.n, self.acc_dtype)
+
+    def _check(self, x) -> None:
+        if x.dtype != self.x_dtype:
+            raise TypeError(f"x must have dtype {self.x_dtype} for these prepared weights, got {x.dtype}")
+
+    def gemm(self, x, out) -> None:
+        self._check(x)
+        _gemm(pack_int16(x, MR), self.panel, self.bias, x.shape[0], self.n, out)
+
+    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+        self._check(x)
+        lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
+        shift = np.ascontiguousarray(shift, dtype=np.int64)
+        wide = multiplier is not None and self.acc_dtype == np.int64
+        count = _gemm_requant(
+            pack_int16(x, MR), self.panel, self.bias, np.zeros(1, self.acc_dtype), shift,
+            multipliers(multiplier, self.n), column_masks(rounding, shift), wide, bool(relu), lo, hi, qmin, wrap,
+            x.shape[0], self.n, out,
+        )
+        return int(count)

@@ -13,9 +13,12 @@ arrive as the integer codes of :class:`~fixedpoint.kernels.modes.Rounding` and
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..modes import Overflow, Rounding
+from ..protocol import UnpackedWeights
 from .overflow import apply_overflow, integer_range
 from .quantize import quantize_float
 from .requantize import requantize
@@ -35,6 +38,11 @@ def gemm(x, w, bias, out) -> None:
 def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
     """The exact integer ``gemm`` (int64), then :func:`requant` into ``out``."""
     return requant(_accumulate(x, w, bias), shift, multiplier, rounding, overflow, out_bits, relu, out)
+
+
+def prepare_gemm(w, bias, x_dtype) -> UnpackedWeights:
+    """Nothing to pack: ``gemm``/``gemm_requant`` with the stored ``w`` and ``bias``."""
+    return UnpackedWeights(sys.modules[__name__], w, bias)
 
 
 def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
