@@ -2,8 +2,9 @@
 
 The public functions (``linear``, ``conv1d``, ``conv2d``, ``requantize``, pools,
 ``add``, ``lut``, ``quantize``) validate their arguments and route to a backend from
-the registry; ``prepare_linear``/``prepare_conv1d``/``prepare_conv2d`` bind (and let the
-backend pack) the weights once for repeated calls.  Backends come from the registry (``available()``, ``default_backend()``, ``$FXBENCH_BACKEND``).  The exact
+the registry (``available()``, ``default_backend()``, ``$FXBENCH_BACKEND``);
+``prepare_linear``/``prepare_conv1d``/``prepare_conv2d`` validate the weights once and
+let the backend pack them for repeated calls.  The exact
 reference requantization with the ``bits=`` signature stays importable as
 ``fixedpoint.kernels.reference.requantize``.
 """

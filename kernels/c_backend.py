@@ -187,12 +187,12 @@ class PackedInt8Weights:
                                              ffi.from_buffer(scratch)))
 
     def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+        """As the protocol's: ``shift`` int32 (N,) and ``multiplier`` int64 (N,) or None, C-contiguous."""
         packed = self._packed_for_active_path()
         if packed is None:
             return gemm_requant(x, self.w, self.bias, shift, multiplier, rounding, overflow, out_bits, relu, out)
         m, k = x.shape
         n = self.w.shape[0]
-        shift, multiplier = _params(shift, multiplier, n)
         scratch = _scratch(2, m, n, k)
         count = lib.fxp_gemm_requant_s8_packed(
             _int8_rows(x), packed, ffi.from_buffer("int32_t[]", shift),

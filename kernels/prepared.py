@@ -82,6 +82,7 @@ class _Gemm:
                              out_bits, relu, 0)
         self.weights = self.backend.prepare_gemm(self.w, self.bias, self.x_dtype)
         self.out_dtype = self.epi.out_dtype
+        self._stochastic = self.epi.rounding.is_stochastic
         self._fast = self.epi.requant and not self.epi.on_reference_path(self.backend)
         if self._fast:
             e = self.epi
@@ -99,7 +100,7 @@ class _Gemm:
 
     def epilogue_for(self, rng):
         """The epilogue of one call: stochastic roundings take this call's generator."""
-        if not self.epi.rounding.is_stochastic:
+        if not self._stochastic:
             return self.epi
         return dataclasses.replace(self.epi, rng=_generator(rng, self.epi.rounding))
 

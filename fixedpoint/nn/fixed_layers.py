@@ -6,9 +6,10 @@ stored in (int8 for <= 8-bit activations of an int8 x int8 model, int16 otherwis
 `OverflowStats` per layer.
 
 Where rounding and saturation happen:
-- Linear / Conv (weights bound and packed once per backend, see `kernels.prepare_linear`): exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added
-  exactly; ONE rounding in the kernel's fused requantization y = round(acc * multiplier / 2**shift), optional
-  fused ReLU, then saturation into the activation bits (counted). The accumulator is never materialized here.
+- Linear / Conv (weights bound once per backend and rounding, packed by the backend: `kernels.prepare_linear`):
+  exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added exactly; ONE
+  rounding in the kernel's fused requantization y = round(acc * multiplier / 2**shift), optional fused ReLU, then
+  saturation into the activation bits (counted). The accumulator is never materialized here.
 - ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten keep the
   format; average pools round the window mean once (deterministic modes; half_even under stochastic ones).
 - Add (residual join): both inputs aligned exactly, one rounding into the output format, saturation (counted).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import kernels
@@ -51,7 +53,7 @@ class FixedModel:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) like the "
                              f"calibration data, got {x.shape}")
         run = Run(self._backend, self.rounding, self.seed)
-        row_bytes = self.input_layer.out_dtype.itemsize * int(np.prod(self.input_shape))
+        row_bytes = self.input_layer.out_dtype.itemsize * math.prod(self.input_shape)
         rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
         y = None
         for start in range(0, x.shape[0], rows):

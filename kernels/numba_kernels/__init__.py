@@ -11,5 +11,6 @@ from .warmup import warmup
 NAME = "numba"
 
 __all__ = [
-    "NAME", "add_requant", "avgpool", "gemm", "gemm_requant", "lut", "maxpool", "prepare_gemm", "quantize", "requant", "warmup",
+    "NAME", "add_requant", "avgpool", "gemm", "gemm_requant", "lut", "maxpool", "prepare_gemm", "quantize", "requant",
+    "warmup",
 ]
