@@ -6,6 +6,9 @@ error figures.  Integer precisions quantize inputs symmetrically per tensor with
 power-of-two scale (frac = bits-1 - ceil(log2 max|v|)); the GEMM accumulates exactly
 (int32 for i8, int64 for i16 and a16w8) and one rounding (half_even, saturate) brings the
 result to an int8 (i8) or int16 output whose frac fits the float64 result's range.
+Linear and convolution rows of this library bind their weights once (``kernels.prepare_<op>``:
+validated and, on the C backend, packed outside the timed call), as a deployed layer holds them and
+as the numpy rows hold pre-transposed weights; the naive baseline row reads the stored (N, K) weights.
 """
 from __future__ import annotations
 
@@ -98,6 +101,17 @@ def _float_reference(op, x, w, kwargs):
     return getattr(kernels, op)(x, w, backend="reference", **kwargs)
 
 
+def _prepared_call(op, x, w, backend, kwargs):
+    """``op`` on x with its weights bound once by ``kernels.prepare_<op>`` (validated and packed before the
+    timed call), or the plain ``kernels.<op>`` call where no prepared form exists."""
+    prepare = getattr(kernels, f"prepare_{op}", None)
+    if prepare is None:
+        function = getattr(kernels, op)
+        return lambda: function(x, w, backend=backend, **kwargs)
+    layer = prepare(w, x_dtype=x.dtype, backend=backend, **kwargs)
+    return lambda: layer(x)
+
+
 def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) -> Case:
     """A linear/conv1d/conv2d case; ``backend`` "numpy" means numpy's own ``@`` (linear, float only)."""
     rng = np.random.default_rng(seed)
@@ -105,7 +119,6 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
     reference = _float_reference(op, x, w, kwargs)
     shape = "x".join(str(d) for d in dims)
     ops = _ops(op, dims, reference.shape)
-    function = getattr(kernels, op)
     if precision in ("f64", "f32"):
         dtype = np.float64 if precision == "f64" else np.float32
         xf, wf = x.astype(dtype), w.astype(dtype)
@@ -115,7 +128,7 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
             wt = np.ascontiguousarray(wf.T)
             call = lambda: xf @ wt  # noqa: E731
         else:
-            call = lambda: function(xf, wf, backend=backend, **kwargs)  # noqa: E731
+            call = _prepared_call(op, xf, wf, backend, kwargs)
         out_bytes = reference.size * xf.itemsize
         return Case(op, shape, precision, backend, call, ops, wf.nbytes, xf.nbytes + out_bytes, reference,
                     decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
@@ -129,7 +142,7 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
     fy = frac_for(reference, y_bits)
     out_dtype = np.int8 if y_bits == 8 else np.int16
     shift = fx + fw - fy
-    call = lambda: function(xq, wq, shift=shift, out_dtype=out_dtype, backend=backend, **kwargs)  # noqa: E731
+    call = _prepared_call(op, xq, wq, backend, dict(kwargs, shift=shift, out_dtype=out_dtype))
     scale = 2.0 ** -fy
     predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
     return Case(op, shape, precision, backend, call, ops, wq.nbytes,
