@@ -11,7 +11,7 @@ from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS
 BACKENDS = kernels.available()
 PAIRS = [(np.int8, np.int8), (np.int16, np.int16), (np.int16, np.int8)]
 # M = 1 and K = 1, odd sizes, sizes around the C strips (48 and 24 columns, 8 and 4 rows).
-SHAPES = [(1, 1, 1), (1, 256, 784), (3, 5, 7), (9, 49, 65), (17, 97, 3)]
+SHAPES = [(1, 1, 1), (1, 256, 784), (1, 50, 13), (3, 5, 7), (9, 49, 65), (17, 97, 3)]
 
 
 def _c_paths():

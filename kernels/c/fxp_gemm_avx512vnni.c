@@ -8,7 +8,8 @@
  * Blocking: w is packed one strip of NR = 48 columns at a time (each strip exactly once
  * per call) into groups of 4 consecutive k per 32-bit lane; for every tile of MR = 8
  * rows, those rows of x are packed as u8 (rows past the last one as x = 0) and an 8 x 48
- * block of int32 accumulators stays in 24 zmm registers over all of K.  The epilogue adds the correction and either stores
+ * block of int32 accumulators stays in 24 zmm registers over all of K (a lone row, as at batch 1,
+ * runs a one-row tile instead).  The epilogue adds the correction and either stores
  * the int32 accumulator or requantizes the tile (out of an 8 x 48 L1 buffer) into the
  * narrow output.  Rows and columns past the edges are masked, never touched.
  */
@@ -115,6 +116,41 @@ FXP_TARGET_AVX512 static void tile(const uint8_t *xp, const int8_t *wp, const in
     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5) ROW_STORE(6) ROW_STORE(7)
 }
 
+/* One packed row times one strip into buf[0][NR] (a single-row x, e.g. batch 1): two sets of
+ * three accumulators take alternate groups of 4 k, so their vpdpbusd chains overlap. */
+FXP_TARGET_AVX512 static void tile1(const uint8_t *xp, const int8_t *wp, const int32_t *corr, int64_t kp,
+                                    int32_t *buf)
+{
+    __m512i e0 = _mm512_setzero_si512(), e1 = e0, e2 = e0, o0 = e0, o1 = e0, o2 = e0;
+    const int8_t *b = wp;
+    int64_t g = 0, groups = kp >> 2;
+    for (; g + 2 <= groups; g += 2, b += 2 * NR * 4) {
+        int32_t four[2];
+        memcpy(four, xp + 4 * g, 8);
+        __m512i a = _mm512_set1_epi32(four[0]), c = _mm512_set1_epi32(four[1]);
+        DPBUSD(e0, a, _mm512_load_si512((const void *)b));
+        DPBUSD(e1, a, _mm512_load_si512((const void *)(b + 64)));
+        DPBUSD(e2, a, _mm512_load_si512((const void *)(b + 128)));
+        DPBUSD(o0, c, _mm512_load_si512((const void *)(b + NR * 4)));
+        DPBUSD(o1, c, _mm512_load_si512((const void *)(b + NR * 4 + 64)));
+        DPBUSD(o2, c, _mm512_load_si512((const void *)(b + NR * 4 + 128)));
+    }
+    if (g < groups) {
+        int32_t four;
+        memcpy(&four, xp + 4 * g, 4);
+        __m512i a = _mm512_set1_epi32(four);
+        DPBUSD(e0, a, _mm512_load_si512((const void *)b));
+        DPBUSD(e1, a, _mm512_load_si512((const void *)(b + 64)));
+        DPBUSD(e2, a, _mm512_load_si512((const void *)(b + 128)));
+    }
+    e0 = _mm512_add_epi32(_mm512_add_epi32(e0, o0), _mm512_load_si512((const void *)corr));
+    e1 = _mm512_add_epi32(_mm512_add_epi32(e1, o1), _mm512_load_si512((const void *)(corr + 16)));
+    e2 = _mm512_add_epi32(_mm512_add_epi32(e2, o2), _mm512_load_si512((const void *)(corr + 32)));
+    _mm512_store_si512((void *)buf, e0);
+    _mm512_store_si512((void *)(buf + 16), e1);
+    _mm512_store_si512((void *)(buf + 32), e2);
+}
+
 /* The first mr rows and nc columns of buf into the int32 output or, requantized, into qout. */
 static int64_t store_tile(const int32_t *buf, int64_t mr, int64_t i0, int64_t n0, int64_t nc, const epilogue *e)
 {
@@ -140,7 +176,10 @@ static int64_t run_strip(const int8_t *x, const int8_t *wp, const int32_t *corr,
     for (int64_t i0 = 0; i0 < m; i0 += MR) {
         int64_t mr = m - i0 < MR ? m - i0 : MR;
         pack_x_tile(x, i0, mr, k, kp, xp);
-        tile(xp, wp, corr, kp, buf);
+        if (mr == 1)
+            tile1(xp, wp, corr, kp, buf);
+        else
+            tile(xp, wp, corr, kp, buf);
         count += store_tile(buf, mr, i0, n0, nc, e);
     }
     return count;
