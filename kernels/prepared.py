@@ -70,7 +70,7 @@ class _Gemm:
         w = _as_numeric(w, "w")
         if w.ndim != 2:
             raise ValueError(f"{where} needs w of shape (N, K) (conv: (O, KH*KW*C)), got {w.shape}")
-        self.x_dtype = w.dtype if x_dtype is None else np.dtype(x_dtype)
+        self.x_dtype = w.dtype if x_dtype is None else _dtype(x_dtype)
         self.acc_dtype = _gemm_accumulator(self.x_dtype, w.dtype, where)
         self.n, self.k = w.shape
         self.w = np.ascontiguousarray(w)
@@ -117,6 +117,13 @@ class _Gemm:
         self.weights.gemm(x2, acc)
         out[...] = _reference_requant(acc, epi, epi.overflow, -1)
         return epi.last_count
+
+
+def _dtype(value) -> np.dtype:
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise TypeError(f"x_dtype={value!r} is not a dtype; accepted: int8, int16, float32, float64") from None
 
 
 class PreparedLinear:

@@ -17,9 +17,10 @@ Conventions shared by all functions:
   ``relu`` (``max(y, 0)``) if asked, then the overflow mode into ``out_bits``
   (2..32, signed).  Returned counts are the number of elements outside the overflow
   mode's range after relu.
-* ``prepare_gemm(w, bias, x_dtype)`` returns a :class:`PreparedWeights` for repeated calls
-  with the same (validated, C-contiguous) ``w`` and ``bias`` and x of dtype ``x_dtype``: a backend may pack them once
-  into its kernel layout; one that does not returns :class:`UnpackedWeights`.
+* ``prepare_gemm(w, bias, x_dtype)`` returns a :class:`PreparedWeights` for repeated
+  calls with the same (validated, C-contiguous) ``w`` and ``bias`` and x of dtype
+  ``x_dtype``: a backend may pack them once into its kernel layout; one that does not
+  returns :class:`UnpackedWeights`.
 * ``shift`` is an int32 array in [-63, 127] and ``multiplier`` an int64 array in
   [1, 2**31 - 1] or ``None`` (meaning 1), both with one entry per output channel
   (the last axis of the output).  The product ``acc * multiplier`` is exact even
