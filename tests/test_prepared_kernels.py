@@ -177,3 +177,22 @@ def test_bad_weights_and_keywords_are_refused_at_prepare():
         kernels.prepare_linear(np.ones((4, 6), dtype=np.int8), np.zeros(3, dtype=np.int32), shift=1)
     with pytest.raises(ValueError, match="K=70000"):
         kernels.prepare_linear(np.ones((1, 70000), dtype=np.int8), shift=1)
+
+
+@pytest.mark.parametrize("precision", ["i8", "a16w8", "i16"])
+def test_converted_model_reuses_prepared_layers_and_survives_copies(precision):
+    from fixedpoint import nn
+
+    rng = np.random.default_rng(2)
+    model = nn.Sequential([nn.Conv1d(rng.standard_normal((6, 3, 2)), rng.standard_normal(6), padding=1), nn.ReLU(),
+                           nn.Flatten(), nn.Linear(rng.standard_normal((3, 60)), rng.standard_normal(3))])
+    x = rng.standard_normal((7, 10, 2))
+    fixed = nn.quantize_model(model, x, precision)
+    first = fixed(x[:1], raw=True)[0]
+    report = fixed.overflow_report()
+    for other in (fixed.with_backend(b) for b in BACKENDS):
+        np.testing.assert_array_equal(other(x[:1], raw=True)[0], first)
+        assert other.overflow_report() == report
+    copied = copy.deepcopy(fixed)
+    np.testing.assert_array_equal(copied(x, raw=True)[0], fixed(x, raw=True)[0])
+    np.testing.assert_array_equal(fixed(x[:1], raw=True)[0], first)
