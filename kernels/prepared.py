@@ -115,6 +115,7 @@ class _Gemm:
             return 0
         acc = np.empty(out.shape, dtype=self.acc_dtype)
         self.weights.gemm(x2, acc)
+        epi = dataclasses.replace(epi)   # this call's own last_count: the bound epilogue is shared
         out[...] = _reference_requant(acc, epi, epi.overflow, -1)
         return epi.last_count
 
