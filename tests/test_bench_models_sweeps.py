@@ -183,7 +183,7 @@ def test_info_works_without_optional_packages():
     assert done.returncode == 0, done.stderr
     context = json.loads(done.stdout)
     assert context["backends"]["available"] == ["reference"]
-    assert "numba" in context["backends"]["unavailable"] and context["versions"]["torch"] is None
+    assert "numba" in context["backends"]["unavailable"]
 
 
 @needs_quantize_model
