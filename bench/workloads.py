@@ -210,13 +210,69 @@ def naive_linear_case(dims: tuple, seed: int = 0) -> Case:
 
 
 TORCH = "torch"
+ONNXRUNTIME = "onnxruntime"
 
 
 def peers() -> list[str]:
-    """Optional peer implementations importable here (the ``peers`` extra): rows only when present."""
+    """Optional peer implementations importable here (the ``peers`` extra): rows only when present.
+
+    onnxruntime also needs the ``onnx`` package, which builds its one-node graph.
+    """
     import importlib.util
 
-    return [name for name in (TORCH,) if importlib.util.find_spec(name) is not None]
+    def present(name):
+        return all(importlib.util.find_spec(module) is not None
+                   for module in ((ONNXRUNTIME, "onnx") if name == ONNXRUNTIME else (name,)))
+
+    return [name for name in (TORCH, ONNXRUNTIME) if present(name)]
+
+
+def peer_case(peer: str, dims: tuple, seed: int = 0) -> "Case":
+    """The int8 linear row of one peer implementation."""
+    return {TORCH: torch_int_mm_case, ONNXRUNTIME: onnxruntime_matmul_integer_case}[peer](dims, seed)
+
+
+def _matmul_integer_session(k: int, n: int):
+    """One-thread onnxruntime session of MatMulInteger: uint8 A (zero point 128) x int8 B (K, N) -> int32."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b", "a_zero_point"], ["y"])], "linear_i8",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
+        initializer=[helper.make_tensor("a_zero_point", TensorProto.UINT8, [], [128])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return model, options
+
+
+def onnxruntime_matmul_integer_case(dims: tuple, seed: int = 0) -> Case:
+    """onnxruntime MatMulInteger, u8 x s8 -> int32, one thread: x + 128 as uint8 with zero point 128 (exact).
+
+    The weight is a graph initializer (as in a deployed model); the result is the exact int32 accumulator,
+    like torch ``_int_mm``: no requantization.
+    """
+    import onnxruntime
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(seed)
+    x, w, _ = _dot_inputs("linear", dims, rng)
+    reference = x @ w.T
+    xq, fx = _quantize(x, 8, None)
+    wq, fw = _quantize(w, 8, None)
+    model, options = _matmul_integer_session(dims[1], dims[2])
+    model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(wq.T), "b"))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = (xq.astype(np.int16) + 128).astype(np.uint8)
+    scale = 2.0 ** -(fx + fw)
+    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, 0.0)
+    return Case("linear", "x".join(map(str, dims)), "i8", ONNXRUNTIME, lambda: session.run(None, {"a": a})[0],
+                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size * 4, reference,
+                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
 
 
 def torch_int_mm_case(dims: tuple, seed: int = 0) -> Case:
@@ -257,9 +313,10 @@ def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
     if "i8" in precisions:
         for dims in shapes["linear"]:
             factories.append((f"linear {dims} i8 {NAIVE}", lambda dims=dims: naive_linear_case(dims)))
-    if TORCH in peers() and "i8" in precisions:
-        for dims in shapes["linear"]:
-            factories.append((f"linear {dims} i8 torch _int_mm", lambda dims=dims: torch_int_mm_case(dims)))
+    if "i8" in precisions:
+        for peer in peers():
+            for dims in shapes["linear"]:
+                factories.append((f"linear {dims} i8 {peer}", lambda dims=dims, peer=peer: peer_case(peer, dims)))
     n = 100_000 if quick else 1_000_000
     for precision in [p for p in ("i8", "i16") if p in precisions]:
         for backend in backends + [NUMPY]:

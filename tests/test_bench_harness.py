@@ -155,3 +155,16 @@ def test_interrupted_run_leaves_readable_partial_results(tmp_path, monkeypatch):
     assert data["complete"] is False and len(data["records"]) == 1
     assert cli.main(["report", str(run_dir / "results.json"), "--out", str(tmp_path / "rep")]) == 0
     assert "partial results" in (tmp_path / "rep" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("peer", workloads.peers() or [pytest.param("none", marks=pytest.mark.skip(
+    reason="no peer implementation installed (the peers extra)"))])
+def test_peer_rows_compute_the_exact_int8_accumulator(peer):
+    from fixedpoint import kernels
+
+    dims = (3, 37, 5)
+    got = workloads.peer_case(peer, dims, seed=4).call()
+    x, w, _ = workloads._dot_inputs("linear", dims, np.random.default_rng(4))
+    xq, _ = workloads._quantize(x, 8, None)
+    wq, _ = workloads._quantize(w, 8, None)
+    assert got.dtype == np.int32 and np.array_equal(got, kernels.linear(xq, wq, backend="reference"))

@@ -28,8 +28,7 @@ def dot_params(config):
             params += [(op, dims, p, b) for p in workloads.PRECISIONS for b in workloads.timed_backends()]
             if op == "linear":
                 params.append((op, dims, "i8", workloads.NAIVE))
-            if op == "linear" and workloads.TORCH in workloads.peers():
-                params.append((op, dims, "i8", workloads.TORCH))
+                params.extend((op, dims, "i8", peer) for peer in workloads.peers())
     return params
 
 

@@ -28,8 +28,8 @@ def _fill_extra_info(benchmark, case, output, numpy_f32_medians):
 
 def test_dot(fx_benchmark, dot_workload, numpy_f32_medians):
     op, dims, precision, backend = dot_workload
-    if backend == workloads.TORCH:
-        case = workloads.torch_int_mm_case(dims)
+    if backend in workloads.peers():
+        case = workloads.peer_case(backend, dims)
     elif backend == workloads.NAIVE:
         case = workloads.naive_linear_case(dims)
     else:
