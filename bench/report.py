@@ -267,6 +267,25 @@ def _context_line(data) -> str:
             + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".")
 
 
+PEERS = ("torch", "onnxruntime")
+
+
+def peer_lines(records) -> list[str]:
+    """int8 linear of this library (C, requantized int8 output) beside other libraries' int32-accumulator kernels."""
+    speed = [r for r in records if r.get("kind") == "speed" and r.get("op") == "linear" and r["precision"] == "i8"]
+    lines = []
+    for workload in dict.fromkeys(r["workload"] for r in speed if r["backend"] in PEERS):
+        by_backend = {r["backend"]: r for r in speed if r["workload"] == workload}
+        cells = [_ms(by_backend[b]) if b in by_backend else "-" for b in ("c", "numba", *PEERS)]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return ["### int8 linear beside other libraries", "",
+            "Median ms, one thread. This library's rows include the rounding to int8; torch `_int_mm` and "
+            "onnxruntime `MatMulInteger` stop at the int32 accumulator.", "",
+            "| workload | c ms | numba ms | torch ms | onnxruntime ms |", "|---" * 5 + "|", *lines, ""]
+
+
 def _machine_sections(data, suffix, out_dir) -> list[str]:
     """Verdict, answer, memory, naive baseline, sweeps and plots of one results file."""
     machine = machine_name(data)
@@ -276,7 +295,7 @@ def _machine_sections(data, suffix, out_dir) -> list[str]:
     if rows:
         lines += ["### Verdict", "", *verdict_table(rows), "",
                   " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
-                  *memory_target_lines(records), *naive_lines(records)]
+                  *memory_target_lines(records), *naive_lines(records), *peer_lines(records)]
     points = [r for r in records if r.get("kind") == "sweep"]
     if points:
         lines += sweep_lines(points)
