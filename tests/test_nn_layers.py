@@ -64,6 +64,26 @@ def test_pools_match_loops():
     np.testing.assert_allclose(AvgPool1d(3)(x1)[:, 2], x1[:, 6:9].mean(axis=1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride", [((2, 2), None), ((3, 2), (1, 2)), ((3, 3), (2, 1)), ((1, 4), (3, 3))])
+def test_every_pooled_element_equals_its_window(kernel, stride, dtype):
+    x = rng.normal(size=(2, 7, 9, 3)).astype(dtype)
+    step = kernel if stride is None else stride
+    for layer, reduce in ((MaxPool2d(kernel, stride), np.max), (AvgPool2d(kernel, stride), np.mean)):
+        y = layer(x)
+        assert y.dtype == dtype and y.shape == (2, (7 - kernel[0]) // step[0] + 1, (9 - kernel[1]) // step[1] + 1, 3)
+        for b, i, j, c in np.ndindex(y.shape):
+            window = x[b, i * step[0]:i * step[0] + kernel[0], j * step[1]:j * step[1] + kernel[1], c]
+            assert np.isclose(y[b, i, j, c], reduce(window.astype(np.float64)), rtol=1e-6, atol=1e-6)
+    x1 = x[:, :, 0, :]
+    for layer, reduce in ((MaxPool1d(kernel[0], step[0]), np.max), (AvgPool1d(kernel[0], step[0]), np.mean)):
+        y = layer(x1)
+        assert y.dtype == dtype and y.shape == (2, (7 - kernel[0]) // step[0] + 1, 3)
+        for b, i, c in np.ndindex(y.shape):
+            window = x1[b, i * step[0]:i * step[0] + kernel[0], c].astype(np.float64)
+            assert np.isclose(y[b, i, c], reduce(window), rtol=1e-6, atol=1e-6)
+
+
 def test_activations_flatten_batchnorm():
     x = np.linspace(-800, 800, 17)[None]
     np.testing.assert_allclose(Sigmoid()(x), 1 / (1 + np.exp(-np.clip(x, -700, 700))), atol=1e-300)

@@ -7,6 +7,9 @@ Conv1d takes NLC (B, L, C), Conv2d takes NHWC (B, H, W, C).
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -210,7 +213,7 @@ class _Pool(Layer):
     """Window pooling over the spatial axes of channels-last input; no padding, stride defaults to kernel."""
 
     spatial = 2
-    reduce = None
+    combine = None  # element-wise ufunc joining the window offsets: np.maximum (max) or np.add (mean)
 
     def __init__(self, kernel, stride=None):
         name = type(self).__name__
@@ -229,11 +232,15 @@ class _Pool(Layer):
         if x.ndim != self.spatial + 2 or any(x.shape[1 + i] < k for i, k in enumerate(kernel)):
             raise ValueError(f"{name}: expected input (B, {'H, W' if self.spatial == 2 else 'L'}, C) "
                              f"at least as large as kernel {kernel}, got shape {x.shape}")
-        axes = tuple(range(1, 1 + self.spatial))
-        windows = sliding_window_view(x, kernel, axis=axes)
-        windows = windows[(slice(None),) + tuple(slice(None, None, s) for s in stride)]
-        red_axes = tuple(range(-self.spatial, 0))
-        return type(self).reduce(windows, axis=red_axes).astype(x.dtype)
+        # One strided slice per window offset, combined element-wise: whole-array numpy operations, as a
+        # user's fast float implementation would do (a reduction over a sliding-window view is many times slower).
+        out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], kernel, stride)]
+        result = None
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            part = x[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s)
+                                            for o, s, n in zip(offset, stride, out))]
+            result = part.copy() if result is None else type(self).combine(result, part, out=result)
+        return result if type(self).combine is np.maximum else result / np.asarray(math.prod(kernel), x.dtype)
 
     def param_shapes(self) -> str:
         return f"kernel={self.kernel}, stride={self.stride}"
@@ -241,22 +248,22 @@ class _Pool(Layer):
 
 class MaxPool2d(_Pool):
     """Max over (kh, kw) windows of NHWC input."""
-    spatial, reduce = 2, np.max
+    spatial, combine = 2, np.maximum
 
 
 class AvgPool2d(_Pool):
     """Mean over (kh, kw) windows of NHWC input."""
-    spatial, reduce = 2, np.mean
+    spatial, combine = 2, np.add
 
 
 class MaxPool1d(_Pool):
     """Max over k-windows of NLC input."""
-    spatial, reduce = 1, np.max
+    spatial, combine = 1, np.maximum
 
 
 class AvgPool1d(_Pool):
     """Mean over k-windows of NLC input."""
-    spatial, reduce = 1, np.mean
+    spatial, combine = 1, np.add
 
 
 class Flatten(Layer):
