@@ -131,3 +131,19 @@ def test_bad_input_shape_names_layer():
         Conv1d(np.zeros((2, 3, 1)))(np.zeros((1, 5, 2)))
     with pytest.raises(TypeError, match="Sequential: layers"):
         Sequential([1])
+
+
+def test_float32_casts_of_parameters_are_cached_and_follow_reassignment():
+    w = rng.normal(size=(4, 3))
+    layer = Linear(w, np.zeros(4))
+    x = rng.normal(size=(2, 3)).astype(np.float32)
+    first = layer.param_in("weight", np.float32)
+    assert first.dtype == np.float32 and layer.param_in("weight", np.float32) is first
+    assert layer.param_in("weight", np.float64) is layer.weight
+    np.testing.assert_array_equal(layer(x), x @ w.astype(np.float32).T + np.float32(0))
+    with pytest.raises(ValueError, match="read-only"):
+        layer.weight[0, 0] = 1.0          # in-place edits would leave the cached cast stale
+    w[0, 0] = 5.0                         # the layer holds its own copy
+    assert layer.weight[0, 0] != 5.0
+    layer.weight = layer.weight * 2
+    np.testing.assert_array_equal(layer.param_in("weight", np.float32), layer.weight.astype(np.float32))

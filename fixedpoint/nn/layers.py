@@ -27,11 +27,13 @@ def as_float_input(x, where: str) -> np.ndarray:
 
 
 def _param(value, name: str, layer: str, ndim: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+    """A float64 copy of `value`, read-only so that the per-dtype casts cached by `Layer.param_in` stay valid."""
+    arr = np.array(value, dtype=np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{layer}: {name} must have {ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{layer}: {name} contains NaN or infinity")
+    arr.setflags(write=False)
     return arr
 
 
@@ -65,6 +67,21 @@ class Layer:
     def param_shapes(self) -> str:
         return ""
 
+    def param_in(self, name: str, dtype) -> np.ndarray | None:
+        """Parameter `name` cast to `dtype`, cast once and cached (as a float32 model stores float32 weights).
+
+        Parameters are read-only arrays; assigning a new array to the attribute refreshes the cache.
+        """
+        value = getattr(self, name)
+        if value is None or value.dtype == dtype:
+            return value
+        cache = self.__dict__.setdefault("_casts", {})
+        source, cast = cache.get((name, dtype), (None, None))
+        if source is not value:
+            cast = value.astype(dtype)
+            cache[(name, dtype)] = (value, cast)
+        return cast
+
     def parameters(self) -> list[np.ndarray]:
         """The stored parameter arrays (weights, biases, BatchNorm statistics)."""
         return [value for name in ("weight", "bias", "gamma", "beta", "mean", "var")
@@ -97,8 +114,8 @@ class Linear(Layer):
         n_in = self.weight.shape[1]
         if x.ndim < 1 or x.shape[-1] != n_in:
             raise ValueError(f"Linear: expected input (..., {n_in}), got shape {x.shape}")
-        y = x @ self.weight.T.astype(x.dtype)
-        return y if self.bias is None else y + self.bias.astype(x.dtype)
+        y = x @ self.param_in("weight", x.dtype).T
+        return y if self.bias is None else y + self.param_in("bias", x.dtype)
 
     def param_shapes(self) -> str:
         out, n_in = self.weight.shape
@@ -106,13 +123,13 @@ class Linear(Layer):
 
 
 def conv2d_nhwc(x, weight, bias, stride, padding):
-    """Float NHWC convolution with weight (O, KH, KW, C), zero padding, computed in x.dtype."""
+    """Float NHWC convolution with weight (O, KH, KW, C) and bias already in x.dtype, zero padding."""
     (sh, sw), (ph, pw) = stride, padding
     kh, kw = weight.shape[1:3]
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (B, OH, OW, C, KH, KW)
-    y = np.einsum("bhwcij,oijc->bhwo", windows, weight.astype(x.dtype), optimize=True)
-    return y if bias is None else y + bias.astype(x.dtype)
+    y = np.einsum("bhwcij,oijc->bhwo", windows, weight, optimize=True)
+    return y if bias is None else y + bias
 
 
 class Conv2d(Layer):
@@ -134,7 +151,8 @@ class Conv2d(Layer):
         kh, kw = self.weight.shape[1:3]
         if x.shape[1] + 2 * self.padding[0] < kh or x.shape[2] + 2 * self.padding[1] < kw:
             raise ValueError(f"Conv2d: input {x.shape} smaller than kernel {(kh, kw)} after padding")
-        return conv2d_nhwc(x, self.weight, self.bias, self.stride, self.padding)
+        return conv2d_nhwc(x, self.param_in("weight", x.dtype), self.param_in("bias", x.dtype), self.stride,
+                           self.padding)
 
     def param_shapes(self) -> str:
         return (f"weight={self.weight.shape}, bias={self.bias is not None}, stride={self.stride}, "
@@ -159,7 +177,8 @@ class Conv1d(Layer):
         _check_last_axis(x, self.weight.shape[2], 3, "Conv1d", "NLC (B, L, C)")
         if x.shape[1] + 2 * self.padding < self.weight.shape[1]:
             raise ValueError(f"Conv1d: input {x.shape} shorter than kernel {self.weight.shape[1]} after padding")
-        y = conv2d_nhwc(x[:, None], self.weight[:, None], self.bias, (1, self.stride), (0, self.padding))
+        y = conv2d_nhwc(x[:, None], self.param_in("weight", x.dtype)[:, None], self.param_in("bias", x.dtype),
+                        (1, self.stride), (0, self.padding))
         return y[:, 0]
 
     def param_shapes(self) -> str:
