@@ -7,6 +7,11 @@ so every micro-tile reads whole rows of 4 x-rows and 4 w-rows along K; the 4 x 4
 x ``KC`` along K; a block's accumulators live in an ``MC x NC`` scratch tile, never a
 whole accumulator tensor.
 
+Below ``SMALL_M`` x rows (batch-1 inference) the 4 x 4 tile would waste most of its
+work, so each output is one contiguous dot product of ``x[i, :]`` and the stored
+``w[j, :]`` in their own dtypes, widened inside the loop (int8 -> int32 so LLVM emits
+``vpmaddwd``; int16 -> int64).
+
 Accumulators: int8 x int8 sums in int32 (``api.py`` refuses K > 65536, so the sum is
 exact); anything with an int16 operand sums in int64.  The requantizing epilogue adds
 the bias in int64, rounds once (:mod:`.rounding`, exact in 128 bits) and saturates or
@@ -28,6 +33,7 @@ NR = 4       # w rows (output columns) per micro-tile
 MC = 64      # x rows per block
 NC = 128     # w rows per block
 KC = 1024    # K per block
+SMALL_M = 4  # fewer x rows than this take the dot-product path
 
 
 def _padded(n: int, step: int) -> int:
@@ -136,6 +142,56 @@ def _gemm_requant(xp, wp, bias, acc_proto, shift, mult, masks, wide, relu, lo, h
     return count
 
 
+@njit(cache=True)
+def _dot32(a, b):
+    """a . b in int32 (int8 x int8 only: exact for K <= 65536)."""
+    total = np.int32(0)
+    for k in range(a.shape[0]):
+        total = np.int32(total + np.int32(a[k]) * np.int32(b[k]))
+    return total
+
+
+@njit(cache=True)
+def _dot64(a, b):
+    """a . b in int64 (any int16 operand)."""
+    total = np.int64(0)
+    for k in range(a.shape[0]):
+        total += np.int64(a[k]) * np.int64(b[k])
+    return total
+
+
+@njit(cache=True)
+def _dot(a, b, acc_proto):
+    """a . b in ``acc_proto``'s dtype (int32 or int64)."""
+    if acc_proto.itemsize == 4:
+        return _dot32(a, b)
+    return _dot64(a, b)
+
+
+@njit(cache=True)
+def _gemv(x, w, bias, out):
+    """out = x @ w.T + bias for few rows of x, one dot product per output, in out's (accumulator) dtype."""
+    for i in range(x.shape[0]):
+        row = x[i]
+        for j in range(w.shape[0]):
+            out[i, j] = _dot(row, w[j], out) + bias[j]
+
+
+@njit(cache=True)
+def _gemv_requant(x, w, bias, acc_proto, shift, mult, masks, wide, relu, lo, hi, qmin, wrap, out):
+    """``_gemv`` with the requantizing epilogue per output; returns the overflow count."""
+    count = 0
+    for i in range(x.shape[0]):
+        row = x[i]
+        for j in range(w.shape[0]):
+            total = np.int64(_dot(row, w[j], acc_proto)) + np.int64(bias[j])
+            y = requant_value(total, mult[j], shift[j], masks[j], wide)
+            value, outside = fit(y, relu, lo, hi, qmin, wrap)
+            out[i, j] = value
+            count += outside
+    return count
+
+
 def _accumulator_dtype(x: np.ndarray, w: np.ndarray) -> np.dtype:
     if x.dtype == np.int8 and w.dtype == np.int8:
         return np.dtype(np.int32)
@@ -180,13 +236,14 @@ def prepare_gemm(w, bias, x_dtype):
 
 
 class PackedWeights:
-    """Integer ``w`` (N, K) as a zero-padded int16 panel and ``bias`` as a full (N,) accumulator-dtype array,
-    for x of dtype ``x_dtype``."""
+    """Integer ``w`` (N, K) as a zero-padded int16 panel (for ``SMALL_M`` rows or more), as stored (for fewer),
+    and ``bias`` as a full (N,) accumulator-dtype array, for x of dtype ``x_dtype``."""
 
     def __init__(self, w, bias, x_dtype):
         self.x_dtype = np.dtype(x_dtype)
         self.n = w.shape[0]
         self.panel = pack_int16(w, NR)
+        self.rows = np.ascontiguousarray(w)
         self.acc_dtype = _accumulator_dtype(np.empty(0, self.x_dtype), w)
         self.bias = _bias_or_zeros(bias, self.n, self.acc_dtype)
 
@@ -196,16 +253,22 @@ class PackedWeights:
 
     def gemm(self, x, out) -> None:
         self._check(x)
-        _gemm(pack_int16(x, MR), self.panel, self.bias, x.shape[0], self.n, out)
+        if x.shape[0] < SMALL_M:
+            _gemv(np.ascontiguousarray(x), self.rows, self.bias, out)
+        else:
+            _gemm(pack_int16(x, MR), self.panel, self.bias, x.shape[0], self.n, out)
 
     def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
         self._check(x)
         lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
         shift = np.ascontiguousarray(shift, dtype=np.int64)
         wide = multiplier is not None and self.acc_dtype == np.int64
-        count = _gemm_requant(
-            pack_int16(x, MR), self.panel, self.bias, np.zeros(1, self.acc_dtype), shift,
-            multipliers(multiplier, self.n), column_masks(rounding, shift), wide, bool(relu), lo, hi, qmin, wrap,
-            x.shape[0], self.n, out,
-        )
+        epilogue = (shift, multipliers(multiplier, self.n), column_masks(rounding, shift), wide, bool(relu),
+                    lo, hi, qmin, wrap)
+        acc_proto = np.zeros(1, self.acc_dtype)
+        if x.shape[0] < SMALL_M:
+            count = _gemv_requant(np.ascontiguousarray(x), self.rows, self.bias, acc_proto, *epilogue, out)
+        else:
+            count = _gemm_requant(pack_int16(x, MR), self.panel, self.bias, acc_proto, *epilogue,
+                                  x.shape[0], self.n, out)
         return int(count)

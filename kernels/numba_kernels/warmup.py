@@ -5,10 +5,12 @@ machine code; later processes load it.  Call :func:`warmup` before any timing.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .elementwise import add_requant, lut, quantize, requant
-from .gemm import gemm, gemm_requant
+from .gemm import SMALL_M, gemm, gemm_requant
 from .pool import avgpool, maxpool
 
 _INT_PAIRS = ((np.int8, np.int8), (np.int16, np.int16), (np.int16, np.int8))
@@ -16,15 +18,15 @@ _OUT_DTYPES = (np.int8, np.int16, np.int32)
 
 
 def warmup() -> None:
-    """Run each protocol function once per dtype combination it supports."""
+    """Run each protocol function once per dtype combination it supports (GEMMs at 1 and ``SMALL_M`` rows)."""
     shift = np.array([3], dtype=np.int32)
-    for x_dtype, w_dtype in _INT_PAIRS:
-        x, w = np.ones((1, 2), dtype=x_dtype), np.ones((1, 2), dtype=w_dtype)
+    for (x_dtype, w_dtype), rows in itertools.product(_INT_PAIRS, (1, SMALL_M)):
+        x, w = np.ones((rows, 2), dtype=x_dtype), np.ones((1, 2), dtype=w_dtype)
         acc_dtype = np.int32 if w_dtype == np.int8 and x_dtype == np.int8 else np.int64
-        acc = np.zeros((1, 1), dtype=acc_dtype)
+        acc = np.zeros((rows, 1), dtype=acc_dtype)
         gemm(x, w, None, acc)
         for out_dtype in _OUT_DTYPES:
-            out = np.zeros((1, 1), dtype=out_dtype)
+            out = np.zeros((rows, 1), dtype=out_dtype)
             for multiplier in (None, np.array([1 << 30], dtype=np.int64)):
                 gemm_requant(x, w, None, shift, multiplier, 9, 0, 8, False, out)
                 requant(acc, shift, multiplier, 9, 0, 8, False, out)
