@@ -16,6 +16,8 @@ saturation, wrapping and overflow counts downstream stay exact.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -50,8 +52,10 @@ def _rounds_up(mode: Rounding, q_odd: bool, negative: bool, rest: int) -> bool:
     return rules[mode]
 
 
+@functools.lru_cache(maxsize=None)
 def rounding_mask(code: int) -> int:
-    """The 16-bit mode mask of the deterministic rounding mode with ``Rounding.code == code``."""
+    """The 16-bit mode mask of the deterministic rounding mode with ``Rounding.code == code``
+    (computed once per code: callers ask for it on every kernel call)."""
     modes = tuple(Rounding)
     if not 0 <= code < len(modes) or modes[code].is_stochastic:
         raise ValueError(f"rounding code {code!r} is not a deterministic mode (0..12)")
