@@ -269,9 +269,11 @@ def test_chunked_batch_gives_the_same_integers_and_counts(monkeypatch):
     x = 3 * _data(shape, 20, seed=8)
     whole = fixed(x, raw=True)[0]
     whole_report = fixed.overflow_report()
-    monkeypatch.setattr(fixed_model, "_CHUNK_BYTES", 2 * 12 * 2 + 1)   # two samples per chunk
-    np.testing.assert_array_equal(fixed(x, raw=True)[0], whole)
-    assert fixed.overflow_report() == whole_report and whole_report[0]["saturated"] > 0
+    for per_chunk in (2, 3, 7):                    # at most this many 24-byte samples per chunk
+        monkeypatch.setattr(fixed_model, "_CHUNK_BYTES", per_chunk * 12 * 2 + 1)
+        np.testing.assert_array_equal(fixed(x, raw=True)[0], whole)
+        assert fixed.overflow_report() == whole_report and whole_report[0]["saturated"] > 0
+        np.testing.assert_array_equal(fixed(x[:5], raw=True)[0], whole[:5])
 
 
 def test_bias_beyond_the_accumulator_saturates_and_is_counted():

@@ -10,9 +10,9 @@ from .. import kernels
 from ..quantize import dequantize
 from .fixed_layers import FixedInput, Run
 
-# The batch runs in chunks whose quantized input holds at most this many bytes, so the integer activations of
-# one chunk stay small (and cache-resident); the per-layer results are the same as for the whole batch.
-_CHUNK_BYTES = 1 << 17
+# The batch runs in equal chunks whose quantized input holds at most this many bytes, so the integer activations
+# of one chunk stay small (and cache-resident); the per-layer results are the same as for the whole batch.
+_CHUNK_BYTES = 96 << 10
 
 
 class FixedModel:
@@ -54,7 +54,8 @@ class FixedModel:
                              f"calibration data, got {x.shape}")
         run = Run(self._backend, self.rounding, self.seed)
         row_bytes = self.input_layer.out_dtype.itemsize * math.prod(self.input_shape)
-        rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
+        max_rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
+        rows = -(-x.shape[0] // -(-x.shape[0] // max_rows)) if x.shape[0] else 1  # equal chunks, none larger
         y = None
         for start in range(0, x.shape[0], rows):
             part = self.input_layer.forward(x[start:start + rows], run)
