@@ -82,27 +82,14 @@ def linear(
     ``relu``; then ``overflow`` into ``out_bits`` (default: all bits of ``out_dtype``;
     ``out_dtype`` default int8 for int8 inputs, int16 otherwise).
     """
-    be = registry.get_backend(backend)
     x = _as_numeric(x, "x")
-    w = _as_numeric(w, "w")
-    if x.ndim not in (1, 2) or w.ndim != 2:
-        raise ValueError(f"linear needs x of shape (M, K) or (K,) and w of shape (N, K); got {x.shape} and {w.shape}")
-    single_row = x.ndim == 1
-    x2 = x.reshape(1, -1) if single_row else x
-    if x2.shape[1] != w.shape[1]:
-        raise ValueError(f"x has K={x2.shape[1]} columns but w has K={w.shape[1]} (w is (N, K), y = x @ w.T)")
-    acc_dtype = _gemm_accumulator(x2.dtype, w.dtype, "linear")
-    k = x2.shape[1]
-    bias = _check_bias(bias, w.shape[0], acc_dtype)
-    _check_accumulator_bound(x2.dtype, w.dtype, acc_dtype, k, bias)
-    epi = _epilogue(w.shape[0], x2.dtype, acc_dtype, shift, multiplier, rounding, overflow, out_dtype, out_bits,
-                    relu, rng)
-    out = np.empty((x2.shape[0], w.shape[0]), dtype=epi.out_dtype)
-    if out.size:
-        x2, w = np.ascontiguousarray(x2), np.ascontiguousarray(w)
-        count = _gemm_epilogue(be, x2, w, bias, epi, out)
-        _finish(epi, count, out.size, stats, lambda: _accumulate(be, x2, w, bias, acc_dtype))
-    return out.reshape(-1) if single_row else out
+    if x.ndim not in (1, 2):
+        raise ValueError(f"linear needs x of shape (M, K) or (K,) and w of shape (N, K); got x of shape {x.shape}")
+    from .prepared import prepare_linear
+
+    layer = prepare_linear(w, bias, shift=shift, multiplier=multiplier, rounding=rounding, overflow=overflow,
+                           out_dtype=out_dtype, out_bits=out_bits, relu=relu, x_dtype=x.dtype, backend=backend)
+    return layer(x, rng=rng, stats=stats)
 
 
 def conv2d(
@@ -117,15 +104,13 @@ def conv2d(
     time) and the backend's ``gemm`` / ``gemm_requant`` against w reshaped to
     (O, KH*KW*C).
     """
-    be = registry.get_backend(backend)
     x = _as_numeric(x, "x")
-    w = _as_numeric(w, "w")
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d needs x (B, H, W, C) and w (O, KH, KW, C); got shapes {x.shape} and {w.shape}")
-    stride = _pair(stride, "stride", minimum=1)
-    padding = _pair(padding, "padding", minimum=0)
-    return _conv(be, x, w, bias, stride, padding, "conv2d",
-                 (shift, multiplier, rounding, overflow, out_dtype, out_bits, relu, rng), stats)
+    from .prepared import prepare_conv2d
+
+    layer = prepare_conv2d(w, bias, stride=stride, padding=padding, shift=shift, multiplier=multiplier,
+                           rounding=rounding, overflow=overflow, out_dtype=out_dtype, out_bits=out_bits, relu=relu,
+                           x_dtype=x.dtype, backend=backend)
+    return layer(x, rng=rng, stats=stats)
 
 
 def conv1d(
@@ -136,16 +121,13 @@ def conv1d(
 
     Runs as :func:`conv2d` with H = 1; same dtypes, accumulators and epilogue.
     """
-    be = registry.get_backend(backend)
     x = _as_numeric(x, "x")
-    w = _as_numeric(w, "w")
-    if x.ndim != 3 or w.ndim != 3:
-        raise ValueError(f"conv1d needs x (B, L, C) and w (O, K, C); got shapes {x.shape} and {w.shape}")
-    stride = _int(stride, "stride", minimum=1)
-    padding = _int(padding, "padding", minimum=0)
-    y = _conv(be, x[:, None], w[:, None], bias, (1, stride), (0, padding), "conv1d",
-              (shift, multiplier, rounding, overflow, out_dtype, out_bits, relu, rng), stats)
-    return y[:, 0]
+    from .prepared import prepare_conv1d
+
+    layer = prepare_conv1d(w, bias, stride=stride, padding=padding, shift=shift, multiplier=multiplier,
+                           rounding=rounding, overflow=overflow, out_dtype=out_dtype, out_bits=out_bits, relu=relu,
+                           x_dtype=x.dtype, backend=backend)
+    return layer(x, rng=rng, stats=stats)
 
 
 def requantize(
@@ -451,21 +433,6 @@ def _deterministic(rounding, where) -> Rounding:
 # ----------------------------------------------------------------------------- gemm routing
 
 
-def _gemm_epilogue(be, x, w, bias, epi, out) -> int:
-    """Fill ``out`` (rows, N) from x (rows, K) and w (N, K); returns the overflow count."""
-    if not epi.requant:
-        be.gemm(x, w, bias, out)
-        if epi.relu:
-            np.maximum(out, 0, out=out)
-        return 0
-    if epi.on_reference_path(be):
-        acc = _accumulate(be, x, w, bias, _gemm_accumulator(x.dtype, w.dtype, "gemm"))
-        out[...] = _reference_requant(acc, epi, epi.overflow, -1)
-        return epi.last_count
-    return be.gemm_requant(x, w, bias, epi.shift, epi.multiplier, epi.rounding.code, epi.fast_overflow.code,
-                           epi.out_bits, epi.relu, out)
-
-
 def _accumulate(be, x, w, bias, acc_dtype) -> np.ndarray:
     acc = np.empty((x.shape[0], w.shape[0]), dtype=acc_dtype)
     be.gemm(x, w, bias, acc)
@@ -548,44 +515,6 @@ def _check_accumulator_bound(x_dtype, w_dtype, acc_dtype, k, bias) -> None:
 
 
 # ----------------------------------------------------------------------------- convolution
-
-
-def _conv(be, x, w, bias, stride, padding, where, epilogue_args, stats):
-    """Shared conv2d/conv1d body on 4-d NHWC x and (O, KH, KW, C) w."""
-    b, h, wd, c = x.shape
-    o, kh, kw, wc = w.shape
-    if wc != c:
-        raise ValueError(f"{where}: x has C={c} channels but w expects {wc} (w is (O, ..., C))")
-    acc_dtype = _gemm_accumulator(x.dtype, w.dtype, where)
-    for size, k, pad, dim in ((h, kh, padding[0], "height"), (wd, kw, padding[1], "width")):
-        if k < 1:
-            raise ValueError(f"{where}: the kernel {dim} must be >= 1")
-        if k > size + 2 * pad:
-            raise ValueError(f"{where}: kernel {dim} {k} is larger than the padded input {dim} {size + 2 * pad}")
-    k_total = kh * kw * c
-    bias = _check_bias(bias, o, acc_dtype)
-    _check_accumulator_bound(x.dtype, w.dtype, acc_dtype, k_total, bias)
-    shift, multiplier, rounding, overflow, out_dtype, out_bits, relu, rng = epilogue_args
-    epi = _epilogue(o, x.dtype, acc_dtype, shift, multiplier, rounding, overflow, out_dtype, out_bits, relu, rng)
-    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
-    ow = (wd + 2 * padding[1] - kw) // stride[1] + 1
-    out = np.empty((b, oh, ow, o), dtype=epi.out_dtype)
-    if out.size == 0:
-        return out
-    w2 = np.ascontiguousarray(w.reshape(o, k_total))
-    out_rows = out.reshape(b * oh * ow, o)
-    count = 0
-    for rows, patches in _im2col_chunks(x, (kh, kw), stride, padding, (oh, ow)):
-        count += _gemm_epilogue(be, patches, w2, bias, epi, out_rows[rows])
-
-    def full_accumulator():
-        acc = np.empty((b * oh * ow, o), dtype=acc_dtype)
-        for rows, patches in _im2col_chunks(x, (kh, kw), stride, padding, (oh, ow)):
-            be.gemm(patches, w2, bias, acc[rows])
-        return acc
-
-    _finish(epi, count, out.size, stats, full_accumulator)
-    return out
 
 
 def _im2col_chunks(x, kernel, stride, padding, out_hw):

@@ -1,4 +1,4 @@
-"""Prepared layers (weights bound and packed once) against the unprepared kernel API: bit-identical results and
+"""Prepared layers (weights bound and packed once) against the reference backend: bit-identical results and
 overflow counts on every backend and every C SIMD path, reused across calls, paths and copies; bad x refused."""
 import copy
 
@@ -52,6 +52,11 @@ def _layer(rng, x_dtype, w_dtype, n, k):
     return w, bias, shift, multiplier
 
 
+def _spec(kw):
+    """The same keywords on the reference backend: the specification every prepared layer must match."""
+    return dict(kw, backend="reference")
+
+
 def _same(prepared, x, reference, **call):
     """prepared(x) equals reference(x) in values, dtype and overflow counts, twice in a row (weights reused)."""
     expected_stats, stats = OverflowStats(), OverflowStats()
@@ -72,8 +77,8 @@ def test_linear_per_channel_requant_relu(backend, pair, shape):
     kw = dict(shift=shift, multiplier=multiplier, rounding="half_up", relu=True, out_bits=7, backend=backend)
     prepared = kernels.prepare_linear(w, bias, x_dtype=pair[0], **kw)
     x = _ints(rng, pair[0], (m, k))
-    _same(prepared, x, lambda x, **c: kernels.linear(x, w, bias, **kw, **c))
-    _same(prepared, x[0], lambda x, **c: kernels.linear(x, w, bias, **kw, **c))
+    _same(prepared, x, lambda x, **c: kernels.linear(x, w, bias, **_spec(kw), **c))
+    _same(prepared, x[0], lambda x, **c: kernels.linear(x, w, bias, **_spec(kw), **c))
 
 
 @pytest.mark.parametrize("mode", DETERMINISTIC_ROUNDINGS, ids=lambda m: m.value)
@@ -83,19 +88,22 @@ def test_int8_linear_every_rounding_and_overflow(backend, mode, overflow):
     w, bias, shift, multiplier = _layer(rng, np.int8, np.int8, 51, 37)
     kw = dict(shift=shift, multiplier=multiplier, rounding=mode, overflow=overflow, out_bits=6, backend=backend)
     x = _ints(rng, np.int8, (10, 37))
-    _same(kernels.prepare_linear(w, bias, **kw), x, lambda x, **c: kernels.linear(x, w, bias, **kw, **c))
+    _same(kernels.prepare_linear(w, bias, **kw), x, lambda x, **c: kernels.linear(x, w, bias, **_spec(kw), **c))
     scalar = dict(kw, shift=9, multiplier=None, out_dtype=np.int16, out_bits=None)
-    _same(kernels.prepare_linear(w, None, **scalar), x, lambda x, **c: kernels.linear(x, w, None, **scalar, **c))
+    _same(kernels.prepare_linear(w, None, **scalar), x, lambda x, **c: kernels.linear(x, w, None, **_spec(scalar), **c))
 
 
 def test_exact_accumulator_and_float_layers(backend):
     rng = np.random.default_rng(3)
     w8, x8 = _ints(rng, np.int8, (30, 19)), _ints(rng, np.int8, (5, 19))
-    _same(kernels.prepare_linear(w8, backend=backend), x8, lambda x, **c: kernels.linear(x, w8, backend=backend, **c))
+    _same(kernels.prepare_linear(w8, backend=backend), x8,
+          lambda x, **c: kernels.linear(x, w8, backend="reference", **c))
     for dtype in (np.float32, np.float64):
         w, x, b = (rng.standard_normal(s).astype(dtype) for s in ((30, 19), (5, 19), (30,)))
         prepared = kernels.prepare_linear(w, b, relu=True, backend=backend)
-        np.testing.assert_array_equal(prepared(x), kernels.linear(x, w, b, relu=True, backend=backend))
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(prepared(x), kernels.linear(x, w, b, relu=True, backend="reference"),
+                                   rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{np.dtype(p[0])}x{np.dtype(p[1])}")
@@ -107,12 +115,12 @@ def test_conv2d_and_conv1d(backend, pair):
     conv = dict(kw, stride=(2, 1), padding=(1, 0))
     x = _ints(rng, pair[0], (2, 7, 6, 5))
     _same(kernels.prepare_conv2d(w4, bias, x_dtype=pair[0], **conv), x,
-          lambda x, **c: kernels.conv2d(x, w4, bias, **conv, **c))
+          lambda x, **c: kernels.conv2d(x, w4, bias, **_spec(conv), **c))
     w3 = w.reshape(13, 6, 5)
     conv1 = dict(kw, stride=2, padding=1)
     x1 = _ints(rng, pair[0], (3, 9, 5))
     _same(kernels.prepare_conv1d(w3, bias, x_dtype=pair[0], **conv1), x1,
-          lambda x, **c: kernels.conv1d(x, w3, bias, **conv1, **c))
+          lambda x, **c: kernels.conv1d(x, w3, bias, **_spec(conv1), **c))
 
 
 def test_stochastic_rounding_and_overflow_error(backend):
@@ -121,7 +129,7 @@ def test_stochastic_rounding_and_overflow_error(backend):
     x = _ints(rng, np.int8, (4, 16))
     kw = dict(shift=shift, rounding="stochastic", backend=backend)
     prepared = kernels.prepare_linear(w, bias, **kw)
-    np.testing.assert_array_equal(prepared(x, rng=3), kernels.linear(x, w, bias, rng=3, **kw))
+    np.testing.assert_array_equal(prepared(x, rng=3), kernels.linear(x, w, bias, rng=3, **_spec(kw)))
     with pytest.raises(ValueError, match="rng"):
         prepared(x)
     strict = dict(shift=0, overflow="error", backend=backend)
