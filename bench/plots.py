@@ -15,6 +15,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write the PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
     """Speedup of i16/a16w8/i8 vs f32 (best backend each) per workload."""
     plt = _pyplot()
@@ -29,10 +37,7 @@ def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
     ax.set_xlabel("speedup vs f32 on the fastest backend (x, higher is faster)")
     ax.set_title(f"Speedup vs float32 — {machine}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
@@ -46,10 +51,7 @@ def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
     ax.set_ylabel("SQNR (dB)")
     ax.set_title(f"SQNR vs bits — {machine}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
@@ -62,10 +64,7 @@ def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     ax.set_yticks(range(len(records)), labels, fontsize=6)
     ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange)")
     ax.set_title(f"Throughput vs peak — {machine}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
@@ -83,10 +82,7 @@ def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
     ax.set_ylabel("SQNR vs float64 (dB, exact results drawn at 320)")
     ax.set_title(f"Latency vs accuracy — {machine}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _task_grid(plt, n_tasks, width=4.2, height=3.4):
@@ -121,10 +117,7 @@ def accuracy_vs_bits(points: list[dict], machine: str, path: Path) -> Path:
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=6)
     fig.suptitle(f"Accuracy vs bit width — {machine}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
@@ -156,7 +149,4 @@ def bits_heatmap(points: list[dict], machine: str, path: Path) -> Path:
         ax.set_title(task, fontsize=9)
         fig.colorbar(image, ax=ax, label="test accuracy (%)")
     fig.suptitle(f"Accuracy over weight x activation bits — {machine}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

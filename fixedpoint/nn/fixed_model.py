@@ -55,7 +55,8 @@ class FixedModel:
         run = Run(self._backend, self.rounding, self.seed)
         row_bytes = self.input_layer.out_dtype.itemsize * math.prod(self.input_shape)
         max_rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
-        rows = -(-x.shape[0] // -(-x.shape[0] // max_rows)) if x.shape[0] else 1  # equal chunks, none larger
+        chunks = max(1, math.ceil(x.shape[0] / max_rows))
+        rows = max(1, math.ceil(x.shape[0] / chunks))  # equal chunks, none above max_rows
         y = None
         for start in range(0, x.shape[0], rows):
             part = self.input_layer.forward(x[start:start + rows], run)
