@@ -20,8 +20,9 @@ def quantize(
     """Raw integers of ``x`` in ``fmt``: ``overflow(round(x * 2**fmt.frac))``, in ``fmt.dtype``.
 
     Exact for every finite float16/32/64 (and integer) input at any magnitude: the
-    exact real ``x * 2**frac`` is rounded once, in ``rounding``; values already
-    representable come back unchanged in every mode.  Then ``overflow`` fits the
+    exact real ``x * 2**frac`` is rounded once, in ``rounding``, as a cast from an
+    unbounded source format: values already representable come back unchanged in every
+    mode but ``jam`` (low bit set) and ``mag_trunc`` (+1 LSB if negative).  Then ``overflow`` fits the
     result to ``fmt``.  NaN raises ``ValueError``; +-inf saturate under
     ``saturate``/``saturate_symmetric`` and raise ``OverflowError`` under
     ``wrap``/``error``; ``error`` raises ``OverflowError`` naming the count and the

@@ -3,8 +3,8 @@
 Written from DESIGN.md's table, not from the library's code, so tests can compare the
 two.  ``bits_dropped`` says whether the operation drops fraction bits at all: a cast
 or requantization with a positive shift does (even when they are zero, which is what
-separates ``jam`` from ``jam_unbiased``); a value that is already an integer with no
-bits dropped is never changed.
+separates ``jam`` from ``jam_unbiased``), and so does quantize (a cast from an unbounded
+source format); a value that is already an integer with no bits dropped is never changed.
 """
 from fractions import Fraction
 import math

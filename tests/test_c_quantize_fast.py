@@ -41,7 +41,7 @@ def _adversarial(frac, out_bits, rng, n=600):
     qmax = 2 ** (out_bits - 1) - 1
     lsb = 2.0**-frac
     ticks = np.concatenate([np.arange(-9, 10) / 4, [qmax - 0.5, qmax, qmax + 0.5, qmax + 1, -qmax - 0.5,
-                                                    -qmax - 1, -qmax - 1.5, -qmax - 2]])
+                                                    -qmax - 1, -qmax - 1.5, -qmax - 2, -qmax - 2.5, -qmax - 3]])
     values = [ticks * lsb, np.nextafter(ticks * lsb, np.inf), np.nextafter(ticks * lsb, -np.inf),
               [np.inf, -np.inf, 0.0, -0.0, TINY32, -TINY32, 1e-40, -1e-40, 3e38, -3e38],
               rng.uniform(-1.5, 1.5, n) * qmax * lsb]

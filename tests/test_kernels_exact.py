@@ -273,7 +273,7 @@ def _quantize_oracle(values, frac, bits, mode):
             y = 2**40 if v > 0 else -(2**40)
         else:
             exact = _exact_float(v) * Fraction(2) ** frac
-            y = round_fraction(exact, mode, bits_dropped=exact.denominator != 1)
+            y = round_fraction(exact, mode)  # from an unbounded source: bits are always dropped
         y, over = fit(y, bits, True, "saturate")
         out.append(y)
         count += over

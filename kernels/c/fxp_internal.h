@@ -51,8 +51,9 @@ static inline void fxp_store_int(void *out, int out_size, int64_t i, int64_t v)
     else
         ((int32_t *)out)[i] = (int32_t)v;
 }
-/* Quantization parameters: v = x * scale, clamped to [lo1, hi1] = [qmin - 1, qmax + 1]
- * before rounding, then saturated to [qmin, qmax]. */
+/* Quantization parameters: v = x * scale, clamped to [lo1, hi1] = [qmin - 2, qmax + 1]
+ * before rounding (values clamped there still saturate after any mode), then saturated
+ * to [qmin, qmax]. */
 typedef struct {
     double scale, lo1, hi1, qmin, qmax;
     int rounding, out_size;

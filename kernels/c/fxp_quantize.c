@@ -2,11 +2,12 @@
  *
  * The caller guarantees x * 2**frac is exact in double, so the scaled value v carries
  * every bit of x and the rounding below is the only rounding.  v is first clamped to
- * [qmin - 1, qmax + 1] (so +-inf and huge values become integers that still saturate),
- * then rounded in double by the mode (ties decided on an exact difference, see round_mode),
- * then saturated (counted).
- * A float that is already an integer is unchanged in every mode, so mag_trunc acts as
- * to_zero and jam as jam_unbiased here.  NaN is written as 0 and counted separately.
+ * [qmin - 2, qmax + 1] (so +-inf and huge values become integers that still saturate,
+ * also after mag_trunc or jam move them by one), then rounded in double by the mode (ties
+ * decided on an exact difference, see round_mode), then saturated (counted).
+ * The rounding is a cast of the exact value from an unbounded source format, so jam
+ * (floor, low bit set) and mag_trunc (floor, +1 when negative) act on integral values too.
+ * NaN is written as 0 and counted separately.
  * This scalar loop is the portable path; on the AVX-512 path the vector kernels of
  * fxp_quantize_avx512.c run instead (fxp_quantize_kernel says which).
  */
@@ -36,8 +37,8 @@ static double round_mode(double v, int rounding)
     switch (rounding) {
     case FXP_FLOOR: return f;
     case FXP_CEIL: return c;
-    case FXP_TO_ZERO:
-    case FXP_MAG_TRUNC: return trunc(v);
+    case FXP_TO_ZERO: return trunc(v);
+    case FXP_MAG_TRUNC: return v < 0 ? f + 1 : f;
     case FXP_AWAY: return v < 0 ? f : c;
     case FXP_HALF_UP: return above || tie ? f + 1 : f;
     case FXP_HALF_DOWN: return above ? f + 1 : f;
@@ -45,7 +46,8 @@ static double round_mode(double v, int rounding)
     case FXP_HALF_AWAY: return above || (tie && v >= 0) ? f + 1 : f;
     case FXP_HALF_EVEN: return above || (tie && odd) ? f + 1 : f;
     case FXP_HALF_ODD: return above || (tie && !odd) ? f + 1 : f;
-    default: /* FXP_JAM, FXP_JAM_UNBIASED */ return inexact && !odd ? f + 1 : f;
+    case FXP_JAM: return odd ? f : f + 1;
+    default: /* FXP_JAM_UNBIASED */ return inexact && !odd ? f + 1 : f;
     }
 }
 
@@ -54,7 +56,7 @@ static void params_init(fxp_qparams *p, int frac, int rounding, int out_bits, in
     p->scale = ldexp(1.0, frac);
     p->qmax = ldexp(1.0, out_bits - 1) - 1;
     p->qmin = -p->qmax - 1;
-    p->lo1 = p->qmin - 1;
+    p->lo1 = p->qmin - 2;
     p->hi1 = p->qmax + 1;
     p->rounding = rounding;
     p->out_size = out_size;

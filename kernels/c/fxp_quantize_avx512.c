@@ -3,10 +3,12 @@
  * Two paths, both exact:
  *
  * - float32 lanes (16 at a time) for every deterministic mode when x * 2**frac is exact in
- *   float32 (fxp_quantize_f32_lanes_apply).  floor, ceil, to_zero/mag_trunc and half_even
- *   are one conversion of v = x * 2**frac (clamped from above to qmax + 1) to int32 with
- *   the mode as the embedded rounding; the other modes add 1 to floor(v) where v's
- *   position against floor(v) + 0.5 (exact there) says so.  Either way the mode's
+ *   float32 (fxp_quantize_f32_lanes_apply).  floor, ceil, to_zero and half_even are one
+ *   conversion of v = x * 2**frac (clamped from above to qmax + 1) to int32 with the mode
+ *   as the embedded rounding; the other modes add 1 to floor(v) where v's sign, floor(v)'s
+ *   parity or v's position against floor(v) + 0.5 (exact there) says so.  As for every
+ *   entry point, a mode rounds the exact value cast from an unbounded source, so jam and
+ *   mag_trunc act on integral values too.  Either way the mode's
  *   rounding is the only one.  Saturation happens on the int32 results: saturating packs
  *   for full-width int8/int16 outputs, an int32 clamp to [qmin, qmax] otherwise.  A lane is
  *   counted when its int32 result is outside [qmin, qmax] (one unsigned compare); a NaN
@@ -47,23 +49,23 @@ int fxp_quantize_f32_lanes_apply(int frac, int rounding, int out_bits)
     case FXP_FLOOR:
     case FXP_CEIL: return frac >= 0;
     case FXP_TO_ZERO:
-    case FXP_MAG_TRUNC:
     case FXP_HALF_EVEN: return frac >= -126;
     case FXP_AWAY:
     case FXP_JAM:
     case FXP_JAM_UNBIASED: return frac >= 0 && out_bits <= 24;
-    default: return frac >= -126 && out_bits <= 24; /* the other half modes */
+    default: return frac >= -126 && out_bits <= 24; /* mag_trunc and the other half modes */
     }
 }
 
 typedef struct {
-    __m512 scale, lo1, hi1;   /* 2**frac, qmin - 1, qmax + 1 */
+    __m512 scale, lo1, hi1;   /* 2**frac, qmin - 2, qmax + 1 */
     __m512i qmin, qmax, span; /* span = qmax - qmin (for the unsigned outside test) */
 } f32_consts;
 
-/* round(v) for the modes that are not one conversion, on v clamped to [qmin - 1, qmax + 1]
- * (|v| <= 2**23 + 1).  y = floor(v), plus 1 where the mode rounds up.  Only an inexact v
- * (|v| < 2**23) is ever adjusted, and for it the half-way point floor(v) + 0.5 is exact. */
+/* round(v) for the modes that are not one conversion, on v clamped to [qmin - 2, qmax + 1]
+ * (|v| <= 2**23 + 2, so values clamped there still saturate after a +1).  y = floor(v),
+ * plus 1 where the mode rounds up.  Ties are only tested on an inexact v (|v| < 2**23),
+ * for which the half-way point floor(v) + 0.5 is exact. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_adjusted(
     __m512 v, const f32_consts *k, const int rounding)
 {
@@ -74,18 +76,21 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_adj
     __mmask16 inexact = _mm512_cmp_ps_mask(v, f, _CMP_NEQ_OQ);
     __m512 half = _mm512_add_ps(f, _mm512_set1_ps(0.5f));
     __mmask16 positive = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 negative = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
     __mmask16 above = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_GT_OQ);
     __mmask16 tie = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_EQ_OQ);
     __mmask16 even = _mm512_testn_epi32_mask(y, _mm512_set1_epi32(1));
     __mmask16 up;
     switch (rounding) {
     case FXP_AWAY: up = inexact & positive; break;
+    case FXP_MAG_TRUNC: up = negative; break;
+    case FXP_JAM: up = even; break;
     case FXP_HALF_UP: up = above | tie; break;
     case FXP_HALF_DOWN: up = above; break;
     case FXP_HALF_TO_ZERO: up = above | (tie & (__mmask16)~positive); break;
     case FXP_HALF_AWAY: up = above | (tie & positive); break;
     case FXP_HALF_ODD: up = above | (tie & even); break;
-    default: up = inexact & even; break; /* jam: an inexact value gets an odd result */
+    default: up = inexact & even; break; /* jam_unbiased: an inexact value gets an odd result */
     }
     return _mm512_mask_sub_epi32(y, up, y, _mm512_set1_epi32(-1));
 }
@@ -206,14 +211,13 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f32_lanes(
     counts[1] = nans;
 }
 
-/* One output layout for every mode the float32 lanes take (mag_trunc acts as to_zero and
- * jam_unbiased as jam on float input: an integer value is unchanged in every mode). */
+/* One output layout for every mode the float32 lanes take. */
 #define F32_MODES(out_size, full)                                                                 \
     switch (rounding) {                                                                           \
     case FXP_FLOOR: f32_lanes(x, n, &k, out, counts, FXP_FLOOR, out_size, full); break;           \
     case FXP_CEIL: f32_lanes(x, n, &k, out, counts, FXP_CEIL, out_size, full); break;             \
-    case FXP_TO_ZERO:                                                                             \
-    case FXP_MAG_TRUNC: f32_lanes(x, n, &k, out, counts, FXP_TO_ZERO, out_size, full); break;     \
+    case FXP_TO_ZERO: f32_lanes(x, n, &k, out, counts, FXP_TO_ZERO, out_size, full); break;       \
+    case FXP_MAG_TRUNC: f32_lanes(x, n, &k, out, counts, FXP_MAG_TRUNC, out_size, full); break;   \
     case FXP_AWAY: f32_lanes(x, n, &k, out, counts, FXP_AWAY, out_size, full); break;             \
     case FXP_HALF_UP: f32_lanes(x, n, &k, out, counts, FXP_HALF_UP, out_size, full); break;       \
     case FXP_HALF_DOWN: f32_lanes(x, n, &k, out, counts, FXP_HALF_DOWN, out_size, full); break;   \
@@ -221,7 +225,8 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f32_lanes(
     case FXP_HALF_AWAY: f32_lanes(x, n, &k, out, counts, FXP_HALF_AWAY, out_size, full); break;   \
     case FXP_HALF_EVEN: f32_lanes(x, n, &k, out, counts, FXP_HALF_EVEN, out_size, full); break;   \
     case FXP_HALF_ODD: f32_lanes(x, n, &k, out, counts, FXP_HALF_ODD, out_size, full); break;     \
-    default: f32_lanes(x, n, &k, out, counts, FXP_JAM, out_size, full); break;                    \
+    case FXP_JAM: f32_lanes(x, n, &k, out, counts, FXP_JAM, out_size, full); break;               \
+    default: f32_lanes(x, n, &k, out, counts, FXP_JAM_UNBIASED, out_size, full); break;           \
     }
 
 FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int frac, int rounding, int out_bits,
@@ -231,7 +236,7 @@ FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int fra
     f32_consts k;
     k.scale = _mm512_set1_ps(ldexpf(1.0f, frac));
     k.hi1 = _mm512_set1_ps(ldexpf(1.0f, out_bits - 1));
-    k.lo1 = _mm512_set1_ps(-ldexpf(1.0f, out_bits - 1) - 1.0f); /* exact where used: out_bits <= 24 */
+    k.lo1 = _mm512_set1_ps(-ldexpf(1.0f, out_bits - 1) - 2.0f); /* exact where used: out_bits <= 24 */
     k.qmin = _mm512_set1_epi32(-qmax - 1);
     k.qmax = _mm512_set1_epi32(qmax);
     k.span = _mm512_set1_epi32((int32_t)(2u * (uint32_t)qmax + 1u));
@@ -258,8 +263,8 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512d round_lan
     switch (rounding) {
     case FXP_FLOOR: return _mm512_roundscale_pd(v, RS_FLOOR);
     case FXP_CEIL: return _mm512_roundscale_pd(v, RS_CEIL);
-    case FXP_TO_ZERO:
-    case FXP_MAG_TRUNC: return _mm512_roundscale_pd(v, RS_TRUNC);
+    case FXP_TO_ZERO: return _mm512_roundscale_pd(v, RS_TRUNC);
+    case FXP_MAG_TRUNC: f = _mm512_roundscale_pd(v, RS_FLOOR); return _mm512_mask_add_pd(f, negative, f, one);
     case FXP_AWAY:
         return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(v, RS_CEIL), _mm512_roundscale_pd(v, RS_FLOOR));
     case FXP_HALF_EVEN: return _mm512_roundscale_pd(v, RS_NEAREST);
@@ -285,7 +290,9 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512d round_lan
     even = _mm512_cmp_pd_mask(halved, _mm512_roundscale_pd(halved, RS_FLOOR), _CMP_EQ_OQ);
     if (rounding == FXP_HALF_ODD)
         up = above | (tie & even);
-    else /* jam modes: an inexact value gets an odd result */
+    else if (rounding == FXP_JAM)
+        up = even;
+    else /* jam_unbiased: an inexact value gets an odd result */
         up = inexact & even;
     return _mm512_mask_add_pd(f, up, f, one);
 }
@@ -340,8 +347,8 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f64_lanes(
     switch (p->rounding) {                                                                      \
     case FXP_FLOOR: f64_lanes(x, from_f32, n, p, out, counts, FXP_FLOOR); break;                \
     case FXP_CEIL: f64_lanes(x, from_f32, n, p, out, counts, FXP_CEIL); break;                  \
-    case FXP_TO_ZERO:                                                                           \
-    case FXP_MAG_TRUNC: f64_lanes(x, from_f32, n, p, out, counts, FXP_TO_ZERO); break;          \
+    case FXP_TO_ZERO: f64_lanes(x, from_f32, n, p, out, counts, FXP_TO_ZERO); break;            \
+    case FXP_MAG_TRUNC: f64_lanes(x, from_f32, n, p, out, counts, FXP_MAG_TRUNC); break;        \
     case FXP_AWAY: f64_lanes(x, from_f32, n, p, out, counts, FXP_AWAY); break;                  \
     case FXP_HALF_UP: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_UP); break;            \
     case FXP_HALF_DOWN: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_DOWN); break;        \
@@ -349,7 +356,8 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void f64_lanes(
     case FXP_HALF_AWAY: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_AWAY); break;        \
     case FXP_HALF_EVEN: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_EVEN); break;        \
     case FXP_HALF_ODD: f64_lanes(x, from_f32, n, p, out, counts, FXP_HALF_ODD); break;          \
-    default: f64_lanes(x, from_f32, n, p, out, counts, FXP_JAM); break;                         \
+    case FXP_JAM: f64_lanes(x, from_f32, n, p, out, counts, FXP_JAM); break;                    \
+    default: f64_lanes(x, from_f32, n, p, out, counts, FXP_JAM_UNBIASED); break;                \
     }
 
 FXP_TARGET_AVX512 void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, void *out,

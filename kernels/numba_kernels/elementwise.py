@@ -12,7 +12,6 @@ from numba import njit
 from .overflow import fit, overflow_params
 from .rounding import (
     add_wide,
-    exact_keeping_mask,
     mul_wide,
     round_up_bit,
     rounding_mask,
@@ -139,7 +138,10 @@ def _quantize(x, scale, mask, lo, hi, out):
     """out = clamp(round(x * scale)) with the value formed exactly in float64.
 
     The value is clamped to [lo - 2, hi + 2] before the floor (so the int64 conversion
-    is defined); clamped values are integers beyond the range and still saturate.
+    is defined); clamped values are integers beyond the range and still saturate, also
+    after ``mag_trunc`` or ``jam`` move them by one.  The side of the half-way point is
+    decided on an exact difference: ``v - floor(v)`` for v >= 0 and ``ceil(v) - v`` for
+    v < 0 (``v - floor(v)`` can round up to 0.5 for -0.5 < v < 0).
     """
     saturated = 0
     nans = 0
@@ -151,12 +153,16 @@ def _quantize(x, scale, mask, lo, hi, out):
         v = above if v > above else v
         v = 0.0 if is_nan else v
         q = np.floor(v)
-        dropped = v - q                                   # exact: 0 <= dropped < 1
-        rest = np.int64(dropped != 0.0) + np.int64(dropped >= 0.5) + np.int64(dropped > 0.5)
+        if v >= 0.0:
+            dropped = v - q                               # exact, 0 <= dropped < 1
+            rest = np.int64(dropped != 0.0) + np.int64(dropped >= 0.5) + np.int64(dropped > 0.5)
+        else:
+            missing = np.ceil(v) - v                      # exact, 1 - dropped (0 when v is an integer)
+            rest = np.int64(missing != 0.0) * (np.int64(1) + np.int64(missing <= 0.5) + np.int64(missing < 0.5))
         q_int = np.int64(q)
         y = q_int + round_up_bit(mask, q_int & 1, np.int64(v < 0.0), rest)
         saturated += (y < lo) | (y > hi)
-        out[i] = min(max(y, lo), hi)
+        out[i] = 0 if is_nan else min(max(y, lo), hi)
         nans += is_nan
     return saturated, nans
 
@@ -165,11 +171,12 @@ def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
     """out = saturate(round(x * 2**frac)) for 1-d float32/float64 ``x``; (saturated, nan) counts.
 
     One rounding of the exact product (``api.py`` routes here only when ``x * 2**frac``
-    is exact in float64); values already integral are kept in every mode.  NaN
+    is exact in float64), by the mode's full table: the exact value is cast from an
+    unbounded source, so ``jam`` and ``mag_trunc`` act on integral values too.  NaN
     elements are counted and written as 0.
     """
     if not 2 <= out_bits <= 32:
         raise ValueError(f"out_bits={out_bits!r} must lie in [2, 32]")
     qmin, qmax = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
-    saturated, nans = _quantize(x, np.ldexp(1.0, int(frac)), exact_keeping_mask(rounding), qmin, qmax, out)
+    saturated, nans = _quantize(x, np.ldexp(1.0, int(frac)), rounding_mask(rounding), qmin, qmax, out)
     return int(saturated), int(nans)

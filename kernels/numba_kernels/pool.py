@@ -24,7 +24,9 @@ def _maxpool(x, kh, kw, sh, sw, out):
                 for di in range(kh):
                     for dj in range(kw):
                         for c in range(C):
-                            out[b, i, j, c] = max(out[b, i, j, c], x[b, i * sh + di, j * sw + dj, c])
+                            v = x[b, i * sh + di, j * sw + dj, c]
+                            if v > out[b, i, j, c] or v != v:    # a NaN anywhere in the window wins
+                                out[b, i, j, c] = v
 
 
 @njit(cache=True, inline="always")
@@ -72,7 +74,8 @@ def _avgpool_float(x, kh, kw, sh, sw, out):
 
 
 def maxpool(x, kernel, stride, out) -> None:
-    """out[b, i, j, c] = max of x[b, i*sh : i*sh+kh, j*sw : j*sw+kw, c]; any dtype."""
+    """out[b, i, j, c] = max of x[b, i*sh : i*sh+kh, j*sw : j*sw+kw, c]; any dtype; NaN if the
+    window holds one (as numpy.maximum)."""
     _maxpool(x, int(kernel[0]), int(kernel[1]), int(stride[0]), int(stride[1]), out)
 
 

@@ -66,12 +66,6 @@ def rounding_mask(code: int) -> int:
     return mask
 
 
-def exact_keeping_mask(code: int) -> int:
-    """The mode mask with the ``rest == 0`` entries cleared: exact values stay unchanged
-    in every mode (the rule for quantizing floats, whose zero bits are never "dropped")."""
-    return rounding_mask(code) & ~0xF
-
-
 @njit(cache=True, inline="always")
 def round_up_bit(mask, q_odd, negative, rest):
     """0 or 1: the mode mask's verdict (all arguments int64)."""

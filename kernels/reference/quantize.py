@@ -7,10 +7,10 @@ an exponent (``x = m * 2**e`` exactly), so the value to round is ``m * 2**(e + f
 and rounding is :func:`round_shift` on integers.  This holds at every magnitude,
 subnormals included.
 
-A value that is already an integer at ``frac`` fraction bits is returned unchanged in
-every mode: the float is treated as its exact value, so no nonzero bit is dropped.
-(``jam`` and ``mag_trunc`` therefore only differ from ``jam_unbiased`` and ``to_zero``
-when they drop zero bits from a finite source format, in a cast or a requantization.)
+The rounding is that of a cast from an unbounded source format (DESIGN.md, "One rule
+for every entry point"): a mode is a function of the exact value, so the modes that act
+on exact values act here too (``jam`` of an exact 0 is 1, ``mag_trunc`` of an exact -2
+is -1); every other mode leaves a value that is already an integer unchanged.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..modes import Overflow, Rounding, as_overflow, as_rounding
 from .overflow import apply_overflow
-from .rounding import round_shift
+from .rounding import round_exact_integer, round_shift
 
 _MANTISSA_BITS = 53
 _HUGE = 1 << 62   # |value| >= this is out of range of every format of <= 32 bits
@@ -51,6 +51,7 @@ def quantize_float(
     exponent = exponent + int(frac)           # value = mantissa * 2**exponent, exactly
     value, shift = _split_exact_part(mantissa, exponent, bits)
     y = round_shift(value, shift, rounding, rng)
+    y = np.where(shift == 0, round_exact_integer(value, rounding), y)
     return apply_overflow(y, bits, signed, overflow)
 
 

@@ -65,6 +65,23 @@ def round_shift(v, s, mode: Rounding | str, rng: np.random.Generator | None = No
     return _identity_where_no_shift(y, v, s)
 
 
+def round_exact_integer(v, mode: Rounding | str) -> np.ndarray:
+    """``mode`` applied to integers ``v`` that come from an unbounded source format.
+
+    The value ``v`` is exact, so every dropped bit is zero (``r == 0`` in the table
+    above): ``jam`` forces the lowest bit to 1, ``mag_trunc`` adds 1 to a negative
+    value, and every other mode returns ``v``.  This is how :func:`quantize_float`
+    rounds a float whose scaled value is already an integer.
+    """
+    mode = as_rounding(mode)
+    v = np.asarray(v)
+    if mode is Rounding.JAM:
+        return v | 1
+    if mode is Rounding.MAG_TRUNC:
+        return v + (v < 0).astype(np.int64)
+    return v
+
+
 def round_div(v, d, mode: Rounding | str, rng: np.random.Generator | None = None) -> np.ndarray:
     """Round ``v / d`` to an integer in ``mode`` for int64 ``v`` and positive int64 ``d``.
 
