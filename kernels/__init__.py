@@ -12,7 +12,7 @@ from .api import (
     add, avg_pool1d, avg_pool2d, conv1d, conv2d, linear, lut, max_pool1d, max_pool2d, quantize, requantize,
 )
 from .modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding, as_overflow, as_rounding
-from .prepared import PreparedConv, PreparedLinear, prepare_conv1d, prepare_conv2d, prepare_linear
+from .layers import PreparedConv, PreparedLinear, prepare_conv1d, prepare_conv2d, prepare_linear
 from .registry import available, default_backend, get_backend, unavailable_reasons
 
 __all__ = [

@@ -12,25 +12,19 @@ Scratch memory (packed weight strips, row tiles) is allocated here with numpy, s
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import numpy as np
 
 from ._fxp_c import ffi, lib
-from .protocol import UnpackedWeights
+from .kinds import gemm_kind
 
 NAME = "c"
 ENV_VAR = "FXBENCH_C_SIMD"
 PATHS = ("portable", "avx2", "avx512vnni")
 
-_GEMM_KINDS = {
-    (np.dtype(np.float32), np.dtype(np.float32)): (0, lib.fxp_gemm_f32, None, "float *", "float *"),
-    (np.dtype(np.float64), np.dtype(np.float64)): (1, lib.fxp_gemm_f64, None, "double *", "double *"),
-    (np.dtype(np.int8), np.dtype(np.int8)): (2, lib.fxp_gemm_s8, lib.fxp_gemm_requant_s8, "int8_t *", "int8_t *"),
-    (np.dtype(np.int16), np.dtype(np.int16)): (3, lib.fxp_gemm_s16, lib.fxp_gemm_requant_s16, "int16_t *", "int16_t *"),
-    (np.dtype(np.int16), np.dtype(np.int8)): (4, lib.fxp_gemm_s16s8, lib.fxp_gemm_requant_s16s8, "int16_t *", "int8_t *"),
-}
+_CTYPES = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *", np.dtype(np.int8): "int8_t *",
+           np.dtype(np.int16): "int16_t *", np.dtype(np.int32): "int32_t *", np.dtype(np.int64): "int64_t *"}
 _POOL_DTYPES = {
     np.dtype(np.int8): 0, np.dtype(np.int16): 1, np.dtype(np.int32): 2, np.dtype(np.int64): 3,
     np.dtype(np.float32): 4, np.dtype(np.float64): 5, np.dtype(np.uint8): 6, np.dtype(np.uint16): 7,
@@ -88,78 +82,83 @@ def _ptr(ctype: str, array: np.ndarray | None):
     return ffi.NULL if array is None else ffi.cast(ctype, array.ctypes.data)
 
 
-def _params(shift, multiplier, n):
-    shift = np.ascontiguousarray(np.broadcast_to(shift, (n,)), dtype=np.int32)
-    if multiplier is not None:
-        multiplier = np.ascontiguousarray(np.broadcast_to(multiplier, (n,)), dtype=np.int64)
-    return shift, multiplier
+class _CEpilogue:
+    """An :class:`~fixedpoint.kernels.epilogue.Epilogue` as the ``fxp_epilogue`` struct of ``fxp.h``
+    (made once per prepared layer; holds its parameter arrays alive)."""
+
+    def __init__(self, epilogue):
+        self._shift = np.ascontiguousarray(epilogue.shift, dtype=np.int32)
+        self._mult = None if epilogue.multiplier is None else np.ascontiguousarray(epilogue.multiplier,
+                                                                                  dtype=np.int64)
+        e = self.struct = ffi.new("fxp_epilogue *")
+        e.shift = ffi.from_buffer("int32_t[]", self._shift)
+        e.mult = ffi.NULL if self._mult is None else ffi.from_buffer("int64_t[]", self._mult)
+        e.rounding, e.overflow = epilogue.rounding.code, epilogue.fast_overflow.code
+        e.out_bits, e.relu, e.out_size = epilogue.out_bits, int(epilogue.relu), epilogue.out_dtype.itemsize
+        lib.fxp_epilogue_init(e)
 
 
-def _scratch(kind, m, n, k) -> np.ndarray:
-    return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind, m, n, k)), 64), dtype=np.uint8)
+def _scratch(kind_code, m, n, k) -> np.ndarray:
+    return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k)), 64), dtype=np.uint8)
 
 
-def _gemm_kind(x, w):
-    try:
-        return _GEMM_KINDS[(x.dtype, w.dtype)]
-    except KeyError:
-        raise TypeError(f"gemm: unsupported dtypes x={x.dtype}, w={w.dtype}") from None
+def _gemm_call(kind, x, w, bias, out, scratch) -> None:
+    m, k = x.shape
+    fn = getattr(lib, f"fxp_gemm_{kind.name}")
+    fn(_ptr(_CTYPES[kind.x], x), _ptr(_CTYPES[kind.w], w), _ptr(_CTYPES[kind.acc], bias), _ptr(_CTYPES[kind.acc], out),
+       m, w.shape[0], k, ffi.cast("void *", scratch.ctypes.data))
 
 
 def gemm(x, w, bias, out) -> None:
     """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16."""
-    kind, fn, _, xt, wt = _gemm_kind(x, w)
-    m, k = x.shape
-    n = w.shape[0]
-    scratch = _scratch(kind, m, n, k)
-    acc_t = ffi.getctype(ffi.typeof(fn).args[3])
-    fn(_ptr(xt, x), _ptr(wt, w), _ptr(acc_t, bias), _ptr(acc_t, out), m, n, k, ffi.cast("void *", scratch.ctypes.data))
+    kind = gemm_kind(x.dtype, w.dtype)
+    _gemm_call(kind, x, w, bias, out, _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1]))
 
 
-def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
-    """The integer gemm with requantization fused per cache block; returns the overflow count."""
-    kind, _, fn, xt, wt = _gemm_kind(x, w)
-    if fn is None:
-        raise TypeError(f"gemm_requant: integer operands required, got x={x.dtype}")
-    m, k = x.shape
-    n = w.shape[0]
-    shift, multiplier = _params(shift, multiplier, n)
-    scratch = _scratch(kind, m, n, k)
-    bias_t = ffi.getctype(ffi.typeof(fn).args[2])
-    return int(fn(
-        _ptr(xt, x), _ptr(wt, w), _ptr(bias_t, bias), _ptr("int32_t *", shift), _ptr("int64_t *", multiplier),
-        rounding, overflow, out_bits, bool(relu), ffi.cast("void *", out.ctypes.data), out.itemsize,
-        m, n, k, ffi.cast("void *", scratch.ctypes.data),
-    ))
+def prepare_gemm(w, bias, kind, epilogue):
+    """int8 x int8: ``w`` and ``bias`` packed (per SIMD path, on first use) into the kernel's strip
+    layout; other kinds are bound unpacked.  The epilogue becomes its C struct once."""
+    if kind.name == "s8":
+        return PackedInt8Weights(w, bias, epilogue)
+    return CWeights(w, bias, kind, epilogue)
 
 
-def prepare_gemm(w, bias, x_dtype):
-    """int8 x int8: ``w`` and ``bias`` packed (per SIMD path, on first use) into the kernel's
-    strip layout; other dtype pairs are bound unpacked."""
-    if w.dtype == np.int8 and x_dtype == np.int8:
-        return PackedInt8Weights(w, bias)
-    return UnpackedWeights(sys.modules[__name__], w, bias)
+class CWeights:
+    """``w`` and ``bias`` as stored, with the epilogue's struct, for the kinds without a packed layout."""
+
+    def __init__(self, w, bias, kind, epilogue):
+        self.w, self.bias, self.kind = w, bias, kind
+        self._epilogue = None if epilogue is None else _CEpilogue(epilogue)
+
+    def gemm(self, x, out) -> None:
+        _gemm_call(self.kind, x, self.w, self.bias, out, _scratch(self.kind.code, x.shape[0], self.w.shape[0],
+                                                                  x.shape[1]))
+
+    def gemm_requant(self, x, out) -> int:
+        """The integer gemm with requantization fused per cache block; returns the overflow count."""
+        m, k = x.shape
+        n = self.w.shape[0]
+        kind = self.kind
+        fn = getattr(lib, f"fxp_gemm_requant_{kind.name}")
+        scratch = _scratch(kind.code, m, n, k)
+        return int(fn(_ptr(_CTYPES[kind.x], x), _ptr(_CTYPES[kind.w], self.w), _ptr(_CTYPES[kind.acc], self.bias),
+                      self._epilogue.struct, ffi.cast("void *", out.ctypes.data), m, n, k,
+                      ffi.cast("void *", scratch.ctypes.data)))
 
 
-class PackedInt8Weights:
+class PackedInt8Weights(CWeights):
     """int8 (N, K) weights with their int32 bias, packed once for the active SIMD path.
 
     The packed buffer (``fxp_gemm_s8_pack``: VNNI or AVX2 strips with the bias corrections)
     is rebuilt when :func:`force_path` changes the path; the portable path runs the plain
-    kernels on the stored ``w``.  Pickling and copying keep ``w`` and ``bias`` only.
+    kernels on the stored ``w``.
     """
 
-    def __init__(self, w, bias):
-        self.w, self.bias = w, bias
+    def __init__(self, w, bias, epilogue):
+        super().__init__(w, bias, gemm_kind(np.int8, np.int8), epilogue)
         self._path = -1
         self._packed = None
         self._packed_ptr = None
-
-    def __getstate__(self):
-        return {"w": self.w, "bias": self.bias}
-
-    def __setstate__(self, state):
-        self.__init__(state["w"], state["bias"])
 
     def _packed_for_active_path(self):
         """cffi pointer to the packed buffer of the active path, or None when that path does not pack."""
@@ -178,28 +177,24 @@ class PackedInt8Weights:
     def gemm(self, x, out) -> None:
         packed = self._packed_for_active_path()
         if packed is None:
-            gemm(x, self.w, self.bias, out)
+            super().gemm(x, out)
             return
         m, k = x.shape
         n = self.w.shape[0]
-        scratch = _scratch(2, m, n, k)
+        scratch = _scratch(self.kind.code, m, n, k)
         _check_packed(lib.fxp_gemm_s8_packed(_int8_rows(x), packed, ffi.from_buffer("int32_t[]", out), m, n, k,
                                              ffi.from_buffer(scratch)))
 
-    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
-        """As the protocol's: ``shift`` int32 (N,) and ``multiplier`` int64 (N,) or None, C-contiguous."""
+    def gemm_requant(self, x, out) -> int:
         packed = self._packed_for_active_path()
         if packed is None:
-            return gemm_requant(x, self.w, self.bias, shift, multiplier, rounding, overflow, out_bits, relu, out)
+            return super().gemm_requant(x, out)
         m, k = x.shape
         n = self.w.shape[0]
-        scratch = _scratch(2, m, n, k)
-        count = lib.fxp_gemm_requant_s8_packed(
-            _int8_rows(x), packed, ffi.from_buffer("int32_t[]", shift),
-            ffi.NULL if multiplier is None else ffi.from_buffer("int64_t[]", multiplier),
-            rounding, overflow, out_bits, bool(relu), ffi.from_buffer(out, require_writable=True), out.itemsize,
-            m, n, k, ffi.from_buffer(scratch),
-        )
+        scratch = _scratch(self.kind.code, m, n, k)
+        count = lib.fxp_gemm_requant_s8_packed(_int8_rows(x), packed, self._epilogue.struct,
+                                               ffi.from_buffer(out, require_writable=True), m, n, k,
+                                               ffi.from_buffer(scratch))
         _check_packed(count)
         return int(count)
 
@@ -215,22 +210,18 @@ def _check_packed(status) -> None:
         raise RuntimeError("packed weights do not match the active SIMD path")
 
 
-def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+def requant(acc, epilogue, out) -> int:
     """Requantize ``acc`` (R, N) int32/int64 into ``out`` with per-column shift/multiplier."""
     acc = np.ascontiguousarray(acc)
-    n = acc.shape[-1] if acc.ndim else 1
-    rows = acc.size // n if n else 0
-    shift, multiplier = _params(shift, multiplier, n)
+    rows, n = acc.shape
     if acc.dtype == np.int32:
-        fn, acc_t = lib.fxp_requant_s32, "int32_t *"
+        fn = lib.fxp_requant_s32
     elif acc.dtype == np.int64:
-        fn, acc_t = lib.fxp_requant_s64, "int64_t *"
+        fn = lib.fxp_requant_s64
     else:
         raise TypeError(f"requant: acc must be int32 or int64, got {acc.dtype}")
-    return int(fn(
-        _ptr(acc_t, acc), rows, n, _ptr("int32_t *", shift), _ptr("int64_t *", multiplier),
-        rounding, overflow, out_bits, bool(relu), ffi.cast("void *", out.ctypes.data), out.itemsize,
-    ))
+    return int(fn(_ptr(_CTYPES[acc.dtype], acc), rows, n, _CEpilogue(epilogue).struct,
+                  ffi.cast("void *", out.ctypes.data)))
 
 
 QUANTIZE_KERNELS = ("scalar", "avx512-float64x8", "avx512-float32x16")
@@ -248,15 +239,21 @@ def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
         fn, xt = lib.fxp_quantize_f64, "double[]"
     else:
         raise TypeError(f"quantize: x must be float32 or float64, got {x.dtype}")
-    fn(ffi.from_buffer(xt, x), x.size, frac, rounding, out_bits, ffi.from_buffer(out, require_writable=True),
+    fn(ffi.from_buffer(xt, x), x.size, frac, rounding.code, out_bits, ffi.from_buffer(out, require_writable=True),
        out.itemsize, counts)
     return int(counts[0]), int(counts[1])
 
 
 def quantize_kernel(dtype, frac, rounding, out_bits) -> str:
     """The kernel :func:`quantize` runs for float ``dtype`` and these arguments on the active path,
-    one of :data:`QUANTIZE_KERNELS`."""
-    return QUANTIZE_KERNELS[lib.fxp_quantize_kernel(int(np.dtype(dtype) == np.float64), frac, rounding, out_bits)]
+    one of :data:`QUANTIZE_KERNELS` (``rounding``: a :class:`~fixedpoint.kernels.modes.Rounding`)."""
+    code = lib.fxp_quantize_kernel(int(np.dtype(dtype) == np.float64), frac, rounding.code, out_bits)
+    return QUANTIZE_KERNELS[code]
+
+
+def round_up_mask(rounding) -> int:
+    """The round-up table the C kernels were built with for deterministic ``rounding``."""
+    return int(lib.fxp_round_up_mask(rounding.code))
 
 
 def _pool_dtype(x) -> int:
@@ -282,15 +279,14 @@ def avgpool(x, kernel, stride, rounding, out) -> None:
     """2-d average pool: integers round_div(exact int64 window sum, kh*kw); floats summed in float64."""
     b, h, w, c = x.shape
     _check_pool(lib.fxp_avgpool(_pool_dtype(x), ffi.cast("void *", x.ctypes.data), ffi.cast("void *", out.ctypes.data),
-                    b, h, w, c, kernel[0], kernel[1], stride[0], stride[1], rounding), "avgpool", x)
+                    b, h, w, c, kernel[0], kernel[1], stride[0], stride[1], rounding.code), "avgpool", x)
 
 
-def add_requant(a, b, a_lshift, b_lshift, shift, rounding, overflow, out_bits, relu, out) -> int:
-    """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))); returns the count."""
+def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
+    """out = epilogue((a << a_lshift) + (b << b_lshift)), exact in int64; returns the overflow count."""
     return int(lib.fxp_add_requant(
         ffi.cast("void *", a.ctypes.data), ffi.cast("void *", b.ctypes.data), a.itemsize, a.size,
-        a_lshift, b_lshift, shift, rounding, overflow, out_bits, bool(relu),
-        ffi.cast("void *", out.ctypes.data), out.itemsize,
+        a_lshift, b_lshift, _CEpilogue(epilogue).struct, ffi.cast("void *", out.ctypes.data),
     ))
 
 

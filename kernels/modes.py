@@ -1,8 +1,17 @@
-"""Rounding and overflow modes: the names every backend, CLI flag and JSON file uses.
+"""Rounding and overflow modes: the names every backend, CLI flag and JSON file uses, and the
+one statement of what each deterministic rounding mode does.
 
 The enums are string-valued so that ``Rounding("half_even")`` round-trips through
 command lines and result files.  ``code`` is the small integer the C and Numba
-kernels switch on; the order of the members fixes it and must not change.
+kernels index with; the order of the members fixes it and must not change.
+
+The rule: a value ``v`` with dropped bits becomes ``q = floor(v)`` plus one where
+:func:`rounds_up` says so, given whether ``q`` is odd, whether ``v`` is negative and
+how the dropped part ``r = v - q`` compares with half an LSB (:data:`REST_ZERO`,
+``REST_BELOW``, ``REST_HALF``, ``REST_ABOVE``).  :data:`ROUND_UP_MASKS` packs it into
+one 16-bit table per mode (bit ``q_odd | negative << 1 | rest << 2``); the reference
+backend, the Numba kernels and the C kernels (built with the table) all read it.
+This module imports nothing beyond the standard library, so the C build can load it.
 """
 from __future__ import annotations
 
@@ -95,3 +104,50 @@ def _as_enum(enum_type, mode, argument):
             pass
     accepted = ", ".join(repr(m.value) for m in enum_type)
     raise ValueError(f"{argument}={mode!r} is not a known {enum_type.__name__} mode; accepted: {accepted}")
+
+
+REST_ZERO, REST_BELOW, REST_HALF, REST_ABOVE = range(4)
+
+
+def rounds_up(mode: Rounding, q_odd: bool, negative: bool, rest: int) -> bool:
+    """Whether deterministic ``mode`` turns ``q = floor(v)`` into ``q + 1``.
+
+    ``q_odd``: q is odd; ``negative``: v < 0; ``rest``: the dropped part of v against
+    half an LSB, one of ``REST_ZERO``/``REST_BELOW``/``REST_HALF``/``REST_ABOVE``.
+    ``jam`` (force the low bit to 1) is ``q + 1`` for even q.
+    """
+    inexact = rest != REST_ZERO
+    above, tie = rest == REST_ABOVE, rest == REST_HALF
+    rules = {
+        Rounding.FLOOR: False,
+        Rounding.CEIL: inexact,
+        Rounding.TO_ZERO: inexact and negative,
+        Rounding.AWAY: inexact and not negative,
+        Rounding.MAG_TRUNC: negative,
+        Rounding.HALF_UP: above or tie,
+        Rounding.HALF_DOWN: above,
+        Rounding.HALF_TO_ZERO: above or (tie and negative),
+        Rounding.HALF_AWAY: above or (tie and not negative),
+        Rounding.HALF_EVEN: above or (tie and q_odd),
+        Rounding.HALF_ODD: above or (tie and not q_odd),
+        Rounding.JAM: not q_odd,
+        Rounding.JAM_UNBIASED: inexact and not q_odd,
+    }
+    if mode not in rules:
+        raise ValueError(f"rounding={mode.value!r} is stochastic; rounds_up covers the deterministic modes")
+    return rules[mode]
+
+
+def round_up_index(q_odd: int, negative: int, rest: int) -> int:
+    """The bit of a mode's mask that holds :func:`rounds_up` for these facts."""
+    return q_odd | (negative << 1) | (rest << 2)
+
+
+def _mask(mode: Rounding) -> int:
+    return sum(1 << round_up_index(q_odd, negative, rest)
+               for q_odd in (0, 1) for negative in (0, 1) for rest in range(4)
+               if rounds_up(mode, bool(q_odd), bool(negative), rest))
+
+
+#: 16-bit round-up table of each deterministic mode, indexed by ``Rounding.code``.
+ROUND_UP_MASKS = tuple(_mask(mode) for mode in DETERMINISTIC_ROUNDINGS)

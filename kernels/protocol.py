@@ -1,30 +1,28 @@
-"""The contract between the public kernel API (``api.py``) and each compute backend.
+"""The contract between the kernel front (``layers``, ``pools``, ``pointwise``) and each compute backend.
 
-``api.py`` validates every argument, makes arrays C-contiguous, allocates outputs and
+The front validates every argument, makes arrays C-contiguous, allocates outputs and
 routes work; a backend module only computes.  Every backend module (``reference``,
 ``numba``, ``c``) exposes the functions of :class:`Backend` with exactly these
 arguments.  Integer results must be bit-identical across backends.
 
 Conventions shared by all functions:
 
-* ``rounding`` is ``Rounding.code`` of a deterministic mode (0..12; stochastic modes
-  never reach a fast backend: ``api.py`` computes them on the reference path).
-* ``overflow`` is ``Overflow.code`` of ``saturate`` (0), ``wrap`` (1) or
-  ``saturate_symmetric`` (2); ``error`` is handled by ``api.py`` (it runs ``saturate``
-  and raises if the returned count is non-zero).
-* Requantization is ``y = round(acc * multiplier / 2**shift)`` (one rounding of the
-  exact rational; ``shift <= 0`` is an exact left shift, no rounding), then
-  ``relu`` (``max(y, 0)``) if asked, then the overflow mode into ``out_bits``
-  (2..32, signed).  Returned counts are the number of elements outside the overflow
-  mode's range after relu.
-* ``prepare_gemm(w, bias, x_dtype)`` returns a :class:`PreparedWeights` for repeated
-  calls with the same (validated, C-contiguous) ``w`` and ``bias`` and x of dtype
-  ``x_dtype``: a backend may pack them once into its kernel layout; one that does not
-  returns :class:`UnpackedWeights`.
-* ``shift`` is an int32 array in [-63, 127] and ``multiplier`` an int64 array in
-  [1, 2**31 - 1] or ``None`` (meaning 1), both with one entry per output channel
-  (the last axis of the output).  The product ``acc * multiplier`` is exact even
-  beyond 64 bits.
+* Modes arrive as :class:`~fixedpoint.kernels.modes.Rounding` members, deterministic
+  only (stochastic roundings run on the reference path, see ``layers``); a backend
+  indexes its tables with ``Rounding.code``.
+* Requantization arrives as one :class:`~fixedpoint.kernels.epilogue.Epilogue`
+  record: ``y = round(acc * multiplier / 2**shift)`` (one rounding of the exact
+  rational; ``shift <= 0`` is an exact left shift, no rounding), then ``relu``
+  (``max(y, 0)``) if asked, then ``fast_overflow`` (``saturate``, ``wrap`` or
+  ``saturate_symmetric``; the front raises for ``error``) into ``out_bits`` (2..32,
+  signed).  ``shift`` is an int32 array in [-63, 127] and ``multiplier`` an int64 array
+  in [1, 2**31 - 1] or ``None`` (meaning 1), one entry per output channel (the last
+  axis of the output).  The product ``acc * multiplier`` is exact even beyond 64 bits.
+  Returned counts are the number of elements outside the overflow mode's range after relu.
+* ``prepare_gemm(w, bias, kind, epilogue)`` returns a :class:`PreparedWeights` for
+  repeated calls with the same (validated, C-contiguous) ``w`` and ``bias``, x of dtype
+  ``kind.x`` and, when not None, the same epilogue: a backend may pack the weights and
+  resolve the epilogue once; one that does not returns :class:`UnpackedWeights`.
 """
 from __future__ import annotations
 
@@ -32,86 +30,81 @@ from typing import Protocol
 
 import numpy as np
 
+from .epilogue import Epilogue
+from .kinds import GemmKind
+from .modes import Rounding
+
 
 class PreparedWeights(Protocol):
-    """``w`` (N, K) and ``bias`` (N,) bound once; x (M, K) of the prepared dtype varies per call."""
+    """``w`` (N, K), ``bias`` (N,) and an epilogue bound once; x (M, K) of the prepared dtype varies per call."""
 
     def gemm(self, x: np.ndarray, out: np.ndarray) -> None:
         """``Backend.gemm(x, w, bias, out)``."""
 
-    def gemm_requant(self, x, shift, multiplier, rounding: int, overflow: int, out_bits: int, relu: bool, out) -> int:
-        """``Backend.gemm_requant(x, w, bias, ...)``; returns the overflow count."""
+    def gemm_requant(self, x: np.ndarray, out: np.ndarray) -> int:
+        """The integer gemm with the bound epilogue fused per block into ``out`` (int8/int16/int32): the
+        whole accumulator tensor is never materialized.  Returns the overflow count."""
 
 
 class UnpackedWeights:
-    """:class:`PreparedWeights` of a backend without a packed layout: its ``gemm`` and
-    ``gemm_requant`` called with the stored ``w`` and ``bias``."""
+    """:class:`PreparedWeights` of a backend without a packed layout: its ``gemm`` with the stored ``w``
+    and ``bias``, and for ``gemm_requant`` the accumulator requantized by its ``requant``."""
 
-    def __init__(self, backend, w: np.ndarray, bias: np.ndarray | None):
-        self._backend, self.w, self.bias = backend, w, bias
+    def __init__(self, backend, w: np.ndarray, bias: np.ndarray | None, kind: GemmKind, epilogue: Epilogue | None):
+        self._backend, self.w, self.bias, self._kind, self._epilogue = backend, w, bias, kind, epilogue
 
     def gemm(self, x, out) -> None:
         self._backend.gemm(x, self.w, self.bias, out)
 
-    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
-        return self._backend.gemm_requant(x, self.w, self.bias, shift, multiplier, rounding, overflow, out_bits,
-                                          relu, out)
+    def gemm_requant(self, x, out) -> int:
+        acc = np.empty(out.shape, dtype=self._kind.acc)
+        self._backend.gemm(x, self.w, self.bias, acc)
+        return self._backend.requant(acc, self._epilogue, out)
 
 
 class Backend(Protocol):
     NAME: str
 
-    def prepare_gemm(self, w: np.ndarray, bias: np.ndarray | None, x_dtype: np.dtype) -> PreparedWeights:
-        """``w`` and ``bias`` (as for ``gemm``) bound for repeated calls with ``x_dtype`` inputs,
-        packed if the backend packs."""
+    def prepare_gemm(self, w: np.ndarray, bias: np.ndarray | None, kind: GemmKind,
+                     epilogue: Epilogue | None) -> PreparedWeights:
+        """``w`` and ``bias`` (as for ``gemm``) bound for repeated calls with ``kind.x`` inputs,
+        packed if the backend packs; ``epilogue`` is the one ``gemm_requant`` applies (None: gemm only)."""
 
     def gemm(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
-        """out[M, N] = x[M, K] @ w[N, K].T + bias[N].
+        """out[M, N] = x[M, K] @ w[N, K].T + bias[N], K >= 1.
 
-        Dtype sets: (float32, float32) -> float32 and (float64, float64) -> float64;
-        (int8, int8) -> int32 accumulator; (int16, int16) and (int16, int8) -> int64
-        accumulator.  ``bias`` is None or has ``out``'s dtype.  Integer sums are exact
-        (``api.py`` refuses int8 K > 65536).
+        Dtype sets: those of :data:`~fixedpoint.kernels.kinds.GEMM_KINDS` (float32, float64,
+        int8 x int8 -> int32, int16 x int16 and int16 x int8 -> int64).  ``bias`` is None or
+        has ``out``'s dtype.  Integer sums are exact (the front refuses int8 K > 65536).
         """
 
-    def gemm_requant(
-        self, x, w, bias, shift, multiplier, rounding: int, overflow: int, out_bits: int, relu: bool, out
-    ) -> int:
-        """The integer ``gemm`` followed by requantization into ``out`` (int8/int16/int32).
+    def requant(self, acc: np.ndarray, epilogue: Epilogue, out: np.ndarray) -> int:
+        """Requantize ``acc`` (R, N) int32 or int64 into ``out`` (R, N); per-column parameters."""
 
-        The accumulator of one output element never leaves registers/cache-sized
-        blocks: a whole int32/int64 accumulator tensor is not materialized.  Returns
-        the overflow count.
-        """
+    def quantize(self, x, frac: int, rounding: Rounding, out_bits: int, out) -> tuple[int, int]:
+        """out = saturate(round(x * 2**frac)) for 1-d float32/float64 ``x``, one rounding of the exact value
+        as a cast from an unbounded source.
 
-    def requant(self, acc, shift, multiplier, rounding: int, overflow: int, out_bits: int, relu: bool, out) -> int:
-        """Requantize ``acc`` (R, N) int32 or int64 into ``out`` (R, N); per-column params."""
-
-    def quantize(self, x, frac: int, rounding: int, out_bits: int, out) -> tuple[int, int]:
-        """out = saturate(round(x * 2**frac)) for 1-d float32/float64 ``x``.
-
-        Exact (no double rounding).  ``api.py`` only routes here when ``x * 2**frac``
-        is exact in float64 for every finite x.  +-inf saturate; NaN elements are
-        counted, not converted.  Returns ``(saturated_count, nan_count)``.
+        The front only routes here when ``x * 2**frac`` is exact in float64 for every finite
+        x.  +-inf saturate; NaN elements are written as 0 and counted, not converted.
+        Returns ``(saturated_count, nan_count)``.
         """
 
     def maxpool(self, x, kernel: tuple[int, int], stride: tuple[int, int], out) -> None:
-        """2-d max pool, x (B, H, W, C) -> out (B, OH, OW, C), no padding; any dtype."""
+        """2-d max pool, x (B, H, W, C) -> out (B, OH, OW, C), no padding; NaN in a window gives NaN."""
 
-    def avgpool(self, x, kernel: tuple[int, int], stride: tuple[int, int], rounding: int, out) -> None:
-        """2-d average pool; integer x: out = round(window_sum / window_size) in
-        ``rounding`` (exact sum, round_div semantics; the mean of integers always fits
-        the input dtype).  Float x: plain mean in x's dtype."""
+    def avgpool(self, x, kernel: tuple[int, int], stride: tuple[int, int], rounding: Rounding, out) -> None:
+        """2-d average pool; integer x: out = round(window_sum / window_size) in ``rounding``
+        (exact sum, round_div semantics; the mean of integers always fits the input dtype).
+        Float x: plain mean in x's dtype."""
 
-    def add_requant(
-        self, a, b, a_lshift: int, b_lshift: int, shift: int, rounding: int, overflow: int, out_bits: int,
-        relu: bool, out
-    ) -> int:
-        """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))).
+    def add_requant(self, a, b, a_lshift: int, b_lshift: int, epilogue: Epilogue, out) -> int:
+        """out = epilogue(((a << a_lshift) + (b << b_lshift))) with ``epilogue.shift`` of shape (1,).
 
-        ``a`` and ``b`` int8/int16 of the same shape; shifts >= 0 align the two formats
-        exactly; the sum is exact in int64.  Returns the overflow count.
+        ``a`` and ``b`` int8/int16 of the same shape; shifts in 0..ADD_INT64_MAX_LSHIFT
+        (:mod:`.limits`) align the two formats exactly; the sum is exact in int64.  Returns
+        the overflow count.
         """
 
     def lut(self, x, table, out) -> None:
-        """out = table[x - x_min] for int8 (256-entry table) or int16 (65536-entry) x."""
+        """out = table[x - x_min] for 1-d int8 (256-entry table) or int16 (65536-entry) x; any table dtype."""

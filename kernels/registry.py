@@ -19,7 +19,7 @@ BACKEND_MODULES = {
     "reference": "fixedpoint.kernels.reference.backend",
 }
 PREFERENCE = ("c", "numba", "reference")
-PROTOCOL_FUNCTIONS = ("gemm", "gemm_requant", "prepare_gemm", "requant", "quantize", "maxpool", "avgpool", "add_requant", "lut")
+PROTOCOL_FUNCTIONS = ("gemm", "prepare_gemm", "requant", "quantize", "maxpool", "avgpool", "add_requant", "lut")
 
 _loaded: dict[str, ModuleType] = {}
 _failures: dict[str, str] = {}

@@ -5,11 +5,12 @@ import pytest
 
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow
 from fixedpoint.kernels.reference import backend as ref
+from backend_calls import epilogue, gemm_requant
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
-ROUNDING_CODES = [mode.code for mode in DETERMINISTIC_ROUNDINGS]
-OVERFLOW_CODES = [mode.code for mode in (Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC)]
+ROUNDING_CODES = list(DETERMINISTIC_ROUNDINGS)
+OVERFLOW_CODES = [Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC]
 INT_KINDS = [(np.int8, np.int8, np.int32), (np.int16, np.int16, np.int64), (np.int16, np.int8, np.int64)]
 # Below, at and above the micro-kernel and packing block sizes, K = 1 and K not a multiple of 4.
 SHAPES = [(1, 1, 1), (3, 5, 7), (7, 33, 4), (16, 48, 64), (17, 49, 65), (33, 97, 259), (2, 300, 1)]
@@ -75,15 +76,16 @@ def test_most_negative_products_sum_exactly(path, xt, wt, acc):
 @pytest.mark.parametrize("overflow", OVERFLOW_CODES)
 @pytest.mark.parametrize("xt,wt,acc", INT_KINDS)
 def test_gemm_requant_every_mode(path, rounding, overflow, xt, wt, acc):
-    rng = np.random.default_rng(rounding * 7 + overflow)
+    rng = np.random.default_rng(rounding.code * 7 + overflow.code)
     m, n, k = 19, 37, 70
     x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
     bias = _ints(rng, np.int16, (n,)).astype(acc)
     shift, multiplier = _params(rng, n)
     for out_bits, out_dtype, relu in ((8, np.int8, False), (5, np.int8, True), (16, np.int16, False), (32, np.int32, True)):
         got, want = np.empty((m, n), out_dtype), np.empty((m, n), out_dtype)
-        count = c.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, got)
-        expected = ref.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, want)
+        epi = epilogue(shift, multiplier, rounding, overflow, out_bits, out_dtype, relu)
+        count = gemm_requant(c, x, w, bias, epi, got)
+        expected = gemm_requant(ref, x, w, bias, epi, want)
         np.testing.assert_array_equal(got, want)
         assert count == expected
 
@@ -100,8 +102,9 @@ def test_requant_ties_wide_products_and_left_shifts(path, rounding):
     for acc in (acc64, np.clip(acc64, -(2**31), 2**31 - 1).astype(np.int32)):
         for overflow in OVERFLOW_CODES:
             got, want = np.empty(acc.shape, np.int32), np.empty(acc.shape, np.int32)
-            count = c.requant(acc, shift, multiplier, rounding, overflow, 32, False, got)
-            expected = ref.requant(acc, shift, multiplier, rounding, overflow, 32, False, want)
+            epi = epilogue(shift, multiplier, rounding, overflow, 32, np.int32)
+            count = c.requant(acc, epi, got)
+            expected = ref.requant(acc, epi, want)
             np.testing.assert_array_equal(got, want)
             assert count == expected
 
@@ -109,7 +112,7 @@ def test_requant_ties_wide_products_and_left_shifts(path, rounding):
 @pytest.mark.parametrize("rounding", ROUNDING_CODES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_quantize_ties_and_specials(path, rounding, dtype):
-    rng = np.random.default_rng(rounding)
+    rng = np.random.default_rng(rounding.code)
     x = np.concatenate([
         np.arange(-9, 10) / 4,
         [np.nextafter(0.5, 0.0), np.nextafter(-0.5, 0.0), np.inf, -np.inf, np.nan, 1e30, -1e30, 0.0, -0.0],
@@ -139,8 +142,9 @@ def test_pools_and_add(path, rounding):
     a, b = _ints(rng, np.int8, (1000,)), _ints(rng, np.int8, (1000,))
     for overflow in OVERFLOW_CODES:
         got, want = np.empty(1000, np.int8), np.empty(1000, np.int8)
-        count = c.add_requant(a, b, 3, 0, 2, rounding, overflow, 8, False, got)
-        assert count == ref.add_requant(a, b, 3, 0, 2, rounding, overflow, 8, False, want)
+        epi = epilogue(2, None, rounding, overflow, 8, np.int8)
+        count = c.add_requant(a, b, 3, 0, epi, got)
+        assert count == ref.add_requant(a, b, 3, 0, epi, want)
         np.testing.assert_array_equal(got, want)
 
 

@@ -6,16 +6,18 @@ against the reference backend (the specification), bit for bit.
 import numpy as np
 import pytest
 
-from fixedpoint.kernels import DETERMINISTIC_ROUNDINGS, Rounding
+from fixedpoint import kernels
+from fixedpoint.kernels import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
+from backend_calls import epilogue, gemm_requant
 from fixedpoint.kernels.reference import round_shift
 
 nk = pytest.importorskip("fixedpoint.kernels.numba_kernels")
 from fixedpoint.kernels.numba_kernels.gemm import KC, MC, MR, NC, NR  # noqa: E402
 from fixedpoint.kernels.numba_kernels.rounding import rounding_mask  # noqa: E402
 
-CODES = [m.code for m in DETERMINISTIC_ROUNDINGS]
-OVERFLOW_CODES = [0, 1, 2]   # saturate, wrap, saturate_symmetric
+CODES = list(DETERMINISTIC_ROUNDINGS)
+OVERFLOW_CODES = [Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC]
 
 
 def _ints(rng, dtype, shape):
@@ -42,16 +44,16 @@ def test_mode_mask_matches_reference_round_shift(code):
     """Every (value, shift) situation the mask distinguishes, from shift 1 to 3."""
     values = np.arange(-17, 18, dtype=np.int64)
     for s in (1, 2, 3):
-        want = round_shift(values, s, tuple(Rounding)[code])
+        want = round_shift(values, s, code)
         acc = values.reshape(-1, 1)
         out = np.zeros(acc.shape, np.int32)
-        nk.requant(acc, np.array([s], np.int32), None, code, 0, 32, False, out)
+        nk.requant(acc, epilogue(s, None, code, Overflow.SATURATE, 32, np.int32), out)
         np.testing.assert_array_equal(out[:, 0], want)
 
 
 def test_stochastic_codes_are_refused():
     with pytest.raises(ValueError, match="deterministic"):
-        rounding_mask(Rounding.STOCHASTIC.code)
+        rounding_mask(Rounding.STOCHASTIC)
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -59,7 +61,7 @@ def test_ties_every_mode_int32_and_int64_acc(code):
     acc = np.arange(-40, 41, dtype=np.int64).reshape(-1, 1).repeat(5, axis=1)
     shift = np.array([1, 2, 3, 0, -2], np.int32)
     for acc_dtype in (np.int32, np.int64):
-        _assert_same(_both("requant", acc.astype(acc_dtype), shift, None, code, 0, 8, False,
+        _assert_same(_both("requant", acc.astype(acc_dtype), epilogue(shift, None, code, Overflow.SATURATE, 8, np.int8),
                            out=np.zeros(acc.shape, np.int8)))
 
 
@@ -67,7 +69,7 @@ def test_ties_every_mode_int32_and_int64_acc(code):
 def test_requant_wide_products_and_extreme_shifts(code):
     """int64 accumulators near +-2**62 and +-2**63 times multipliers up to 2**31 - 1
     (products of up to 94 bits), shifts -63..127: both rounding and left shifts."""
-    rng = np.random.default_rng(code)
+    rng = np.random.default_rng(code.code)
     edges = np.array([-2**63, 2**63 - 1, -2**62, 2**62, 2**62 - 1, -2**62 - 1, 0, 1, -1,
                       3 << 40, -(3 << 40), 2**31, -2**31], dtype=np.int64)
     acc = np.concatenate([edges, rng.integers(-2**63, 2**63 - 1, 51, dtype=np.int64, endpoint=True),
@@ -79,11 +81,13 @@ def test_requant_wide_products_and_extreme_shifts(code):
     for multiplier in (None, mults):
         for overflow in OVERFLOW_CODES:
             for bits, dtype in ((8, np.int8), (17, np.int32), (32, np.int32)):
-                _assert_same(_both("requant", acc, shifts, multiplier, code, overflow, bits, overflow == 2,
-                                   out=np.zeros(acc.shape, dtype)))
+                epi = epilogue(shifts, multiplier, code, overflow, bits, dtype,
+                               overflow is Overflow.SATURATE_SYMMETRIC)
+                _assert_same(_both("requant", acc, epi, out=np.zeros(acc.shape, dtype)))
 
 
-def _gemm_case(rng, x_dtype, w_dtype, m, n, k, code=9, overflow=0, with_multiplier=False):
+def _gemm_case(rng, x_dtype, w_dtype, m, n, k, code=Rounding.HALF_EVEN, overflow=Overflow.SATURATE,
+               with_multiplier=False):
     x, w = _ints(rng, x_dtype, (m, k)), _ints(rng, w_dtype, (n, k))
     acc_dtype = np.int32 if (x_dtype, w_dtype) == (np.int8, np.int8) else np.int64
     bias = rng.integers(-2**20, 2**20, n).astype(acc_dtype)
@@ -93,29 +97,32 @@ def _gemm_case(rng, x_dtype, w_dtype, m, n, k, code=9, overflow=0, with_multipli
         shift = rng.integers(31, 60, n).astype(np.int32)
     else:
         multiplier, shift = None, rng.integers(-1, 24, n).astype(np.int32)
-    _assert_same(_both("gemm_requant", x, w, bias, shift, multiplier, code, overflow, 8, overflow == 1,
-                       out=np.zeros((m, n), np.int8)))
+    epi = epilogue(shift, multiplier, code, overflow, 8, np.int8, overflow is Overflow.WRAP)
+    got, want = np.zeros((m, n), np.int8), np.zeros((m, n), np.int8)
+    assert gemm_requant(nk, x, w, bias, epi, got) == gemm_requant(ref, x, w, bias, epi, want)
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("m", [1, MR - 1, MR + 1, MC - 1, MC, MC + 1])
 def test_gemm_row_block_boundaries(m):
     rng = np.random.default_rng(m)
     _gemm_case(rng, np.int8, np.int8, m, NR + 3, 37)
-    _gemm_case(rng, np.int16, np.int8, m, 5, 19, code=0, overflow=2, with_multiplier=True)
+    _gemm_case(rng, np.int16, np.int8, m, 5, 19, code=Rounding.FLOOR, overflow=Overflow.SATURATE_SYMMETRIC,
+               with_multiplier=True)
 
 
 @pytest.mark.parametrize("n", [1, NR - 1, NR + 1, NC - 1, NC, NC + 1])
 def test_gemm_column_block_boundaries(n):
     rng = np.random.default_rng(100 + n)
-    _gemm_case(rng, np.int8, np.int8, 6, n, 23, code=5, overflow=1)
-    _gemm_case(rng, np.int16, np.int16, 3, n, 11, code=11, with_multiplier=True)
+    _gemm_case(rng, np.int8, np.int8, 6, n, 23, code=Rounding.HALF_UP, overflow=Overflow.WRAP)
+    _gemm_case(rng, np.int16, np.int16, 3, n, 11, code=Rounding.JAM, with_multiplier=True)
 
 
 @pytest.mark.parametrize("k", [1, 2, KC - 1, KC, KC + 1, 2 * KC + 3])
 def test_gemm_depth_block_boundaries(k):
     rng = np.random.default_rng(200 + k)
     _gemm_case(rng, np.int8, np.int8, 5, 6, k, with_multiplier=True)
-    _gemm_case(rng, np.int16, np.int16, 5, 3, k, code=3)
+    _gemm_case(rng, np.int16, np.int16, 5, 3, k, code=Rounding.AWAY)
 
 
 def test_gemm_int8_all_min_at_largest_k():
@@ -134,16 +141,29 @@ def test_gemm_int16_extremes_sum_beyond_int32():
 
 
 @pytest.mark.parametrize("code", CODES)
-@pytest.mark.parametrize("shifts", [(0, 0, 1), (3, 0, 2), (0, 0, -3), (47, 10, 50), (60, 0, 62), (70, 10, 100),
-                                    (10, 73, 127), (60, 60, -5), (0, 63, 0)])
-def test_add_requant_narrow_and_wide_alignment(code, shifts):
-    """Shifts up to 47 sum in int64; beyond, the 128-bit path (the result is stand-in or exact)."""
-    rng = np.random.default_rng(code)
+@pytest.mark.parametrize("shifts", [(0, 0, 1), (3, 0, 2), (0, 0, -3), (46, 10, 50), (40, 46, 1), (46, 46, -5)])
+def test_add_requant_alignment_up_to_the_int64_limit(code, shifts):
+    """Alignment shifts up to limits.ADD_INT64_MAX_LSHIFT sum exactly in int64."""
+    rng = np.random.default_rng(code.code)
     a, b = _ints(rng, np.int16, 200), _ints(rng, np.int16, 200)
     a[:4], b[:4] = [-32768, 32767, 0, -1], [-32768, -32768, 1, 1]
+    a_lshift, b_lshift, shift = shifts
     for overflow in OVERFLOW_CODES:
-        _assert_same(_both("add_requant", a, b, *shifts, code, overflow, 12, code == 3,
-                           out=np.zeros(200, np.int16)))
+        epi = epilogue(shift, None, code, overflow, 12, np.int16, code is Rounding.AWAY)
+        _assert_same(_both("add_requant", a, b, a_lshift, b_lshift, epi, out=np.zeros(200, np.int16)))
+
+
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("fracs", [(47, 0, 10), (60, 0, -2), (0, 63, 10), (73, 10, 0), (0, 200, 90), (10**9, 0, 10**9)])
+def test_add_beyond_the_int64_alignment_matches_the_reference(code, fracs):
+    """Larger alignments go to the exact reference path (clamped where the result no longer changes)."""
+    rng = np.random.default_rng(code.code)
+    a, b = _ints(rng, np.int16, 200), _ints(rng, np.int8, 200)
+    a[:4], b[:4] = [-32768, 32767, 0, -1], [-128, 127, 1, 0]
+    for overflow in ("saturate", "wrap", "saturate_symmetric"):
+        kw = dict(out_bits=12, rounding=code, overflow=overflow)
+        want = kernels.add(a, fracs[0], b, fracs[1], fracs[2], backend="reference", **kw)
+        np.testing.assert_array_equal(kernels.add(a, fracs[0], b, fracs[1], fracs[2], backend="numba", **kw), want)
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -173,7 +193,7 @@ def test_maxpool_and_float_avgpool(dtype):
     out = np.zeros((2, 3, 4, 3), dtype)
     (_, got), (_, want) = _both("maxpool", x, (3, 2), (2, 1), out=out)
     np.testing.assert_array_equal(got, want)
-    (_, got), (_, want) = _both("avgpool", x, (3, 2), (2, 1), 9, out=out)
+    (_, got), (_, want) = _both("avgpool", x, (3, 2), (2, 1), Rounding.HALF_EVEN, out=out)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -197,9 +217,8 @@ def test_float_gemm_within_tolerance():
     assert np.abs(out - exact).max() <= tolerance
 
 
-def test_bad_codes_are_refused():
+def test_out_bits_beyond_32_are_refused():
     out = np.zeros((1, 1), np.int8)
-    with pytest.raises(ValueError, match="overflow code"):
-        nk.requant(np.zeros((1, 1), np.int32), np.zeros(1, np.int32), None, 9, 3, 8, False, out)
     with pytest.raises(ValueError, match="out_bits"):
-        nk.requant(np.zeros((1, 1), np.int32), np.zeros(1, np.int32), None, 9, 0, 33, False, out)
+        nk.requant(np.zeros((1, 1), np.int32), epilogue(0, None, Rounding.HALF_EVEN, Overflow.SATURATE, 33, np.int8),
+                   out)

@@ -1,12 +1,15 @@
 """The Numba GEMM's small-M dot-product path (fewer than ``SMALL_M`` x rows) against the reference backend:
 bit-identical accumulators, requantized outputs and overflow counts at M = 1 .. SMALL_M (both sides of the
-switch), odd K/N, all-extreme operands, every precision pair, plain, fused and prepared calls."""
+switch), odd K/N, all-extreme operands, every precision pair, plain and prepared (fused) calls."""
 import sys
 
 import numpy as np
 import pytest
 
+from fixedpoint.kernels.kinds import gemm_kind
+from fixedpoint.kernels.modes import Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
+from backend_calls import epilogue, gemm_requant
 
 nk = pytest.importorskip("fixedpoint.kernels.numba_kernels")
 gemm_module = sys.modules["fixedpoint.kernels.numba_kernels.gemm"]
@@ -47,7 +50,7 @@ def test_gemm_plain_and_prepared_match_reference(pair, m, n, k):
     got = np.zeros_like(want)
     nk.gemm(x, w, bias, got)
     np.testing.assert_array_equal(got, want)
-    prepared = nk.prepare_gemm(w, None, x.dtype)
+    prepared = nk.prepare_gemm(w, None, gemm_kind(x.dtype, w.dtype), None)
     got_unbiased = np.zeros_like(want)
     prepared.gemm(x, got_unbiased)
     np.testing.assert_array_equal(got_unbiased + bias, want)
@@ -70,21 +73,18 @@ def test_all_minimum_operands_sum_exactly(pair, m):
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{np.dtype(p[0])}x{np.dtype(p[1])}")
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("multiplied", [False, True])
-@pytest.mark.parametrize("overflow", [0, 1, 2])
+@pytest.mark.parametrize("overflow", [Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC])
 def test_fused_requant_matches_reference(pair, m, multiplied, overflow):
     n, k = 37, 61
-    rng = np.random.default_rng(m + 10 * overflow + 100 * multiplied)
+    rng = np.random.default_rng(m + 10 * overflow.code + 100 * multiplied)
     x, w, bias = _operands(rng, pair, m, n, k)
     shift = rng.integers(-2, 20, size=n).astype(np.int32)
     multiplier = rng.integers(1, 2**31, size=n).astype(np.int64) if multiplied else None
-    for rounding, relu in ((9, False), (0, True), (4, False)):
+    for rounding, relu in ((Rounding.HALF_EVEN, False), (Rounding.FLOOR, True), (Rounding.MAG_TRUNC, False)):
+        epi = epilogue(shift, multiplier, rounding, overflow, 8, np.int8, relu)
         want = np.zeros((m, n), dtype=np.int8)
-        count_want = ref.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, 8, relu, want)
+        count_want = gemm_requant(ref, x, w, bias, epi, want)
         got = np.zeros_like(want)
-        count_got = nk.gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, 8, relu, got)
+        count_got = gemm_requant(nk, x, w, bias, epi, got)
         np.testing.assert_array_equal(got, want)
         assert count_got == count_want
-        prepared = nk.prepare_gemm(w, bias, x.dtype)
-        got_prepared = np.zeros_like(want)
-        assert prepared.gemm_requant(x, shift, multiplier, rounding, overflow, 8, relu, got_prepared) == count_want
-        np.testing.assert_array_equal(got_prepared, want)

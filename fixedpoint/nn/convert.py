@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.modes import as_rounding
-from ..kernels.reference.requantize import MULTIPLIER_RANGE, SHIFT_RANGE
+from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..qformat import QFormat
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential

@@ -2,15 +2,39 @@
 
 Compiled with -O3 as C99 and no -march: the AVX2 and AVX-512 VNNI functions carry their
 own ``target`` attributes and are chosen at run time by CPUID, so one build runs on any
-x86-64 machine; other architectures compile the portable path only.
+x86-64 machine; other architectures compile the portable path only.  The rounding rule
+table (``kernels/modes.py`` ROUND_UP_MASKS) and the GEMM kind codes (``kernels/kinds.py``)
+are read from the Python modules and passed to the compiler as macros, so C and Python
+share one definition.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import types
 
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+_TABLES_PACKAGE = "_fxp_build_tables"
+
+
+def _kernel_module(name: str):
+    """``kernels/<name>.py`` imported as a submodule of a stand-in package (kernels/__init__ not run)."""
+    if _TABLES_PACKAGE not in sys.modules:
+        package = types.ModuleType(_TABLES_PACKAGE)
+        package.__path__ = [os.path.dirname(HERE)]
+        sys.modules[_TABLES_PACKAGE] = package
+    return importlib.import_module(f"{_TABLES_PACKAGE}.{name}")
+
+
+def table_macros() -> list[tuple[str, str]]:
+    """FXP_ROUND_UP_MASKS and FXP_KIND_<NAME> from the Python tables."""
+    masks = _kernel_module("modes").ROUND_UP_MASKS
+    macros = [("FXP_ROUND_UP_MASKS", "{" + ", ".join(f"0x{m:04x}" for m in masks) + "}")]
+    macros += [(f"FXP_KIND_{kind.name.upper()}", str(kind.code)) for kind in _kernel_module("kinds").GEMM_KINDS]
+    return macros
 SOURCES = [
     "fxp_dispatch.c",
     "fxp_requant.c",
@@ -46,6 +70,7 @@ def make_builder(extra_compile_args=(), extra_link_args=(), module_name="fixedpo
         include_dirs=[rel],
         extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
         extra_link_args=list(extra_link_args),
+        define_macros=table_macros(),
         libraries=["m"] if os.name == "posix" else [],
     )
     return builder

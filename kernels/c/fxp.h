@@ -5,17 +5,31 @@
  * out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]).  Integer sums are exact: int8 x int8
  * accumulates in int32, anything with an int16 operand in int64.
  *
- * Requantization: y = round(acc * mult / 2**shift) (one rounding, exact beyond 64 bits;
- * shift <= 0 is an exact left shift), then relu, then the overflow mode into out_bits
- * (2..32, signed).  rounding: 0..12 in the order of fixedpoint.kernels.modes.Rounding;
- * overflow: 0 saturate, 1 wrap, 2 saturate_symmetric.  mult == NULL means 1.  Functions
- * returning int64_t return the number of elements outside the overflow range.
- * out_size is the byte width of the output elements (1, 2 or 4).
+ * Requantization is one fxp_epilogue (the record of kernels/epilogue.py):
+ * y = round(acc * mult / 2**shift) (one rounding, exact beyond 64 bits; shift <= 0 is an
+ * exact left shift), then relu, then the overflow mode into out_bits (2..32, signed).
+ * rounding: 0..12 in the order of fixedpoint.kernels.modes.Rounding, each mode's rule read
+ * from the table the build takes from kernels/modes.py (FXP_ROUND_UP_MASKS); overflow:
+ * 0 saturate, 1 wrap, 2 saturate_symmetric.  Functions returning int64_t return the
+ * number of elements outside the overflow range.
  *
  * Scratch: every gemm takes a caller-owned scratch buffer of fxp_gemm_scratch_bytes()
  * bytes (one packed column strip of w and one packed row tile of x, never the whole
  * problem).
  */
+
+/* The requantizing epilogue: shift (and mult, NULL meaning 1) hold one entry per output
+ * column; out_size is the byte width of an output element (1, 2 or 4); lo and hi, the
+ * overflow mode's range, are set by fxp_epilogue_init from overflow and out_bits. */
+typedef struct {
+    const int32_t *shift;
+    const int64_t *mult;
+    int rounding, overflow, out_bits, relu, out_size;
+    int64_t lo, hi;
+} fxp_epilogue;
+void fxp_epilogue_init(fxp_epilogue *e);
+/* The 16-bit round-up table of deterministic mode `rounding` that the kernels were built with. */
+int fxp_round_up_mask(int rounding);
 
 /* SIMD paths: 0 portable C, 1 AVX2, 2 AVX-512 VNNI. */
 int fxp_path_supported(int path);
@@ -23,7 +37,7 @@ int fxp_best_path(void);
 int fxp_active_path(void);
 int fxp_set_path(int path);
 
-/* kind: 0 f32, 1 f64, 2 s8 x s8, 3 s16 x s16, 4 s16 x s8 */
+/* kind: the code of kernels/kinds.py GEMM_KINDS (f32, f64, s8 x s8, s16 x s16, s16 x s8). */
 int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k);
 
 void fxp_gemm_f32(const float *x, const float *w, const float *bias, float *out,
@@ -38,17 +52,11 @@ void fxp_gemm_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias, int6
                     int64_t m, int64_t n, int64_t k, void *scratch);
 
 int64_t fxp_gemm_requant_s8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                            const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                            int out_bits, int relu, void *out, int out_size,
-                            int64_t m, int64_t n, int64_t k, void *scratch);
+    const fxp_epilogue *e, void *out, int64_t m, int64_t n, int64_t k, void *scratch);
 int64_t fxp_gemm_requant_s16(const int16_t *x, const int16_t *w, const int64_t *bias,
-                             const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                             int out_bits, int relu, void *out, int out_size,
-                             int64_t m, int64_t n, int64_t k, void *scratch);
+    const fxp_epilogue *e, void *out, int64_t m, int64_t n, int64_t k, void *scratch);
 int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias,
-                               const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                               int out_bits, int relu, void *out, int out_size,
-                               int64_t m, int64_t n, int64_t k, void *scratch);
+    const fxp_epilogue *e, void *out, int64_t m, int64_t n, int64_t k, void *scratch);
 
 /* Pre-packed int8 x int8 weights, for calls that reuse one w (and bias) many times.
  * fxp_gemm_s8_packed_bytes is the buffer size for the ACTIVE path (0: that path has no
@@ -61,23 +69,12 @@ int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k);
 void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
                            int64_t m, int64_t n, int64_t k, void *scratch);
-int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed,
-                                   const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                                   int out_bits, int relu, void *out, int out_size,
+int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch);
 
-/* One row of n accumulators; shift/mult point at this row's first column. */
-int64_t fxp_requant_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                            int rounding, int overflow, int out_bits, int relu, void *out, int out_size);
-int64_t fxp_requant_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                            int rounding, int overflow, int out_bits, int relu, void *out, int out_size);
-/* rows x cols accumulators, per-column shift/mult. */
-int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const int32_t *shift,
-                        const int64_t *mult, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size);
-int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const int32_t *shift,
-                        const int64_t *mult, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size);
+/* rows x cols accumulators, per-column epilogue parameters. */
+int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);
+int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);
 
 /* out = saturate(round(x * 2**frac)); x * 2**frac must be exact in double.  counts[0] gets
  * the saturated count, counts[1] the NaN count (NaN elements are written as 0). */
@@ -96,10 +93,9 @@ int fxp_maxpool(int dtype, const void *x, void *out, int64_t b, int64_t h, int64
 int fxp_avgpool(int dtype, const void *x, void *out, int64_t b, int64_t h, int64_t w, int64_t c,
                 int64_t kh, int64_t kw, int64_t sh, int64_t sw, int rounding);
 
-/* out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))); in_size 1 or 2. */
+/* out = epilogue((a << a_lshift) + (b << b_lshift)), e->shift[0] for every element; in_size 1 or 2. */
 int64_t fxp_add_requant(const void *a, const void *b, int in_size, int64_t n, int a_lshift, int b_lshift,
-                        int shift, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size);
+                        const fxp_epilogue *e, void *out);
 /* out[i] = table[x[i] - x_min]; in_size 1 (256 entries) or 2 (65536 entries). */
 void fxp_lut(const void *x, int in_size, int64_t n, const void *table, void *out, int out_size);
 

@@ -14,16 +14,13 @@ static int64_t load_int(const void *p, int size, int64_t i)
 }
 
 int64_t fxp_add_requant(const void *a, const void *b, int in_size, int64_t n, int a_lshift, int b_lshift,
-                        int shift, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size)
+                        const fxp_epilogue *e, void *out)
 {
-    fxp_rq rq;
     int64_t count = 0;
-    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
     for (int64_t i = 0; i < n; i++) {
         int64_t va = (int64_t)((uint64_t)load_int(a, in_size, i) << a_lshift);
         int64_t vb = (int64_t)((uint64_t)load_int(b, in_size, i) << b_lshift);
-        fxp_store_int(out, out_size, i, fxp_rq_scalar(va + vb, shift, 1, &rq, &count));
+        fxp_store_int(out, e->out_size, i, fxp_rq_scalar(va + vb, e->shift[0], 1, e, &count));
     }
     return count;
 }

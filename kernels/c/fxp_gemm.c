@@ -11,18 +11,16 @@
 #include "fxp.h"
 #include "fxp_internal.h"
 
-enum { KIND_F32, KIND_F64, KIND_S8, KIND_S16, KIND_S16S8 };
-
 int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
 {
     (void)m;
     (void)n;
-    if (kind < KIND_F32 || kind > KIND_S16S8)
+    if (kind < FXP_KIND_F32 || kind > FXP_KIND_S16S8)
         return -1;
 #ifdef FXP_X86
-    if (kind == KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI)
+    if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI)
         return fxp_s8_scratch_avx512(k);
-    if (kind == KIND_S8 && fxp_active_path() == FXP_PATH_AVX2)
+    if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX2)
         return fxp_s8_scratch_avx2(k);
 #endif
     return fxp_generic_scratch(kind, k);
@@ -41,7 +39,7 @@ void fxp_gemm_f64(const double *x, const double *w, const double *bias, double *
 }
 
 static int64_t gemm_s8_any(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                           const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                           const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch)
 {
     int path = fxp_active_path();
@@ -51,7 +49,7 @@ static int64_t gemm_s8_any(const int8_t *x, const int8_t *w, const int32_t *bias
     if (path == FXP_PATH_AVX2)
         return fxp_gemm_s8_avx2(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 #endif
-    return fxp_generic_gemm_int(path, KIND_S8, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+    return fxp_generic_gemm_int(path, FXP_KIND_S8, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 }
 
 void fxp_gemm_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
@@ -63,47 +61,35 @@ void fxp_gemm_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t 
 void fxp_gemm_s16(const int16_t *x, const int16_t *w, const int64_t *bias, int64_t *out,
                   int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_generic_gemm_int(fxp_active_path(), KIND_S16, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
+    fxp_generic_gemm_int(fxp_active_path(), FXP_KIND_S16, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
                          scratch);
 }
 
 void fxp_gemm_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias, int64_t *out,
                     int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_generic_gemm_int(fxp_active_path(), KIND_S16S8, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
+    fxp_generic_gemm_int(fxp_active_path(), FXP_KIND_S16S8, x, w, bias, out, NULL, NULL, NULL, NULL, 0, m, n, k,
                          scratch);
 }
 
-int64_t fxp_gemm_requant_s8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                            const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                            int out_bits, int relu, void *out, int out_size,
+int64_t fxp_gemm_requant_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const fxp_epilogue *e, void *out,
                             int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_rq rq;
-    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
-    return gemm_s8_any(x, w, bias, NULL, shift, mult, &rq, out, out_size, m, n, k, scratch);
+    return gemm_s8_any(x, w, bias, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch);
 }
 
-int64_t fxp_gemm_requant_s16(const int16_t *x, const int16_t *w, const int64_t *bias,
-                             const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                             int out_bits, int relu, void *out, int out_size,
-                             int64_t m, int64_t n, int64_t k, void *scratch)
+int64_t fxp_gemm_requant_s16(const int16_t *x, const int16_t *w, const int64_t *bias, const fxp_epilogue *e,
+                             void *out, int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_rq rq;
-    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
-    return fxp_generic_gemm_int(fxp_active_path(), KIND_S16, x, w, bias, NULL, shift, mult, &rq, out, out_size,
-                                m, n, k, scratch);
+    return fxp_generic_gemm_int(fxp_active_path(), FXP_KIND_S16, x, w, bias, NULL, e->shift, e->mult, e, out,
+                                e->out_size, m, n, k, scratch);
 }
 
-int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias,
-                               const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                               int out_bits, int relu, void *out, int out_size,
-                               int64_t m, int64_t n, int64_t k, void *scratch)
+int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t *bias, const fxp_epilogue *e,
+                               void *out, int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_rq rq;
-    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
-    return fxp_generic_gemm_int(fxp_active_path(), KIND_S16S8, x, w, bias, NULL, shift, mult, &rq, out,
-                                out_size, m, n, k, scratch);
+    return fxp_generic_gemm_int(fxp_active_path(), FXP_KIND_S16S8, x, w, bias, NULL, e->shift, e->mult, e, out,
+                                e->out_size, m, n, k, scratch);
 }
 
 /* ---- pre-packed int8 weights: [64-byte header: int32 path][path-specific strips] */
@@ -141,7 +127,7 @@ void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 }
 
 static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *out, const int32_t *shift,
-                                  const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                                  const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                                   int64_t m, int64_t n, int64_t k, void *scratch)
 {
     int32_t path;
@@ -176,12 +162,8 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
     return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch) < 0 ? -1 : 0;
 }
 
-int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed,
-                                   const int32_t *shift, const int64_t *mult, int rounding, int overflow,
-                                   int out_bits, int relu, void *out, int out_size,
+int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    fxp_rq rq;
-    fxp_rq_init(&rq, rounding, overflow, out_bits, relu);
-    return gemm_s8_packed_any(x, packed, NULL, shift, mult, &rq, out, out_size, m, n, k, scratch);
+    return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch);
 }

@@ -57,7 +57,7 @@ static void pack_x_tile(const int8_t *x, int64_t i0, int64_t mr, int64_t k, int6
 typedef struct {
     const int32_t *shift;
     const int64_t *mult;
-    const fxp_rq *rq;
+    const fxp_epilogue *rq;
     void *qout;
     int out_size;
     int32_t *out;
@@ -123,7 +123,7 @@ FXP_TARGET_AVX2 static int64_t tile_any(const int16_t *xp, const int16_t *wp, co
 }
 
 int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                         const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                         const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                          int64_t m, int64_t n, int64_t k, void *scratch)
 {
     const int64_t kp = padded_k(k);
@@ -166,7 +166,7 @@ void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 
 /* fxp_gemm_s8_avx2 on weights packed by fxp_s8_pack_avx2; scratch holds the x tile only. */
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
-                                const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                 int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
 {
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);

@@ -69,7 +69,7 @@ static void pack_x_tile(const int8_t *x, int64_t i0, int64_t mr, int64_t k, int6
 typedef struct {
     const int32_t *shift;
     const int64_t *mult;
-    const fxp_rq *rq;
+    const fxp_epilogue *rq;
     void *qout;
     int out_size;
     int32_t *out;
@@ -188,7 +188,7 @@ static int64_t run_strip(const int8_t *x, const int8_t *wp, const int32_t *corr,
 /* With qout == NULL the int32 result goes to out; otherwise each tile is requantized by rq
  * into qout and the overflow count is returned. */
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                           const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                           const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch)
 {
     const int64_t kp = padded_k(k);
@@ -227,7 +227,7 @@ void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t
 
 /* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds the x tile only. */
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
-                                  const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                  const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                   int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
 {
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);

@@ -24,7 +24,7 @@ typedef struct {
     void *out;
     const int32_t *shift;
     const int64_t *mult;
-    const fxp_rq *rq;
+    const fxp_epilogue *rq;
     void *qout;
     int out_size;
 } gen_ctx;
@@ -99,10 +99,10 @@ DEFINE_BODY(s16s8, int16_t, int8_t, int64_t, int32_t, fxp_rq_row_s64)
                                      int64_t k, void *panel, const gen_ctx *c)                         \
     {                                                                                                  \
         switch (kind) {                                                                                \
-        case 0: return body_f32((const float *)x, (const float *)w, m, n, k, (float *)panel, c);       \
-        case 1: return body_f64((const double *)x, (const double *)w, m, n, k, (double *)panel, c);    \
-        case 2: return body_s8((const int8_t *)x, (const int8_t *)w, m, n, k, (int8_t *)panel, c);     \
-        case 3: return body_s16((const int16_t *)x, (const int16_t *)w, m, n, k, (int16_t *)panel, c); \
+        case FXP_KIND_F32: return body_f32((const float *)x, (const float *)w, m, n, k, (float *)panel, c);       \
+        case FXP_KIND_F64: return body_f64((const double *)x, (const double *)w, m, n, k, (double *)panel, c);    \
+        case FXP_KIND_S8: return body_s8((const int8_t *)x, (const int8_t *)w, m, n, k, (int8_t *)panel, c);     \
+        case FXP_KIND_S16: return body_s16((const int16_t *)x, (const int16_t *)w, m, n, k, (int16_t *)panel, c); \
         default:                                                                                       \
             return body_s16s8((const int16_t *)x, (const int8_t *)w, m, n, k, (int8_t *)panel, c);     \
         }                                                                                              \
@@ -114,11 +114,14 @@ DEFINE_ENTRY(avx2, FXP_TARGET_AVX2)
 DEFINE_ENTRY(avx512, FXP_TARGET_AVX512)
 #endif
 
-static const int64_t w_elem_size[5] = {4, 8, 1, 2, 1};
+static int64_t w_elem_size(int kind)
+{
+    return kind == FXP_KIND_F32 ? 4 : kind == FXP_KIND_F64 ? 8 : kind == FXP_KIND_S16 ? 2 : 1;
+}
 
 int64_t fxp_generic_scratch(int kind, int64_t k)
 {
-    return (k > 0 ? k : 1) * NB * w_elem_size[kind] + 64;
+    return (k > 0 ? k : 1) * NB * w_elem_size(kind) + 64;
 }
 
 static int64_t run(int path, int kind, const void *x, const void *w, int64_t m, int64_t n, int64_t k,
@@ -139,18 +142,18 @@ void fxp_generic_gemm_f32(int path, const float *x, const float *w, const float 
                           int64_t m, int64_t n, int64_t k, void *scratch)
 {
     gen_ctx c = {bias, out, NULL, NULL, NULL, NULL, 0};
-    run(path, 0, x, w, m, n, k, scratch, &c);
+    run(path, FXP_KIND_F32, x, w, m, n, k, scratch, &c);
 }
 
 void fxp_generic_gemm_f64(int path, const double *x, const double *w, const double *bias, double *out,
                           int64_t m, int64_t n, int64_t k, void *scratch)
 {
     gen_ctx c = {bias, out, NULL, NULL, NULL, NULL, 0};
-    run(path, 1, x, w, m, n, k, scratch, &c);
+    run(path, FXP_KIND_F64, x, w, m, n, k, scratch, &c);
 }
 
 int64_t fxp_generic_gemm_int(int path, int kind, const void *x, const void *w, const void *bias, void *out,
-                             const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                             const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                              int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
 {
     gen_ctx c = {bias, out, shift, mult, rq, qout, out_size};

@@ -13,28 +13,36 @@ enum {
 };
 enum { FXP_SATURATE = 0, FXP_WRAP = 1, FXP_SATURATE_SYMMETRIC = 2 };
 
+/* The build defines FXP_ROUND_UP_MASKS (kernels/modes.py ROUND_UP_MASKS) and the
+ * FXP_KIND_* codes (kernels/kinds.py GEMM_KINDS). */
+#if !defined(FXP_ROUND_UP_MASKS) || !defined(FXP_KIND_S8)
+#error "build through kernels/c/build_ffi.py, which defines the tables of kernels/modes.py and kinds.py"
+#endif
+
+/* The dropped part r of a value against half an LSB (kernels/modes.py REST_*). */
+enum { FXP_REST_ZERO, FXP_REST_BELOW, FXP_REST_HALF, FXP_REST_ABOVE };
+extern const uint16_t fxp_round_up_masks[13];
+/* 1 when deterministic mode `rounding` turns q = floor(v) into q + 1 (modes.rounds_up). */
+static inline int fxp_rounds_up(int rounding, int q_odd, int negative, int rest)
+{
+    return (fxp_round_up_masks[rounding] >> (q_odd | (negative << 1) | (rest << 2))) & 1;
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #define FXP_X86 1
 #define FXP_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define FXP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,popcnt")))
 #endif
 
-/* Requantization epilogue parameters; [lo, hi] is the overflow mode's range. */
-typedef struct {
-    int rounding, overflow, relu, out_bits;
-    int64_t lo, hi;
-} fxp_rq;
-
-void fxp_rq_init(fxp_rq *p, int rounding, int overflow, int out_bits, int relu);
 /* Exact scalar requantization of one accumulator (any shift, any multiplier); adds 1 to
  * *count when the value is outside [lo, hi] after relu. */
-int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_rq *p, int64_t *count);
+int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_epilogue *p, int64_t *count);
 /* One row of accumulators with per-column shift/mult (pointing at the row's first
  * column); picks the AVX-512 lanes when the active path and the parameters allow. */
 int64_t fxp_rq_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_rq *p, void *out, int out_size);
+                       const fxp_epilogue *p, void *out, int out_size);
 int64_t fxp_rq_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_rq *p, void *out, int out_size);
+                       const fxp_epilogue *p, void *out, int out_size);
 /* Round v / d (d >= 1) in a deterministic mode, with round_div semantics. */
 int64_t fxp_round_div(int64_t v, int64_t d, int rounding);
 /* Keep the low out_bits bits of v as a signed value (two's-complement wrap). */
@@ -68,9 +76,9 @@ static inline void *fxp_align64(void *p)
 /* AVX-512 requantization of one row of int32 accumulators (every shift in [0, 127]) or
  * int64 accumulators (mult == NULL, every shift in [0, 63]). */
 int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                                   const fxp_rq *p, void *out, int out_size);
+                                   const fxp_epilogue *p, void *out, int out_size);
 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
-                                   const fxp_rq *p, void *out, int out_size);
+                                   const fxp_epilogue *p, void *out, int out_size);
 
 /* AVX-512 quantization.  The float32 lanes take the deterministic modes when
  * fxp_quantize_f32_lanes_apply says x * 2**frac is exact in float32 for that mode and
@@ -83,22 +91,22 @@ void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, v
 
 int64_t fxp_s8_scratch_avx512(int64_t k);
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                           const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                           const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch);
 /* Pre-packed int8 weights (all column strips of w with their bias corrections, packed once). */
 int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k);
 void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
-                                  const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                  const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                   int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
 int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k);
 void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
-                                const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                                const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                 int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
 int64_t fxp_s8_scratch_avx2(int64_t k);
 int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                         const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout, int out_size,
+                         const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                          int64_t m, int64_t n, int64_t k, void *scratch);
 #endif
 
@@ -111,7 +119,7 @@ void fxp_generic_gemm_f64(int path, const double *x, const double *w, const doub
 /* Integer kinds 2..4: writes the exact accumulator to out (int32 or int64), or, with
  * qout != NULL, requantizes each row tile into qout and returns the overflow count. */
 int64_t fxp_generic_gemm_int(int path, int kind, const void *x, const void *w, const void *bias, void *out,
-                             const int32_t *shift, const int64_t *mult, const fxp_rq *rq, void *qout,
+                             const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                              int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
 
 #endif

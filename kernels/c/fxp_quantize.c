@@ -17,38 +17,23 @@
 #include "fxp.h"
 #include "fxp_internal.h"
 
-/* The rounded value of v.  Which side of the half-way point v lies on is decided exactly:
- * v - floor(v) is exact for v >= 0 and ceil(v) - v for v < 0 (the other difference can
- * round, e.g. -0.49999999999999994 + 1). */
+/* The rounded value of v: floor(v) plus the mode's verdict (fxp_rounds_up).  Which side of
+ * the half-way point v lies on is decided exactly: v - floor(v) is exact for v >= 0 and
+ * ceil(v) - v for v < 0 (the other difference can round, e.g. -0.49999999999999994 + 1). */
 static double round_mode(double v, int rounding)
 {
-    double f = floor(v), c = ceil(v);
-    int inexact = v != f, above, tie;
-    if (v >= 0) {
+    double f = floor(v);
+    int rest;
+    if (v == f) {
+        rest = FXP_REST_ZERO;
+    } else if (v >= 0) {
         double d = v - f;
-        above = d > 0.5;
-        tie = d == 0.5;
+        rest = d < 0.5 ? FXP_REST_BELOW : d == 0.5 ? FXP_REST_HALF : FXP_REST_ABOVE;
     } else {
-        double e = c - v;
-        above = inexact && e < 0.5;
-        tie = e == 0.5;
+        double e = ceil(v) - v;
+        rest = e > 0.5 ? FXP_REST_BELOW : e == 0.5 ? FXP_REST_HALF : FXP_REST_ABOVE;
     }
-    int odd = fmod(f, 2.0) != 0;
-    switch (rounding) {
-    case FXP_FLOOR: return f;
-    case FXP_CEIL: return c;
-    case FXP_TO_ZERO: return trunc(v);
-    case FXP_MAG_TRUNC: return v < 0 ? f + 1 : f;
-    case FXP_AWAY: return v < 0 ? f : c;
-    case FXP_HALF_UP: return above || tie ? f + 1 : f;
-    case FXP_HALF_DOWN: return above ? f + 1 : f;
-    case FXP_HALF_TO_ZERO: return above || (tie && v < 0) ? f + 1 : f;
-    case FXP_HALF_AWAY: return above || (tie && v >= 0) ? f + 1 : f;
-    case FXP_HALF_EVEN: return above || (tie && odd) ? f + 1 : f;
-    case FXP_HALF_ODD: return above || (tie && !odd) ? f + 1 : f;
-    case FXP_JAM: return odd ? f : f + 1;
-    default: /* FXP_JAM_UNBIASED */ return inexact && !odd ? f + 1 : f;
-    }
+    return f + fxp_rounds_up(rounding, fmod(f, 2.0) != 0, v < 0, rest);
 }
 
 static void params_init(fxp_qparams *p, int frac, int rounding, int out_bits, int out_size)

@@ -64,8 +64,8 @@ typedef struct {
 
 /* round(v) for the modes that are not one conversion, on v clamped to [qmin - 2, qmax + 1]
  * (|v| <= 2**23 + 2, so values clamped there still saturate after a +1).  y = floor(v),
- * plus 1 where the mode rounds up.  Ties are only tested on an inexact v (|v| < 2**23),
- * for which the half-way point floor(v) + 0.5 is exact. */
+ * plus the mode's verdict from its table (fxp_round_up_masks).  Ties are only tested on an
+ * inexact v (|v| < 2**23), for which the half-way point floor(v) + 0.5 is exact. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_adjusted(
     __m512 v, const f32_consts *k, const int rounding)
 {
@@ -75,24 +75,18 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_adj
     __m512i y = _mm512_cvt_roundps_epi32(f, RS_FLOOR);
     __mmask16 inexact = _mm512_cmp_ps_mask(v, f, _CMP_NEQ_OQ);
     __m512 half = _mm512_add_ps(f, _mm512_set1_ps(0.5f));
-    __mmask16 positive = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
     __mmask16 negative = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
     __mmask16 above = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_GT_OQ);
-    __mmask16 tie = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_EQ_OQ);
-    __mmask16 even = _mm512_testn_epi32_mask(y, _mm512_set1_epi32(1));
-    __mmask16 up;
-    switch (rounding) {
-    case FXP_AWAY: up = inexact & positive; break;
-    case FXP_MAG_TRUNC: up = negative; break;
-    case FXP_JAM: up = even; break;
-    case FXP_HALF_UP: up = above | tie; break;
-    case FXP_HALF_DOWN: up = above; break;
-    case FXP_HALF_TO_ZERO: up = above | (tie & (__mmask16)~positive); break;
-    case FXP_HALF_AWAY: up = above | (tie & positive); break;
-    case FXP_HALF_ODD: up = above | (tie & even); break;
-    default: up = inexact & even; break; /* jam_unbiased: an inexact value gets an odd result */
-    }
-    return _mm512_mask_sub_epi32(y, up, y, _mm512_set1_epi32(-1));
+    __mmask16 at_least_half = _mm512_mask_cmp_ps_mask(inexact, v, half, _CMP_GE_OQ);
+    /* the mode's table at bit q_odd | negative << 1 | rest << 2 (rest: 0 exact, 1 below, 2 half, 3 above) */
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i rest = _mm512_maskz_mov_epi32(inexact, one);
+    rest = _mm512_mask_add_epi32(rest, at_least_half, rest, one);
+    rest = _mm512_mask_add_epi32(rest, above, rest, one);
+    __m512i index = _mm512_or_si512(_mm512_and_si512(y, one), _mm512_maskz_mov_epi32(negative, _mm512_set1_epi32(2)));
+    index = _mm512_or_si512(index, _mm512_slli_epi32(rest, 2));
+    __m512i table = _mm512_set1_epi32(fxp_round_up_masks[rounding]);
+    return _mm512_add_epi32(y, _mm512_and_si512(_mm512_srlv_epi32(table, index), one));
 }
 
 /* 16 int32 results of one block; adds 1 to a lane of *outside when its result is outside
@@ -254,19 +248,17 @@ FXP_TARGET_AVX512 void fxp_quantize_f32_lanes(const float *x, int64_t n, int fra
 
 /* ------------------------------------------------------------------ float64 lanes */
 
+/* floor, ceil, to_zero and half_even are the hardware's own roundings; every other mode is floor(v)
+ * plus its table's verdict. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512d round_lanes(__m512d v, const int rounding)
 {
     const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
     __mmask8 negative = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ);
     __m512d f, d, halved;
-    __mmask8 even, up;
     switch (rounding) {
     case FXP_FLOOR: return _mm512_roundscale_pd(v, RS_FLOOR);
     case FXP_CEIL: return _mm512_roundscale_pd(v, RS_CEIL);
     case FXP_TO_ZERO: return _mm512_roundscale_pd(v, RS_TRUNC);
-    case FXP_MAG_TRUNC: f = _mm512_roundscale_pd(v, RS_FLOOR); return _mm512_mask_add_pd(f, negative, f, one);
-    case FXP_AWAY:
-        return _mm512_mask_blend_pd(negative, _mm512_roundscale_pd(v, RS_CEIL), _mm512_roundscale_pd(v, RS_FLOOR));
     case FXP_HALF_EVEN: return _mm512_roundscale_pd(v, RS_NEAREST);
     default: break;
     }
@@ -279,22 +271,18 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512d round_lan
                    | (negative & inexact & _mm512_cmp_pd_mask(e, half, _CMP_LT_OQ));
     __mmask8 tie = ((__mmask8)~negative & _mm512_cmp_pd_mask(d, half, _CMP_EQ_OQ))
                  | (negative & _mm512_cmp_pd_mask(e, half, _CMP_EQ_OQ));
-    switch (rounding) {
-    case FXP_HALF_UP: return _mm512_mask_add_pd(f, above | tie, f, one);
-    case FXP_HALF_DOWN: return _mm512_mask_add_pd(f, above, f, one);
-    case FXP_HALF_TO_ZERO: return _mm512_mask_add_pd(f, above | (tie & negative), f, one);
-    case FXP_HALF_AWAY: return _mm512_mask_add_pd(f, above | (tie & (__mmask8)~negative), f, one);
-    default: break;
-    }
     halved = _mm512_mul_pd(f, half);
-    even = _mm512_cmp_pd_mask(halved, _mm512_roundscale_pd(halved, RS_FLOOR), _CMP_EQ_OQ);
-    if (rounding == FXP_HALF_ODD)
-        up = above | (tie & even);
-    else if (rounding == FXP_JAM)
-        up = even;
-    else /* jam_unbiased: an inexact value gets an odd result */
-        up = inexact & even;
-    return _mm512_mask_add_pd(f, up, f, one);
+    __mmask8 odd = _mm512_cmp_pd_mask(halved, _mm512_roundscale_pd(halved, RS_FLOOR), _CMP_NEQ_OQ);
+    /* the mode's table at bit q_odd | negative << 1 | rest << 2 (rest: 0 exact, 1 below, 2 half, 3 above) */
+    const __m512i ione = _mm512_set1_epi64(1);
+    __m512i rest = _mm512_maskz_mov_epi64(inexact, ione);
+    rest = _mm512_mask_add_epi64(rest, above | tie, rest, ione);
+    rest = _mm512_mask_add_epi64(rest, above, rest, ione);
+    __m512i index = _mm512_or_si512(_mm512_maskz_mov_epi64(odd, ione), _mm512_maskz_mov_epi64(negative,
+                                                                                          _mm512_set1_epi64(2)));
+    index = _mm512_or_si512(index, _mm512_slli_epi64(rest, 2));
+    __m512i bits = _mm512_srlv_epi64(_mm512_set1_epi64(fxp_round_up_masks[rounding]), index);
+    return _mm512_mask_add_pd(f, _mm512_test_epi64_mask(bits, ione), f, one);
 }
 
 /* Eight lanes (valid ones only) from doubles x into out[i ..]; rounding is a compile-time constant. */

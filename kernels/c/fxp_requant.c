@@ -4,8 +4,9 @@
  * acc * mult needs up to 94 bits, so the product lives in a 128-bit two's-complement
  * pair (hi, lo).  The multiply uses __int128 where the compiler has it and 32-bit limbs
  * otherwise (define FXP_NO_INT128 to force the limbs); every other operation is written
- * on the pair, so both builds share it.  Rounding happens once, in round_wide; relu and
- * saturation/wrapping once, in finish.
+ * on the pair, so both builds share it.  Rounding happens once, in round_wide (the mode's
+ * rule from the build's table, fxp_rounds_up); relu and saturation/wrapping once, in
+ * fxp_rq_scalar.  This file also holds that table and fxp_epilogue_init.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -102,42 +103,31 @@ static void dropped_bits(wide v, int s, int *inexact, int *half_cmp)
     }
 }
 
-/* round(v / 2**s) in a deterministic mode, 1 <= s <= 127 */
+/* round(v / 2**s) in a deterministic mode, 1 <= s <= 127: the floor plus the mode's verdict. */
 static wide round_wide(wide v, int s, int rounding)
 {
-    int inexact, half_cmp, negative = v.hi < 0, up;
+    int inexact, half_cmp;
     wide q = wide_sra(v, s);
     dropped_bits(v, s, &inexact, &half_cmp);
-    switch (rounding) {
-    case FXP_FLOOR: return q;
-    case FXP_JAM: q.lo |= 1; return q;
-    case FXP_JAM_UNBIASED: q.lo |= (uint64_t)inexact; return q;
-    case FXP_CEIL: up = inexact; break;
-    case FXP_TO_ZERO: up = inexact && negative; break;
-    case FXP_AWAY: up = inexact && !negative; break;
-    case FXP_MAG_TRUNC: up = negative; break;
-    case FXP_HALF_UP: up = half_cmp >= 0; break;
-    case FXP_HALF_DOWN: up = half_cmp > 0; break;
-    case FXP_HALF_TO_ZERO: up = half_cmp > 0 || (half_cmp == 0 && negative); break;
-    case FXP_HALF_AWAY: up = half_cmp > 0 || (half_cmp == 0 && !negative); break;
-    case FXP_HALF_EVEN: up = half_cmp > 0 || (half_cmp == 0 && (q.lo & 1)); break;
-    default: /* FXP_HALF_ODD */ up = half_cmp > 0 || (half_cmp == 0 && !(q.lo & 1)); break;
-    }
-    return wide_add_small(q, (uint64_t)up);
+    int rest = inexact ? FXP_REST_HALF + half_cmp : FXP_REST_ZERO;
+    return wide_add_small(q, (uint64_t)fxp_rounds_up(rounding, (int)(q.lo & 1), v.hi < 0, rest));
 }
 
-void fxp_rq_init(fxp_rq *p, int rounding, int overflow, int out_bits, int relu)
+const uint16_t fxp_round_up_masks[13] = FXP_ROUND_UP_MASKS;
+
+int fxp_round_up_mask(int rounding)
 {
-    int64_t qmax = ((int64_t)1 << (out_bits - 1)) - 1;
-    p->rounding = rounding;
-    p->overflow = overflow;
-    p->relu = relu;
-    p->out_bits = out_bits;
-    p->hi = qmax;
-    p->lo = overflow == FXP_SATURATE_SYMMETRIC ? -qmax : -qmax - 1;
+    return rounding >= 0 && rounding < 13 ? fxp_round_up_masks[rounding] : -1;
 }
 
-int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_rq *p, int64_t *count)
+void fxp_epilogue_init(fxp_epilogue *e)
+{
+    int64_t qmax = ((int64_t)1 << (e->out_bits - 1)) - 1;
+    e->hi = qmax;
+    e->lo = e->overflow == FXP_SATURATE_SYMMETRIC ? -qmax : -qmax - 1;
+}
+
+int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_epilogue *p, int64_t *count)
 {
     wide v = wide_mul(acc, mult);
     if (shift <= 0) {                /* exact left shift: check the range before shifting */
@@ -174,24 +164,9 @@ int64_t fxp_round_div(int64_t v, int64_t d, int rounding)
         q -= 1;
         r += d;
     }
-    int negative = v < 0, inexact = r != 0, up;
     int half_cmp = (2 * r > d) - (2 * r < d);
-    switch (rounding) {
-    case FXP_FLOOR: return q;
-    case FXP_JAM: return q | 1;
-    case FXP_JAM_UNBIASED: return q | (int64_t)inexact;
-    case FXP_CEIL: up = inexact; break;
-    case FXP_TO_ZERO: up = inexact && negative; break;
-    case FXP_AWAY: up = inexact && !negative; break;
-    case FXP_MAG_TRUNC: up = negative; break;
-    case FXP_HALF_UP: up = half_cmp >= 0; break;
-    case FXP_HALF_DOWN: up = half_cmp > 0; break;
-    case FXP_HALF_TO_ZERO: up = half_cmp > 0 || (half_cmp == 0 && negative); break;
-    case FXP_HALF_AWAY: up = half_cmp > 0 || (half_cmp == 0 && !negative); break;
-    case FXP_HALF_EVEN: up = half_cmp > 0 || (half_cmp == 0 && (q & 1)); break;
-    default: up = half_cmp > 0 || (half_cmp == 0 && !(q & 1)); break;
-    }
-    return q + up;
+    int rest = r != 0 ? FXP_REST_HALF + half_cmp : FXP_REST_ZERO;
+    return q + fxp_rounds_up(rounding, (int)(q & 1), v < 0, rest);
 }
 
 static int shifts_in(const int32_t *shift, int64_t n, int lo, int hi)
@@ -203,7 +178,7 @@ static int shifts_in(const int32_t *shift, int64_t n, int lo, int hi)
 }
 
 int64_t fxp_rq_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_rq *p, void *out, int out_size)
+                       const fxp_epilogue *p, void *out, int out_size)
 {
     int64_t count = 0;
 #ifdef FXP_X86
@@ -216,7 +191,7 @@ int64_t fxp_rq_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, cons
 }
 
 int64_t fxp_rq_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_rq *p, void *out, int out_size)
+                       const fxp_epilogue *p, void *out, int out_size)
 {
     int64_t count = 0;
 #ifdef FXP_X86
@@ -228,42 +203,20 @@ int64_t fxp_rq_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, cons
     return count;
 }
 
-int64_t fxp_requant_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                            int rounding, int overflow, int out_bits, int relu, void *out, int out_size)
+int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out)
 {
-    fxp_rq p;
-    fxp_rq_init(&p, rounding, overflow, out_bits, relu);
-    return fxp_rq_row_s32(acc, n, shift, mult, &p, out, out_size);
-}
-
-int64_t fxp_requant_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                            int rounding, int overflow, int out_bits, int relu, void *out, int out_size)
-{
-    fxp_rq p;
-    fxp_rq_init(&p, rounding, overflow, out_bits, relu);
-    return fxp_rq_row_s64(acc, n, shift, mult, &p, out, out_size);
-}
-
-int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const int32_t *shift,
-                        const int64_t *mult, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size)
-{
-    fxp_rq p;
     int64_t count = 0;
-    fxp_rq_init(&p, rounding, overflow, out_bits, relu);
     for (int64_t i = 0; i < rows; i++)
-        count += fxp_rq_row_s32(acc + i * cols, cols, shift, mult, &p, (char *)out + i * cols * out_size, out_size);
+        count += fxp_rq_row_s32(acc + i * cols, cols, e->shift, e->mult, e, (char *)out + i * cols * e->out_size,
+                                e->out_size);
     return count;
 }
 
-int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const int32_t *shift,
-                        const int64_t *mult, int rounding, int overflow, int out_bits, int relu,
-                        void *out, int out_size)
+int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out)
 {
-    fxp_rq p;
     int64_t count = 0;
-    fxp_rq_init(&p, rounding, overflow, out_bits, relu);
     for (int64_t i = 0; i < rows; i++)
-        count += fxp_rq_row_s64(acc + i * cols, cols, shift, mult, &p, (char *)out + i * cols * out_size, out_size);
+        count += fxp_rq_row_s64(acc + i * cols, cols, e->shift, e->mult, e, (char *)out + i * cols * e->out_size,
+                                e->out_size);
     return count;
 }

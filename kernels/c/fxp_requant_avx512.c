@@ -3,9 +3,9 @@
  * Exact in int64: an int32 accumulator times a multiplier < 2**31 has |v| < 2**62, and
  * for such v a shift of 63..127 gives the same floor and the same facts about the
  * dropped bits as a shift of 63, so shifts are clamped to 63.  int64 accumulators come
- * here only without a multiplier and with shifts <= 63.  Rounding is one add (or an OR
- * for the jam modes) on the floor; relu and the overflow mode follow, then a narrowing
- * store.
+ * here only without a multiplier and with shifts <= 63.  Rounding is one add on the floor,
+ * of the bit the mode's table (fxp_round_up_masks) holds for the lane's facts; relu and
+ * the overflow mode follow, then a narrowing store.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -15,41 +15,28 @@
 #ifdef FXP_X86
 #include <immintrin.h>
 
-FXP_TARGET_AVX512 static inline __m512i round_lanes(__m512i v, __m512i s, int rounding)
+/* floor(v / 2**s) plus the mode's verdict, read per lane from its 16-bit table at bit
+ * q_odd | negative << 1 | rest << 2; lanes with s == 0 keep v. */
+FXP_TARGET_AVX512 static inline __m512i round_lanes(__m512i v, __m512i s, __m512i table)
 {
     const __m512i one = _mm512_set1_epi64(1), zero = _mm512_setzero_si512();
     __m512i q = _mm512_srav_epi64(v, s);
-    __m512i mask = _mm512_sub_epi64(_mm512_sllv_epi64(one, s), one);
-    __m512i r = _mm512_and_si512(v, mask);
-    __m512i half = _mm512_srli_epi64(_mm512_sllv_epi64(one, s), 1);
+    __m512i unit = _mm512_sllv_epi64(one, s);
+    __m512i r = _mm512_and_si512(v, _mm512_sub_epi64(unit, one));
+    __m512i half = _mm512_srli_epi64(unit, 1);
     __mmask8 no_shift = _mm512_cmpeq_epi64_mask(s, zero);
-    __mmask8 inexact = _mm512_cmpneq_epi64_mask(r, zero);
-    __mmask8 above = _mm512_cmpgt_epu64_mask(r, half), tie = _mm512_cmpeq_epu64_mask(r, half);
-    __mmask8 negative = _mm512_cmplt_epi64_mask(v, zero);
-    __mmask8 q_odd = _mm512_test_epi64_mask(q, one);
-    __mmask8 up;
-    __m512i y;
-    switch (rounding) {
-    case FXP_FLOOR: up = 0; break;
-    case FXP_CEIL: up = inexact; break;
-    case FXP_TO_ZERO: up = inexact & negative; break;
-    case FXP_AWAY: up = inexact & (__mmask8)~negative; break;
-    case FXP_MAG_TRUNC: up = negative; break;
-    case FXP_HALF_UP: up = above | tie; break;
-    case FXP_HALF_DOWN: up = above; break;
-    case FXP_HALF_TO_ZERO: up = above | (tie & negative); break;
-    case FXP_HALF_AWAY: up = above | (tie & (__mmask8)~negative); break;
-    case FXP_HALF_EVEN: up = above | (tie & q_odd); break;
-    case FXP_HALF_ODD: up = above | (tie & (__mmask8)~q_odd); break;
-    case FXP_JAM: up = 0; q = _mm512_or_si512(q, one); break;
-    default: /* FXP_JAM_UNBIASED */ up = 0; q = _mm512_mask_or_epi64(q, inexact, q, one); break;
-    }
-    y = _mm512_mask_add_epi64(q, up, q, one);
-    return _mm512_mask_mov_epi64(y, no_shift, v);
+    /* rest = (r != 0) + (r >= half) + (r > half): 0 zero, 1 below, 2 half, 3 above (r > 0 here) */
+    __m512i rest = _mm512_maskz_mov_epi64(_mm512_cmpneq_epi64_mask(r, zero), one);
+    rest = _mm512_mask_add_epi64(rest, _mm512_cmpge_epu64_mask(r, half), rest, one);
+    rest = _mm512_mask_add_epi64(rest, _mm512_cmpgt_epu64_mask(r, half), rest, one);
+    __m512i index = _mm512_or_si512(_mm512_and_si512(q, one), _mm512_slli_epi64(_mm512_srli_epi64(v, 63), 1));
+    index = _mm512_or_si512(index, _mm512_slli_epi64(rest, 2));
+    __m512i up = _mm512_and_si512(_mm512_srlv_epi64(table, index), one);
+    return _mm512_mask_mov_epi64(_mm512_add_epi64(q, up), no_shift, v);
 }
 
 /* relu, overflow, narrowing masked store of `valid` lanes at out[j]; returns the count. */
-FXP_TARGET_AVX512 static inline int64_t finish_lanes(__m512i y, const fxp_rq *p, void *out, int out_size,
+FXP_TARGET_AVX512 static inline int64_t finish_lanes(__m512i y, const fxp_epilogue *p, void *out, int out_size,
                                                       int64_t j, __mmask8 valid)
 {
     const __m512i lo = _mm512_set1_epi64(p->lo), hi = _mm512_set1_epi64(p->hi);
@@ -77,9 +64,9 @@ FXP_TARGET_AVX512 static inline __mmask8 lane_mask(int64_t remaining)
 }
 
 FXP_TARGET_AVX512 int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t n, const int32_t *shift,
-                                                    const int64_t *mult, const fxp_rq *p, void *out, int out_size)
+                                                    const int64_t *mult, const fxp_epilogue *p, void *out, int out_size)
 {
-    const __m512i max_shift = _mm512_set1_epi64(63);
+    const __m512i max_shift = _mm512_set1_epi64(63), table = _mm512_set1_epi64(fxp_round_up_masks[p->rounding]);
     int64_t count = 0;
     for (int64_t j = 0; j < n; j += 8) {
         __mmask8 valid = lane_mask(n - j);
@@ -88,20 +75,21 @@ FXP_TARGET_AVX512 int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t
         if (mult)
             v = _mm512_mul_epi32(v, _mm512_maskz_loadu_epi64(valid, mult + j));
         s = _mm512_min_epi64(s, max_shift);
-        count += finish_lanes(round_lanes(v, s, p->rounding), p, out, out_size, j, valid);
+        count += finish_lanes(round_lanes(v, s, table), p, out, out_size, j, valid);
     }
     return count;
 }
 
 FXP_TARGET_AVX512 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
-                                                    const fxp_rq *p, void *out, int out_size)
+                                                    const fxp_epilogue *p, void *out, int out_size)
 {
+    const __m512i table = _mm512_set1_epi64(fxp_round_up_masks[p->rounding]);
     int64_t count = 0;
     for (int64_t j = 0; j < n; j += 8) {
         __mmask8 valid = lane_mask(n - j);
         __m512i v = _mm512_maskz_loadu_epi64(valid, acc + j);
         __m512i s = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(valid, shift + j));
-        count += finish_lanes(round_lanes(v, s, p->rounding), p, out, out_size, j, valid);
+        count += finish_lanes(round_lanes(v, s, table), p, out, out_size, j, valid);
     }
     return count;
 }

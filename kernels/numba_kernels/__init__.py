@@ -4,13 +4,12 @@ Integer results are bit-identical to the reference backend; call :func:`warmup`
 once before timing so no JIT compilation lands in a timed region.
 """
 from .elementwise import add_requant, lut, quantize, requant
-from .gemm import gemm, gemm_requant, prepare_gemm
+from .gemm import gemm, prepare_gemm
 from .pool import avgpool, maxpool
 from .warmup import warmup
 
 NAME = "numba"
 
 __all__ = [
-    "NAME", "add_requant", "avgpool", "gemm", "gemm_requant", "lut", "maxpool", "prepare_gemm", "quantize", "requant",
-    "warmup",
+    "NAME", "add_requant", "avgpool", "gemm", "lut", "maxpool", "prepare_gemm", "quantize", "requant", "warmup",
 ]

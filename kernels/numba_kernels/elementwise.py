@@ -1,7 +1,7 @@
 """Element-wise integer kernels: requantization, aligned add, table lookup, float quantization.
 
 Each public function follows ``kernels/protocol.py``; arrays arrive C-contiguous from
-``api.py``.  Rounding happens once per element in :mod:`.rounding` (exact in 128 bits),
+the front.  Rounding happens once per element in :mod:`.rounding` (exact in 128 bits),
 saturation or wrapping once in :func:`.overflow.fit`.
 """
 from __future__ import annotations
@@ -9,23 +9,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..limits import ADD_INT64_MAX_LSHIFT
 from .overflow import fit, overflow_params
-from .rounding import (
-    add_wide,
-    mul_wide,
-    round_up_bit,
-    rounding_mask,
-    scale_i64,
-    scale_wide,
-    shl_wide,
-)
-
-_NARROW_ALIGN = 47     # a 16-bit value shifted left by <= 47 bits, plus another, fits int64
+from .rounding import mul_wide, round_up_bit, rounding_mask, scale_i64, scale_wide
 
 
-def column_masks(rounding: int, shift: np.ndarray) -> np.ndarray:
+def column_masks(rounding, shift: np.ndarray) -> np.ndarray:
     """Per-column mode masks: the mode's mask where bits are dropped (shift > 0), else 0."""
     return np.where(shift > 0, np.int64(rounding_mask(rounding)), np.int64(0))
+
+
+class EpilogueParams:
+    """An epilogue resolved once into the arrays and numbers the njit kernels take (see ``args``)."""
+
+    def __init__(self, epilogue, columns: int, acc_dtype):
+        lo, hi, qmin, wrap = overflow_params(epilogue.fast_overflow, epilogue.out_bits)
+        shift = np.ascontiguousarray(epilogue.shift, dtype=np.int64)
+        wide = epilogue.multiplier is not None and np.dtype(acc_dtype) == np.int64
+        self.args = (shift, multipliers(epilogue.multiplier, columns), column_masks(epilogue.rounding, shift),
+                     wide, epilogue.relu, lo, hi, qmin, wrap)
 
 
 def multipliers(multiplier, columns: int) -> np.ndarray:
@@ -58,25 +60,19 @@ def _requant_rows(acc, shift, mult, masks, wide, relu, lo, hi, qmin, wrap, out):
     return count
 
 
-def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+def requant(acc, epilogue, out) -> int:
     """Requantize ``acc`` (R, N) int32/int64 into ``out`` (R, N), per-column shift/multiplier.
 
     Exact for any int64 ``acc`` times a multiplier below 2**31 (128-bit intermediate).
     """
-    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
     cols = acc.shape[-1]
-    shift = np.ascontiguousarray(shift, dtype=np.int64)
-    wide = multiplier is not None and acc.dtype == np.int64
-    acc2 = acc.reshape(-1, cols)
-    out2 = out.reshape(-1, cols)
-    count = _requant_rows(acc2, shift, multipliers(multiplier, cols), column_masks(rounding, shift), wide,
-                          bool(relu), lo, hi, qmin, wrap, out2)
-    return int(count)
+    params = EpilogueParams(epilogue, cols, acc.dtype)
+    return int(_requant_rows(acc.reshape(-1, cols), *params.args, out.reshape(-1, cols)))
 
 
 @njit(cache=True)
-def _add_narrow(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap, out):
-    """Aligned sum in int64 (both shifts <= 47), then round, relu and overflow."""
+def _add(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap, out):
+    """Aligned sum in int64, then round, relu and overflow."""
     count = 0
     for i in range(a.shape[0]):
         total = (np.int64(a[i]) << a_lshift) + (np.int64(b[i]) << b_lshift)
@@ -86,39 +82,16 @@ def _add_narrow(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap,
     return count
 
 
-@njit(cache=True)
-def _add_wide(a, b, a_lshift, b_lshift, shift, mask, relu, lo, hi, qmin, wrap, out):
-    """Aligned sum as a 128-bit pair (shifts up to 63 beyond their common part)."""
-    common = min(a_lshift, b_lshift)
-    count = 0
-    for i in range(a.shape[0]):
-        a_hi, a_lo = shl_wide(np.int64(a[i]), a_lshift - common)
-        b_hi, b_lo = shl_wide(np.int64(b[i]), b_lshift - common)
-        t_hi, t_lo = add_wide(a_hi, a_lo, b_hi, b_lo)
-        value, outside = fit(scale_wide(t_hi, t_lo, shift - common, mask), relu, lo, hi, qmin, wrap)
-        out[i] = value
-        count += outside
-    return count
-
-
-def add_requant(a, b, a_lshift, b_lshift, shift, rounding, overflow, out_bits, relu, out) -> int:
-    """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))).
-
-    The aligned sum is exact: int64 for shifts <= 47, else a 128-bit pair after
-    factoring out the common shift (so the shifts may differ by up to 63).
-    """
-    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
-    a_lshift, b_lshift, shift = int(a_lshift), int(b_lshift), int(shift)
-    if min(a_lshift, b_lshift) < 0 or abs(a_lshift - b_lshift) > 63:
-        raise ValueError(f"a_lshift={a_lshift} and b_lshift={b_lshift} must be >= 0 and differ by at most 63")
-    args = (a.reshape(-1), b.reshape(-1), a_lshift, b_lshift)
-    if max(a_lshift, b_lshift) <= _NARROW_ALIGN:
-        mask = rounding_mask(rounding) if shift > 0 else 0
-        count = _add_narrow(*args, shift, mask, bool(relu), lo, hi, qmin, wrap, out.reshape(-1))
-    else:
-        net = shift - min(a_lshift, b_lshift)
-        mask = rounding_mask(rounding) if net > 0 else 0
-        count = _add_wide(*args, shift, mask, bool(relu), lo, hi, qmin, wrap, out.reshape(-1))
+def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
+    """out = epilogue((a << a_lshift) + (b << b_lshift)); the aligned sum is exact in int64 for shifts
+    up to ``limits.ADD_INT64_MAX_LSHIFT`` (the front's bound)."""
+    if not 0 <= min(a_lshift, b_lshift) <= max(a_lshift, b_lshift) <= ADD_INT64_MAX_LSHIFT:
+        raise ValueError(f"a_lshift={a_lshift} and b_lshift={b_lshift} must lie in [0, {ADD_INT64_MAX_LSHIFT}]")
+    shift = int(epilogue.shift[0])
+    lo, hi, qmin, wrap = overflow_params(epilogue.fast_overflow, epilogue.out_bits)
+    mask = rounding_mask(epilogue.rounding) if shift > 0 else 0
+    count = _add(a.reshape(-1), b.reshape(-1), int(a_lshift), int(b_lshift), shift, mask, epilogue.relu,
+                 lo, hi, qmin, wrap, out.reshape(-1))
     return int(count)
 
 
@@ -129,8 +102,10 @@ def _lut(x, table, offset, out):
 
 
 def lut(x, table, out) -> None:
-    """out = table[x - x_min] for int8 (256-entry table) or int16 (65536-entry) ``x``."""
-    _lut(x.reshape(-1), table, -int(np.iinfo(x.dtype).min), out.reshape(-1))
+    """out = table[x - x_min] for int8 (256-entry table) or int16 (65536-entry) ``x``; the entries are
+    copied as raw bits, so any table dtype (float16 included) works."""
+    as_bits = np.dtype(f"u{table.itemsize}")
+    _lut(x.reshape(-1), table.view(as_bits), -int(np.iinfo(x.dtype).min), out.reshape(-1).view(as_bits))
 
 
 @njit(cache=True)

@@ -12,7 +12,7 @@ work, so each output is one contiguous dot product of ``x[i, :]`` and the stored
 ``w[j, :]`` in their own dtypes, widened inside the loop (int8 -> int32 so LLVM emits
 ``vpmaddwd``; int16 -> int64).
 
-Accumulators: int8 x int8 sums in int32 (``api.py`` refuses K > 65536, so the sum is
+Accumulators: int8 x int8 sums in int32 (the front refuses K > 65536, so the sum is
 exact); anything with an int16 operand sums in int64.  The requantizing epilogue adds
 the bias in int64, rounds once (:mod:`.rounding`, exact in 128 bits) and saturates or
 wraps once (:func:`.overflow.fit`).
@@ -24,9 +24,10 @@ import sys
 import numpy as np
 from numba import njit
 
-from .elementwise import column_masks, multipliers, requant_value
+from ..kinds import gemm_kind
 from ..protocol import UnpackedWeights
-from .overflow import fit, overflow_params
+from .elementwise import EpilogueParams, requant_value
+from .overflow import fit
 
 MR = 4       # x rows per micro-tile
 NR = 4       # w rows (output columns) per micro-tile
@@ -192,14 +193,6 @@ def _gemv_requant(x, w, bias, acc_proto, shift, mult, masks, wide, relu, lo, hi,
     return count
 
 
-def _accumulator_dtype(x: np.ndarray, w: np.ndarray) -> np.dtype:
-    if x.dtype == np.int8 and w.dtype == np.int8:
-        return np.dtype(np.int32)
-    if x.dtype == np.int16 and w.dtype in (np.int8, np.int16):
-        return np.dtype(np.int64)
-    raise TypeError(f"x and w must be int8 x int8, int16 x int16 or int16 x int8, got {x.dtype} x {w.dtype}")
-
-
 def _bias_or_zeros(bias, n: int, dtype) -> np.ndarray:
     return np.zeros(n, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
 
@@ -215,41 +208,33 @@ def gemm(x, w, bias, out) -> None:
         if bias is not None:
             out += bias
         return
-    PackedWeights(w, bias, x.dtype).gemm(x, out)
+    PackedWeights(w, bias, gemm_kind(x.dtype, w.dtype), None).gemm(x, out)
 
 
-def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
-    """The integer ``gemm`` with requantization fused per block; returns the overflow count.
-
-    Per column j: y = round((acc + bias[j]) * multiplier[j] / 2**shift[j]), then relu,
-    then the overflow mode into ``out_bits``.
-    """
-    return PackedWeights(w, bias, x.dtype).gemm_requant(x, shift, multiplier, rounding, overflow, out_bits, relu, out)
-
-
-def prepare_gemm(w, bias, x_dtype):
-    """Integer ``w`` packed once into its int16 panel (with the bias in the accumulator dtype);
-    float ``w`` is bound as it is (``np.matmul`` needs no packing)."""
-    if w.dtype.kind == "f":
-        return UnpackedWeights(sys.modules[__name__], w, bias)
-    return PackedWeights(w, bias, x_dtype)
+def prepare_gemm(w, bias, kind, epilogue):
+    """Integer ``w`` packed once into its int16 panel (with the bias in the accumulator dtype) and the
+    epilogue resolved once; float ``w`` is bound as it is (``np.matmul`` needs no packing)."""
+    if not kind.integer:
+        return UnpackedWeights(sys.modules[__name__], w, bias, kind, epilogue)
+    return PackedWeights(w, bias, kind, epilogue)
 
 
 class PackedWeights:
     """Integer ``w`` (N, K) as a zero-padded int16 panel (for ``SMALL_M`` rows or more), as stored (for fewer),
-    and ``bias`` as a full (N,) accumulator-dtype array, for x of dtype ``x_dtype``."""
+    ``bias`` as a full (N,) accumulator-dtype array and the epilogue's kernel arguments, for x of ``kind.x``."""
 
-    def __init__(self, w, bias, x_dtype):
-        self.x_dtype = np.dtype(x_dtype)
+    def __init__(self, w, bias, kind, epilogue):
+        self.kind = kind
         self.n = w.shape[0]
         self.panel = pack_int16(w, NR)
         self.rows = np.ascontiguousarray(w)
-        self.acc_dtype = _accumulator_dtype(np.empty(0, self.x_dtype), w)
-        self.bias = _bias_or_zeros(bias, self.n, self.acc_dtype)
+        self.bias = _bias_or_zeros(bias, self.n, kind.acc)
+        self.acc_proto = np.zeros(1, kind.acc)
+        self.epilogue = None if epilogue is None else EpilogueParams(epilogue, self.n, kind.acc).args
 
     def _check(self, x) -> None:
-        if x.dtype != self.x_dtype:
-            raise TypeError(f"x must have dtype {self.x_dtype} for these prepared weights, got {x.dtype}")
+        if x.dtype != self.kind.x:
+            raise TypeError(f"x must have dtype {self.kind.x} for these prepared weights, got {x.dtype}")
 
     def gemm(self, x, out) -> None:
         self._check(x)
@@ -258,17 +243,11 @@ class PackedWeights:
         else:
             _gemm(pack_int16(x, MR), self.panel, self.bias, x.shape[0], self.n, out)
 
-    def gemm_requant(self, x, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+    def gemm_requant(self, x, out) -> int:
         self._check(x)
-        lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
-        shift = np.ascontiguousarray(shift, dtype=np.int64)
-        wide = multiplier is not None and self.acc_dtype == np.int64
-        epilogue = (shift, multipliers(multiplier, self.n), column_masks(rounding, shift), wide, bool(relu),
-                    lo, hi, qmin, wrap)
-        acc_proto = np.zeros(1, self.acc_dtype)
         if x.shape[0] < SMALL_M:
-            count = _gemv_requant(np.ascontiguousarray(x), self.rows, self.bias, acc_proto, *epilogue, out)
+            count = _gemv_requant(np.ascontiguousarray(x), self.rows, self.bias, self.acc_proto, *self.epilogue, out)
         else:
-            count = _gemm_requant(pack_int16(x, MR), self.panel, self.bias, acc_proto, *epilogue,
+            count = _gemm_requant(pack_int16(x, MR), self.panel, self.bias, self.acc_proto, *self.epilogue,
                                   x.shape[0], self.n, out)
         return int(count)

@@ -1,7 +1,7 @@
 """The last step of every integer epilogue: relu, then saturate or wrap into ``bits`` bits.
 
-Overflow modes arrive as ``Overflow.code``: 0 saturate, 1 wrap, 2 saturate_symmetric
-(``error`` is ``saturate`` plus a check done by the caller).  :func:`overflow_params`
+Overflow modes arrive as :class:`~fixedpoint.kernels.modes.Overflow` members: saturate,
+wrap, saturate_symmetric (``error`` is ``saturate`` plus a check done by the caller).  :func:`overflow_params`
 turns (code, bits) into the four numbers :func:`fit` needs, so the kernels' inner
 loops contain no mode switch.
 """
@@ -10,19 +10,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_SATURATE, _WRAP, _SATURATE_SYMMETRIC = 0, 1, 2
+from ..modes import Overflow
+
+_KERNEL_MODES = (Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC)
 
 
-def overflow_params(overflow: int, bits: int) -> tuple[int, int, int, bool]:
+def overflow_params(overflow: Overflow, bits: int) -> tuple[int, int, int, bool]:
     """(lo, hi, qmin, wrap) for a signed ``bits``-wide result: values outside [lo, hi]
     are counted; they are clamped to it, or wrapped modulo 2**bits when ``wrap``."""
-    if overflow not in (_SATURATE, _WRAP, _SATURATE_SYMMETRIC):
-        raise ValueError(f"overflow code {overflow!r} is not one of 0 (saturate), 1 (wrap), 2 (saturate_symmetric)")
+    if overflow not in _KERNEL_MODES:
+        raise ValueError(f"overflow {overflow!r} is not one of saturate, wrap, saturate_symmetric")
     if not 2 <= bits <= 32:
         raise ValueError(f"out_bits={bits!r} must lie in [2, 32]")
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    lo = -qmax if overflow == _SATURATE_SYMMETRIC else qmin
-    return lo, qmax, qmin, overflow == _WRAP
+    lo = -qmax if overflow is Overflow.SATURATE_SYMMETRIC else qmin
+    return lo, qmax, qmin, overflow is Overflow.WRAP
 
 
 @njit(cache=True, inline="always")

@@ -1,11 +1,11 @@
 """Exact rounding of wide integers by a power of two, for the Numba kernels.
 
-Every deterministic mode is reduced to one 16-bit *mode mask*: with ``q`` the floor of
-the exact quotient, the result is ``q + up`` where ``up`` is bit
-``q_odd + 2*negative + 4*rest`` of the mask, and ``rest`` classifies the dropped bits
-``r`` against half an LSB: 0 if ``r == 0``, 1 if below half, 2 at exactly half, 3 above.
-This is the table of :mod:`fixedpoint.kernels.reference.rounding` (``jam`` forces the
-low bit as ``q + (1 - q_odd)``), turned into a branch-free bit lookup LLVM vectorizes.
+Every deterministic mode is one 16-bit *mode mask* of
+:data:`fixedpoint.kernels.modes.ROUND_UP_MASKS` (the rule table every backend reads):
+with ``q`` the floor of the exact quotient, the result is ``q + up`` where ``up`` is
+bit ``q_odd + 2*negative + 4*rest`` of the mask, and ``rest`` classifies the dropped
+bits ``r`` against half an LSB: 0 if ``r == 0``, 1 if below half, 2 at exactly half,
+3 above.  The lookup is branch-free, so LLVM vectorizes it.
 
 Values are ``int64`` or a 128-bit pair ``(hi: int64, lo: uint64)`` meaning
 ``hi * 2**64 + lo`` (products ``acc * multiplier`` reach 94 bits, aligned sums more).
@@ -16,54 +16,22 @@ saturation, wrapping and overflow counts downstream stay exact.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit
 
-from ..modes import Rounding
+from ..modes import ROUND_UP_MASKS, Rounding
 
-_REST_ZERO, _REST_BELOW, _REST_HALF, _REST_ABOVE = 0, 1, 2, 3
 _LOW32 = np.int64(0xFFFFFFFF)
 _STAND_IN = np.int64(1 << 62)
 _INT64_MIN = np.int64(-(1 << 63))
 _U1 = np.uint64(1)
 
 
-def _rounds_up(mode: Rounding, q_odd: bool, negative: bool, rest: int) -> bool:
-    """Whether ``mode`` adds one to the floor in the given situation (the reference's rules)."""
-    inexact = rest != _REST_ZERO
-    above, tie = rest == _REST_ABOVE, rest == _REST_HALF
-    rules = {
-        Rounding.FLOOR: False,
-        Rounding.CEIL: inexact,
-        Rounding.TO_ZERO: inexact and negative,
-        Rounding.AWAY: inexact and not negative,
-        Rounding.MAG_TRUNC: negative,
-        Rounding.HALF_UP: above or tie,
-        Rounding.HALF_DOWN: above,
-        Rounding.HALF_TO_ZERO: above or (tie and negative),
-        Rounding.HALF_AWAY: above or (tie and not negative),
-        Rounding.HALF_EVEN: above or (tie and q_odd),
-        Rounding.HALF_ODD: above or (tie and not q_odd),
-        Rounding.JAM: not q_odd,
-        Rounding.JAM_UNBIASED: inexact and not q_odd,
-    }
-    return rules[mode]
-
-
-@functools.lru_cache(maxsize=None)
-def rounding_mask(code: int) -> int:
-    """The 16-bit mode mask of the deterministic rounding mode with ``Rounding.code == code``
-    (computed once per code: callers ask for it on every kernel call)."""
-    modes = tuple(Rounding)
-    if not 0 <= code < len(modes) or modes[code].is_stochastic:
-        raise ValueError(f"rounding code {code!r} is not a deterministic mode (0..12)")
-    mask = 0
-    for index in range(16):
-        if _rounds_up(modes[code], bool(index & 1), bool(index & 2), index >> 2):
-            mask |= 1 << index
-    return mask
+def rounding_mask(rounding: Rounding) -> int:
+    """The 16-bit mode mask of deterministic ``rounding``."""
+    if rounding.is_stochastic:
+        raise ValueError(f"rounding {rounding.value!r} is not a deterministic mode")
+    return ROUND_UP_MASKS[rounding.code]
 
 
 @njit(cache=True, inline="always")
@@ -126,23 +94,6 @@ def mul_wide(a, m):
     lo = (np.uint64(high_part) << np.uint64(32)) + low_part
     carry = np.int64(lo < low_part)
     return (high_part >> 32) + carry, lo
-
-
-@njit(cache=True, inline="always")
-def shl_wide(v, k):
-    """v * 2**k for int64 ``v`` and 0 <= k <= 63 as a 128-bit pair (hi, lo)."""
-    if k == 0:
-        return v >> 63, np.uint64(v)
-    lo = np.uint64(v) << np.uint64(k)
-    hi = v >> (64 - k)
-    return hi, lo
-
-
-@njit(cache=True, inline="always")
-def add_wide(a_hi, a_lo, b_hi, b_lo):
-    """Sum of two 128-bit pairs (no overflow for operands below 2**126)."""
-    lo = a_lo + b_lo
-    return a_hi + b_hi + np.int64(lo < a_lo), lo
 
 
 @njit(cache=True, inline="always")

@@ -1,15 +1,13 @@
 """The numpy reference backend: every function of ``kernels/protocol.py``, written for clarity.
 
 This module is the specification the fast backends are tested against.  Integer
-products and sums are formed in int64 (exact: ``api.py`` only passes shapes and
-biases whose accumulator provably fits, see ``api._check_accumulator_bound``) and
-stored in the accumulator dtype of the protocol (int32 for int8 x int8, int64 when
-a 16-bit operand is involved).  Rounding happens once, in
+products and sums are formed in int64 (exact: the front only passes shapes and biases
+whose accumulator provably fits, see ``kinds.check_accumulator_bound``) and stored in
+the accumulator dtype of the protocol (int32 for int8 x int8, int64 when a 16-bit
+operand is involved).  Rounding happens once, in
 :func:`~fixedpoint.kernels.reference.rounding.round_shift` (or ``round_div`` for
 average pooling); saturation or wrapping happens once, in
-:func:`~fixedpoint.kernels.reference.overflow.apply_overflow`.  Rounding and overflow
-arrive as the integer codes of :class:`~fixedpoint.kernels.modes.Rounding` and
-:class:`~fixedpoint.kernels.modes.Overflow`.
+:func:`~fixedpoint.kernels.reference.overflow.apply_overflow`.
 """
 from __future__ import annotations
 
@@ -17,40 +15,30 @@ import sys
 
 import numpy as np
 
-from ..modes import Overflow, Rounding
+from ..modes import Overflow
 from ..protocol import UnpackedWeights
-from .overflow import apply_overflow, integer_range
+from .overflow import integer_range
 from .quantize import quantize_float
 from .requantize import requantize
 from .rounding import round_div
 
 NAME = "reference"
 
-_ROUNDINGS = tuple(Rounding)
-_OVERFLOWS = tuple(Overflow)
-
-
 def gemm(x, w, bias, out) -> None:
     """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; integers summed exactly in int64."""
     out[...] = _accumulate(x, w, bias)
 
 
-def gemm_requant(x, w, bias, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
-    """The exact integer ``gemm`` (int64), then :func:`requant` into ``out``."""
-    return requant(_accumulate(x, w, bias), shift, multiplier, rounding, overflow, out_bits, relu, out)
+def prepare_gemm(w, bias, kind, epilogue) -> UnpackedWeights:
+    """Nothing to pack: ``gemm`` with the stored ``w`` and ``bias``, then :func:`requant`."""
+    return UnpackedWeights(sys.modules[__name__], w, bias, kind, epilogue)
 
 
-def prepare_gemm(w, bias, x_dtype) -> UnpackedWeights:
-    """Nothing to pack: ``gemm``/``gemm_requant`` with the stored ``w`` and ``bias``."""
-    return UnpackedWeights(sys.modules[__name__], w, bias)
-
-
-def requant(acc, shift, multiplier, rounding, overflow, out_bits, relu, out) -> int:
+def requant(acc, epilogue, out) -> int:
     """out = overflow(relu(round(acc * multiplier / 2**shift))), per column of ``acc`` (R, N)."""
-    y, count = requantize(
-        acc, shift, multiplier, rounding=_ROUNDINGS[rounding], overflow=_OVERFLOWS[overflow],
-        bits=out_bits, signed=True, relu=relu, axis=-1,
-    )
+    e = epilogue
+    y, count = requantize(acc, e.shift, e.multiplier, rounding=e.rounding, overflow=e.fast_overflow,
+                          bits=e.out_bits, signed=True, relu=e.relu, axis=-1)
     out[...] = y
     return count
 
@@ -62,7 +50,7 @@ def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
     inf = np.isinf(x)
     finite = ~(nan | inf)
     raw, saturated = quantize_float(
-        x[finite], frac, out_bits, signed=True, rounding=_ROUNDINGS[rounding], overflow=Overflow.SATURATE
+        x[finite], frac, out_bits, signed=True, rounding=rounding, overflow=Overflow.SATURATE
     )
     qmin, qmax = integer_range(out_bits, True)
     out[...] = 0
@@ -85,28 +73,17 @@ def avgpool(x, kernel, stride, rounding, out) -> None:
     size = kernel[0] * kernel[1]
     if np.issubdtype(x.dtype, np.integer):
         total = sum(window.astype(np.int64) for window in windows)
-        out[...] = round_div(total, size, _ROUNDINGS[rounding])
+        out[...] = round_div(total, size, rounding)
     else:
         total = sum(window.astype(np.float64) for window in windows)
         out[...] = total / size
 
 
-def add_requant(a, b, a_lshift, b_lshift, shift, rounding, overflow, out_bits, relu, out) -> int:
-    """out = overflow(relu(round(((a << a_lshift) + (b << b_lshift)) / 2**shift))).
-
-    The aligned sum is exact: int64 when it provably fits (16-bit inputs shifted by at
-    most 46 bits), Python integers beyond.  ``shift < 0`` is an exact left shift.
-    """
-    if max(a_lshift, b_lshift) <= 46:
-        total = (a.astype(np.int64) << a_lshift) + (b.astype(np.int64) << b_lshift)
-    else:
-        total = (a.astype(object) << a_lshift) + (b.astype(object) << b_lshift)
-    y, count = requantize(
-        total, shift, rounding=_ROUNDINGS[rounding], overflow=_OVERFLOWS[overflow],
-        bits=out_bits, signed=True, relu=relu,
-    )
-    out[...] = y
-    return count
+def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
+    """out = epilogue((a << a_lshift) + (b << b_lshift)): the aligned sum exact in int64 (the front keeps
+    the shifts within ``limits.ADD_INT64_MAX_LSHIFT``), then one requantization."""
+    total = (a.astype(np.int64) << a_lshift) + (b.astype(np.int64) << b_lshift)
+    return requant(total.reshape(-1, 1), epilogue, out.reshape(-1, 1))
 
 
 def lut(x, table, out) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..limits import QUANTIZE_FRAC_BOUND
 from ..modes import Overflow, Rounding, as_overflow, as_rounding
 from .overflow import apply_overflow
 from .rounding import round_exact_integer, round_shift
@@ -38,6 +39,8 @@ def quantize_float(
     ``x``: a real (float or integer) array.  Returns ``(raw, overflow_count)``.
     NaN raises ``ValueError``; +-inf saturate under ``saturate`` and
     ``saturate_symmetric`` and raise ``OverflowError`` under ``wrap`` and ``error``.
+    Any integer ``frac`` is accepted: beyond ``QUANTIZE_FRAC_BOUND`` it is clamped, which
+    changes no result (see :mod:`..limits`).
     """
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
@@ -48,7 +51,8 @@ def quantize_float(
         mantissa, exponent = _float_parts(x, overflow)
     else:
         raise TypeError(f"x must be a real float or integer array, got dtype {x.dtype}")
-    exponent = exponent + int(frac)           # value = mantissa * 2**exponent, exactly
+    frac = max(-QUANTIZE_FRAC_BOUND, min(int(frac), QUANTIZE_FRAC_BOUND))
+    exponent = exponent + frac                # value = mantissa * 2**exponent, exactly
     value, shift = _split_exact_part(mantissa, exponent, bits)
     y = round_shift(value, shift, rounding, rng)
     y = np.where(shift == 0, round_exact_integer(value, rounding), y)

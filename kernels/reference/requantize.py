@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..modes import Overflow, Rounding, as_overflow, as_rounding
 from .overflow import apply_overflow
 from .rounding import round_shift
-
-SHIFT_RANGE = (-63, 127)
-MULTIPLIER_RANGE = (1, 2**31 - 1)
 
 
 def requantize(

@@ -5,7 +5,10 @@ int64 array or an object array of Python ints (for values wider than 64 bits); `
 a non-negative integer array broadcast against ``v``.  Nothing here goes through
 floating point, so every result is exact.
 
-With ``q = floor(v / 2**s)`` and ``r = v - q * 2**s`` (the dropped bits, 0 <= r < 2**s):
+With ``q = floor(v / 2**s)`` and ``r = v - q * 2**s`` (the dropped bits, 0 <= r < 2**s),
+every deterministic mode returns ``q`` or ``q + 1`` as
+:func:`fixedpoint.kernels.modes.rounds_up` decides from q's parity, v's sign and r
+against half an LSB (``2**(s-1)``); its table, in words:
 
 ============== =====================================================================
 floor          q
@@ -19,7 +22,7 @@ half_to_zero   q + 1 if r > 2**(s-1), or r == 2**(s-1) and v < 0
 half_away      q + 1 if r > 2**(s-1), or r == 2**(s-1) and v >= 0
 half_even      q + 1 if r > 2**(s-1), or r == 2**(s-1) and q is odd
 half_odd       q + 1 if r > 2**(s-1), or r == 2**(s-1) and q is even
-jam            q with its lowest bit forced to 1
+jam            q with its lowest bit forced to 1 (q + 1 if q is even)
 jam_unbiased   q with its lowest bit forced to 1 if r != 0
 stochastic     q + 1 with probability r / 2**s  (floor(v/2**s + u), u ~ U[0, 1))
 stochastic_eq  q + 1 with probability 1/2 if r != 0
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..modes import Rounding, as_rounding
+from ..modes import REST_ZERO, ROUND_UP_MASKS, Rounding, as_rounding, round_up_index
 
 _STOCHASTIC_BITS = 62
 
@@ -68,18 +71,17 @@ def round_shift(v, s, mode: Rounding | str, rng: np.random.Generator | None = No
 def round_exact_integer(v, mode: Rounding | str) -> np.ndarray:
     """``mode`` applied to integers ``v`` that come from an unbounded source format.
 
-    The value ``v`` is exact, so every dropped bit is zero (``r == 0`` in the table
-    above): ``jam`` forces the lowest bit to 1, ``mag_trunc`` adds 1 to a negative
-    value, and every other mode returns ``v``.  This is how :func:`quantize_float`
-    rounds a float whose scaled value is already an integer.
+    ``v`` is exact, so every dropped bit is zero (``REST_ZERO``): ``jam`` forces the
+    lowest bit to 1, ``mag_trunc`` adds 1 to a negative value, every other deterministic
+    mode (and both stochastic ones) returns ``v``.  This is how
+    :func:`~fixedpoint.kernels.reference.quantize.quantize_float` rounds a float whose
+    scaled value is already an integer.
     """
     mode = as_rounding(mode)
     v = np.asarray(v)
-    if mode is Rounding.JAM:
-        return v | 1
-    if mode is Rounding.MAG_TRUNC:
-        return v + (v < 0).astype(np.int64)
-    return v
+    if mode.is_stochastic:
+        return v
+    return v + _round_up(mode, (v & 1) == 1, v < 0, np.full(v.shape, REST_ZERO))
 
 
 def round_div(v, d, mode: Rounding | str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -106,35 +108,18 @@ def round_div(v, d, mode: Rounding | str, rng: np.random.Generator | None = None
 
 def _apply_mode(q, inexact, half_cmp, negative, mode, rng):
     """Every mode but ``stochastic`` from the floor ``q`` and facts about the remainder."""
-    if mode is Rounding.FLOOR:
-        return q
-    if mode in (Rounding.JAM, Rounding.JAM_UNBIASED):
-        force = np.ones(q.shape, dtype=bool) if mode is Rounding.JAM else inexact
-        return q | force.astype(np.int64)
-    if mode is Rounding.CEIL:
-        up = inexact
-    elif mode is Rounding.TO_ZERO:
-        up = inexact & negative
-    elif mode is Rounding.AWAY:
-        up = inexact & ~negative
-    elif mode is Rounding.MAG_TRUNC:
-        up = negative
-    elif mode is Rounding.HALF_UP:
-        up = half_cmp >= 0
-    elif mode is Rounding.HALF_DOWN:
-        up = half_cmp > 0
-    elif mode is Rounding.HALF_TO_ZERO:
-        up = (half_cmp > 0) | ((half_cmp == 0) & negative)
-    elif mode is Rounding.HALF_AWAY:
-        up = (half_cmp > 0) | ((half_cmp == 0) & ~negative)
-    elif mode in (Rounding.HALF_EVEN, Rounding.HALF_ODD):
-        q_odd = (q & 1) == 1
-        tie_up = q_odd if mode is Rounding.HALF_EVEN else ~q_odd
-        up = (half_cmp > 0) | ((half_cmp == 0) & tie_up)
-    else:  # Rounding.STOCHASTIC_EQUAL
+    if mode is Rounding.STOCHASTIC_EQUAL:
         coin = _require_rng(rng, mode).integers(0, 2, size=q.shape, dtype=np.int64)
-        up = inexact & (coin == 1)
-    return q + up.astype(np.int64)
+        return q + (inexact & (coin == 1)).astype(np.int64)
+    rest = np.where(inexact, 2 + half_cmp.astype(np.int64), REST_ZERO)   # below / half / above: 1 / 2 / 3
+    return q + _round_up(mode, (q & 1) == 1, negative, rest)
+
+
+def _round_up(mode, q_odd, negative, rest) -> np.ndarray:
+    """0/1 per element: the mode's bit of ``ROUND_UP_MASKS`` for these facts (int64)."""
+    index = round_up_index(np.asarray(q_odd, dtype=np.int64), np.asarray(negative, dtype=np.int64),
+                           np.asarray(rest, dtype=np.int64))
+    return (np.int64(ROUND_UP_MASKS[mode.code]) >> index) & 1
 
 
 def _identity_where_no_shift(y, v, s):

@@ -1,0 +1,219 @@
+"""Element-wise integer ops on a backend of the registry: ``requantize``, ``add``, ``lut``, ``quantize``.
+
+Deterministic roundings run in the backend; stochastic ones on the reference path with
+the caller's generator (so every backend gives the same result for one seed);
+``overflow="error"`` runs ``saturate`` in the backend and, if anything overflowed,
+recomputes on the reference path, which raises the ``OverflowError``.  ``stats``
+(anything with ``add(overflowed, total)``) receives the overflow count and the number
+of elements that went through an overflow mode.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import registry
+from .args import as_numeric, axis_arg, bool_arg, generator, int_arg
+from .epilogue import Epilogue, make_epilogue
+from .limits import ADD_ALIGN_SLACK, ADD_INT64_MAX_LSHIFT, SHIFT_RANGE
+from .modes import Overflow, as_overflow, as_rounding
+from .reference.overflow import container_dtype, integer_range
+from .reference.quantize import quantize_float
+from .reference.requantize import requantize as reference_requantize
+
+# The fast quantize multiplies x by 2**frac in float64; these frac ranges keep that exact
+# for every finite x (see _fast_quantize_applies).
+_FAST_QUANTIZE_FRAC = {np.dtype(np.float32): (-900, 900), np.dtype(np.float64): (0, 900)}
+
+
+def requantize(
+    acc, shift, multiplier=None, *, rounding, overflow, out_bits, out_dtype=None, relu=False, axis=-1,
+    backend=None, rng=None, stats=None,
+):
+    """y = overflow(relu(round(acc * multiplier / 2**shift))) into ``out_bits``, per channel along ``axis``.
+
+    ``acc``: a signed integer array (int8..int64), any shape (a 0-d ``acc`` gives a 0-d
+    result).  ``shift`` ([-63, 127]) and ``multiplier`` ([1, 2**31-1], None meaning 1)
+    are scalars or 1-d arrays with one entry per index along ``axis``.  The product is
+    exact at any width; one rounding; ``out_dtype`` defaults to the container of
+    ``out_bits`` (int8/int16/int32).
+    """
+    be = registry.get_backend(backend)
+    acc = as_numeric(acc, "acc")
+    if acc.dtype.kind != "i":
+        raise TypeError(f"acc must be a signed integer array (int8, int16, int32, int64), got dtype {acc.dtype}")
+    scalar = acc.ndim == 0
+    acc = acc.reshape(1) if scalar else acc
+    axis = axis_arg(axis, acc.ndim)
+    rounding = as_rounding(rounding)
+    epi = make_epilogue(acc.shape[axis], 0 if shift is None else shift, multiplier, rounding,
+                        as_overflow(overflow), out_dtype, out_bits, bool_arg(relu, "relu"), None)
+    rng = generator(rng, rounding)
+    if rounding.is_stochastic or acc.size == 0:
+        y, count = epi.reference(acc, rng, axis=axis)
+    else:
+        moved = np.moveaxis(acc, axis, -1)
+        acc2 = np.ascontiguousarray(moved.reshape(-1, acc.shape[axis]),
+                                    dtype=np.int64 if acc.itemsize == 8 else np.int32)
+        out2 = np.empty(acc2.shape, dtype=epi.out_dtype)
+        count = be.requant(acc2, epi, out2)
+        if count and epi.overflow is Overflow.ERROR:
+            epi.reference(acc, axis=axis)
+        y = np.ascontiguousarray(np.moveaxis(out2.reshape(moved.shape), -1, axis))
+    _report(stats, count, y.size)
+    return y.reshape(()) if scalar else y
+
+
+def add(
+    a, a_frac, b, b_frac, out_frac, *, out_bits=None, rounding="half_even", overflow="saturate", relu=False,
+    backend=None, rng=None, stats=None,
+):
+    """Sum of two fixed-point tensors in different formats, rounded once into ``out_frac``.
+
+    ``a`` and ``b``: int8/int16 raw integers (broadcast together) with ``a_frac`` and
+    ``b_frac`` fraction bits.  Both are aligned exactly to frac max(a_frac, b_frac)
+    (left shifts), added exactly (int64, or Python integers when the shifts are large),
+    rounded to ``out_frac`` in ``rounding``, ``relu``-ed, then put through ``overflow``
+    into ``out_bits`` (default: the wider input's width) in its container dtype.
+    """
+    be = registry.get_backend(backend)
+    a = as_numeric(a, "a")
+    b = as_numeric(b, "b")
+    for name, arr in (("a", a), ("b", b)):
+        if arr.dtype not in (np.dtype(np.int8), np.dtype(np.int16)):
+            raise TypeError(f"{name} must be int8 or int16 raw integers, got dtype {arr.dtype}")
+    a_frac, b_frac, out_frac = (int_arg(v, n) for v, n in ((a_frac, "a_frac"), (b_frac, "b_frac"),
+                                                           (out_frac, "out_frac")))
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        raise ValueError(f"a {a.shape} and b {b.shape} do not broadcast together") from None
+    wide = np.promote_types(a.dtype, b.dtype)
+    frac = max(a_frac, b_frac)
+    shift = frac - out_frac
+    if not SHIFT_RANGE[0] <= shift <= SHIFT_RANGE[1]:
+        raise ValueError(
+            f"max(a_frac, b_frac) - out_frac = {shift} is outside the supported shift range {list(SHIFT_RANGE)}"
+        )
+    rounding = as_rounding(rounding)
+    epi = make_epilogue(1, shift, None, rounding, as_overflow(overflow), None,
+                        8 * wide.itemsize if out_bits is None else out_bits, bool_arg(relu, "relu"), None)
+    rng = generator(rng, rounding)
+    # Only one operand is shifted; beyond max(shift, 0) + slack the result no longer depends on how far.
+    limit = max(shift, 0) + ADD_ALIGN_SLACK
+    a_lshift, b_lshift = min(frac - a_frac, limit), min(frac - b_frac, limit)
+    out = np.empty(a.shape, dtype=epi.out_dtype)
+    if rounding.is_stochastic or max(a_lshift, b_lshift) > ADD_INT64_MAX_LSHIFT:
+        out[...], count = _reference_add(a, b, a_lshift, b_lshift, epi, rng)
+    else:
+        a_c = np.ascontiguousarray(a, dtype=wide)
+        b_c = np.ascontiguousarray(b, dtype=wide)
+        count = be.add_requant(a_c, b_c, a_lshift, b_lshift, epi, out) if out.size else 0
+        if count and epi.overflow is Overflow.ERROR:
+            _reference_add(a, b, a_lshift, b_lshift, epi, rng)
+    _report(stats, count, out.size)
+    return out
+
+
+def _reference_add(a, b, a_lshift, b_lshift, epi: Epilogue, rng):
+    """The exact aligned sum (int64, or Python ints past the int64 alignment), requantized on the reference path."""
+    if max(a_lshift, b_lshift) <= ADD_INT64_MAX_LSHIFT:
+        total = (a.astype(np.int64) << a_lshift) + (b.astype(np.int64) << b_lshift)
+    else:
+        total = (a.astype(object) << a_lshift) + (b.astype(object) << b_lshift)
+    y, count = reference_requantize(total, int(epi.shift[0]), rounding=epi.rounding, overflow=epi.overflow,
+                                    bits=epi.out_bits, signed=True, relu=epi.relu, rng=rng)
+    return y, count
+
+
+def lut(x, table, *, backend=None):
+    """out = table[x - x_min]: int8 x with a 256-entry table, int16 x with a 65536-entry table.
+
+    Entry i of ``table`` (any integer or float dtype) is the output for raw input
+    ``i + x_min`` (-128 or -32768); the result has x's shape (0-d included) and the
+    table's dtype.
+    """
+    be = registry.get_backend(backend)
+    x = as_numeric(x, "x")
+    table = as_numeric(table, "table")
+    sizes = {np.dtype(np.int8): 256, np.dtype(np.int16): 65536}
+    if x.dtype not in sizes:
+        raise TypeError(f"lut needs int8 or int16 x, got dtype {x.dtype}")
+    if table.shape != (sizes[x.dtype],):
+        raise ValueError(f"a {x.dtype} lut needs a 1-d table of {sizes[x.dtype]} entries, got shape {table.shape}")
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.shape, dtype=table.dtype)
+    if out.size:
+        be.lut(flat, np.ascontiguousarray(table), out)
+    return out.reshape(x.shape)
+
+
+def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="saturate", rng=None, backend=None):
+    """Raw integers ``overflow(round(x * 2**frac))`` in the container of ``bits``; returns (raw, count).
+
+    One rounding of the exact value, as a cast from an unbounded source format.  The
+    backend's fast kernel runs for float32/float64 ``x``, deterministic rounding,
+    ``saturate``, signed ``bits`` <= 16 and a ``frac`` that keeps ``x * 2**frac`` exact
+    in float64 (float32: |frac| <= 900; float64: 0 <= frac <= 900).  Everything else
+    runs the exact :func:`~fixedpoint.kernels.reference.quantize.quantize_float`.  NaN
+    raises ``ValueError``; ``count`` is the number of elements that saturated or wrapped.
+    """
+    be = registry.get_backend(backend)
+    x = as_numeric(x, "x")
+    frac = int_arg(frac, "frac")
+    bits = int_arg(bits, "bits")
+    signed = bool_arg(signed, "signed")
+    lowest = 2 if signed else 1
+    if not lowest <= bits <= 32:
+        raise ValueError(f"bits={bits} is out of range: {'signed' if signed else 'unsigned'} formats take "
+                         f"{lowest}..32 bits")
+    rounding = as_rounding(rounding)
+    overflow = as_overflow(overflow)
+    rng = generator(rng, rounding)
+    if not _fast_quantize_applies(x, frac, bits, signed, rounding, overflow):
+        return _quantize_exact(x, frac, bits, signed, rounding, overflow, rng)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    raw = np.empty(flat.shape, dtype=container_dtype(bits, True))
+    saturated, nan_count = be.quantize(flat, frac, rounding, bits, raw) if raw.size else (0, 0)
+    if nan_count:
+        raise ValueError(f"x contains {nan_count} NaN value(s); fixed point has no NaN")
+    return raw.reshape(x.shape), int(saturated)
+
+
+def _quantize_exact(x, frac, bits, signed, rounding, overflow, rng):
+    """``quantize_float``, with +-inf saturated here under the saturating modes.
+
+    ``quantize_float`` stands in a finite 2**100 for +-inf, which stops saturating once
+    ``frac`` is below about -100; infinities are set to the range ends directly instead
+    (``wrap``/``error`` still raise on them in ``quantize_float``).
+    """
+    inf = np.isinf(x) if x.dtype.kind == "f" else None
+    if inf is None or not inf.any() or overflow not in (Overflow.SATURATE, Overflow.SATURATE_SYMMETRIC):
+        return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
+    raw, count = quantize_float(np.where(inf, 0, x), frac, bits, signed=signed, rounding=rounding,
+                                overflow=overflow, rng=rng)
+    qmin, qmax = integer_range(bits, signed)
+    lowest = -qmax if (overflow is Overflow.SATURATE_SYMMETRIC and signed) else qmin
+    raw[inf] = np.where(x[inf] > 0, qmax, lowest)
+    return raw, count + int(np.count_nonzero(inf))
+
+
+def _fast_quantize_applies(x, frac, bits, signed, rounding, overflow) -> bool:
+    """Whether a backend's float64 kernel gives the exact answer for these arguments.
+
+    float32 x = m * 2**e with a 24-bit m and e >= -149; x * 2**frac stays exact in
+    float64 while e + frac >= -1074 (frac >= -925) and is at worst +-inf (which
+    saturates, as it should) when it overflows; 2**frac itself must be finite
+    (frac <= 1023).  float64 x has e >= -1074, so only frac >= 0 is safe for every x.
+    The limits used (see ``_FAST_QUANTIZE_FRAC``) are inside these bounds.
+    """
+    if rounding.is_stochastic or overflow is not Overflow.SATURATE:
+        return False
+    if not signed or bits > 16 or x.dtype not in _FAST_QUANTIZE_FRAC:
+        return False
+    lo, hi = _FAST_QUANTIZE_FRAC[x.dtype]
+    return lo <= frac <= hi
+
+
+def _report(stats, count, size) -> None:
+    if stats is not None:
+        stats.add(int(count), int(size))
