@@ -4,19 +4,19 @@
 >>> fx.quantize(np.array([0.5, -0.25]), fx.QFormat(8, 7))
 array([ 64, -32], dtype=int8)
 """
-import os as _os
-
-# In a source checkout kernels/ and bench/ sit beside this folder rather than inside it;
-# the installed distribution maps them to fixedpoint.kernels / fixedpoint.bench.
-_here = _os.path.dirname(__file__)
-if not _os.path.isdir(_os.path.join(_here, "kernels")):
-    __path__.append(_os.path.dirname(_here))  # noqa: F821  (package __path__)
-
-from .kernels.modes import Overflow, Rounding  # noqa: E402
-from .qformat import QFormat  # noqa: E402
-from .stats import OverflowStats  # noqa: E402
-from .quantize import dequantize, quantize  # noqa: E402
-from .fixedarray import FixedArray  # noqa: E402
-from . import nn  # noqa: E402
+try:
+    from .kernels.modes import Overflow, Rounding
+except ModuleNotFoundError as _missing:  # a source checkout that was never installed
+    if _missing.name not in ("fixedpoint.kernels", "fixedpoint.kernels.modes"):
+        raise
+    raise ImportError(
+        "fixedpoint.kernels is not importable: kernels/ and bench/ become fixedpoint.kernels and "
+        "fixedpoint.bench only when the package is installed; run `pip install -e .` in the repository root"
+    ) from None
+from .qformat import QFormat
+from .stats import OverflowStats
+from .quantize import dequantize, quantize
+from .fixedarray import FixedArray
+from . import nn
 
 __all__ = ["FixedArray", "Overflow", "OverflowStats", "QFormat", "Rounding", "dequantize", "nn", "quantize"]

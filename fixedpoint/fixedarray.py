@@ -24,7 +24,7 @@ import numpy as np
 from .kernels.modes import Overflow, Rounding, as_overflow, as_rounding
 from .kernels.reference import apply_overflow, round_shift
 from .qformat import MAX_WIDE_BITS, QFormat
-from .quantize import _rng, dequantize, quantize
+from .quantize import as_generator, dequantize, quantize
 from .stats import OverflowStats
 
 
@@ -89,7 +89,7 @@ class FixedArray:
             raise TypeError(f"fmt must be a QFormat, got {type(fmt).__name__}")
         rounding = as_rounding(rounding)
         overflow = as_overflow(overflow)
-        rng = _rng(seed) if rounding.is_stochastic else None
+        rng = as_generator(seed) if rounding.is_stochastic else None
         value, shift = _exact_pow2_shift(self.raw, self.fmt.frac - fmt.frac)
         rounded = round_shift(value, np.full(value.shape, shift, dtype=np.int64), rounding, rng)
         raw, count = apply_overflow(rounded, fmt.bits, fmt.signed, overflow)

@@ -40,7 +40,7 @@ def quantize(
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
     x = _as_real_array(x, "x")
-    rng = _rng(seed) if rounding.is_stochastic else None
+    rng = as_generator(seed) if rounding.is_stochastic else None
     from .kernels import api  # the dispatcher; imported late to keep module import light
 
     raw, count = api.quantize(
@@ -79,7 +79,8 @@ def _as_real_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def _rng(seed) -> np.random.Generator:
+def as_generator(seed) -> np.random.Generator:
+    """The generator of the stochastic modes: ``seed`` itself (a Generator), or one seeded with an int/None."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, (int, np.integer)):
