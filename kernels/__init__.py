@@ -9,7 +9,7 @@ reference requantization with the ``bits=`` signature stays importable as
 ``fixedpoint.kernels.reference.requantize``.
 """
 from .api import (
-    add, avg_pool1d, avg_pool2d, conv1d, conv2d, linear, lut, max_pool1d, max_pool2d, quantize, requantize,
+    add, avg_pool1d, avg_pool2d, conv1d, conv2d, divide, linear, lut, max_pool1d, max_pool2d, quantize, requantize,
 )
 from .modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding, as_overflow, as_rounding
 from .layers import PreparedConv, PreparedLinear, prepare_conv1d, prepare_conv2d, prepare_linear
@@ -17,7 +17,7 @@ from .registry import available, default_backend, get_backend, unavailable_reaso
 
 __all__ = [
     "DETERMINISTIC_ROUNDINGS", "Overflow", "Rounding", "add", "as_overflow", "as_rounding", "available",
-    "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "default_backend", "get_backend", "linear", "lut",
+    "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "default_backend", "divide", "get_backend", "linear", "lut",
     "max_pool1d", "max_pool2d", "PreparedConv", "PreparedLinear", "prepare_conv1d", "prepare_conv2d",
     "prepare_linear", "quantize", "requantize", "unavailable_reasons",
 ]

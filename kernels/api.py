@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from .args import as_numeric
 from .layers import prepare_conv1d, prepare_conv2d, prepare_linear
-from .pointwise import add, lut, quantize, requantize
+from .pointwise import add, divide, lut, quantize, requantize
 from .pools import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 
 __all__ = [
-    "add", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "linear", "lut", "max_pool1d", "max_pool2d",
+    "add", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "divide", "linear", "lut", "max_pool1d", "max_pool2d",
     "quantize", "requantize",
 ]
 

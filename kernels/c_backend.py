@@ -290,6 +290,13 @@ def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
     ))
 
 
+def divide(num, den, rounding, overflow, out_bits, out) -> int:
+    """out = overflow(round(num / den)) for 1-d int64 ``num`` and ``den`` in [1, 2**62]; returns the count."""
+    return int(lib.fxp_divide(ffi.from_buffer("int64_t[]", num), ffi.from_buffer("int64_t[]", den), num.size,
+                              rounding.code, overflow.code, out_bits, ffi.cast("void *", out.ctypes.data),
+                              out.itemsize))
+
+
 def lut(x, table, out) -> None:
     """out = table[x - x_min] for int8 (256 entries) or int16 (65536 entries) x."""
     table = np.ascontiguousarray(table, dtype=out.dtype)

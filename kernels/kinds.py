@@ -58,20 +58,28 @@ def gemm_kind(x_dtype, w_dtype, where: str = "gemm") -> GemmKind:
         raise TypeError(f"{where} does not take (x, w) dtypes ({x_dtype}, {w_dtype}); accepted: {accepted}") from None
 
 
+def product_bound(kind: GemmKind) -> int:
+    """The largest |x * w| of one product: 2**(bx-1) * 2**(bw-1) (the two most negative operands)."""
+    return 2 ** (8 * kind.x.itemsize - 1) * 2 ** (8 * kind.w.itemsize - 1)
+
+
+def bias_limit(kind: GemmKind, k: int) -> int:
+    """The largest |bias| an integer layer of depth ``k`` accepts: acc_max - K * product_bound (< 0: none)."""
+    return int(np.iinfo(kind.acc).max) - k * product_bound(kind)
+
+
 def check_accumulator_bound(kind: GemmKind, k: int, bias_bound: int = 0) -> None:
     """Refuse K (and a bias of magnitude up to ``bias_bound``) whose accumulator could overflow.
 
-    |x*w| <= 2**(bx-1) * 2**(bw-1), so |acc| <= K * 2**(bx+bw-2) + max|bias|, which must
-    stay within the accumulator; int8 also refuses K > ``INT8_MAX_K`` outright, so kernels
-    may rely on |sum of products| <= 2**30.  Float kinds are not bounded.
+    |acc| <= K * product_bound + max|bias|, which must stay within the accumulator; int8
+    also refuses K > ``INT8_MAX_K`` outright, so kernels may rely on |sum of products| <=
+    2**30.  Float kinds are not bounded.
     """
     if not kind.integer:
         return
     if kind.x == np.int8 and k > INT8_MAX_K:
         raise ValueError(f"int8 x int8 with K={k} > {INT8_MAX_K} could overflow the int32 accumulator; "
                          "use int16 inputs (int64 accumulator) or split K")
-    product_bound = 2 ** (8 * kind.x.itemsize - 1) * 2 ** (8 * kind.w.itemsize - 1)
-    acc_max = int(np.iinfo(kind.acc).max)
-    if k * product_bound + bias_bound > acc_max:
-        raise ValueError(f"K={k} products (each up to {product_bound} in magnitude) plus a bias of magnitude "
-                         f"{bias_bound} could overflow the {kind.acc} accumulator (max {acc_max})")
+    if bias_bound > bias_limit(kind, k):
+        raise ValueError(f"K={k} products (each up to {product_bound(kind)} in magnitude) plus a bias of magnitude "
+                         f"{bias_bound} could overflow the {kind.acc} accumulator (max {np.iinfo(kind.acc).max})")

@@ -1,4 +1,4 @@
-"""Element-wise integer ops on a backend of the registry: ``requantize``, ``add``, ``lut``, ``quantize``.
+"""Element-wise integer ops on a backend of the registry: ``requantize``, ``add``, ``divide``, ``lut``, ``quantize``.
 
 Deterministic roundings run in the backend; stochastic ones on the reference path with
 the caller's generator (so every backend gives the same result for one seed);
@@ -16,9 +16,10 @@ from .args import as_numeric, axis_arg, bool_arg, generator, int_arg
 from .epilogue import Epilogue, make_epilogue
 from .limits import ADD_ALIGN_SLACK, ADD_INT64_MAX_LSHIFT, SHIFT_RANGE
 from .modes import Overflow, as_overflow, as_rounding
-from .reference.overflow import container_dtype, integer_range
+from .reference.overflow import apply_overflow, container_dtype, integer_range
 from .reference.quantize import quantize_float
 from .reference.requantize import requantize as reference_requantize
+from .reference.rounding import round_div
 
 # The fast quantize multiplies x by 2**frac in float64; these frac ranges keep that exact
 # for every finite x (see _fast_quantize_applies).
@@ -123,6 +124,45 @@ def _reference_add(a, b, a_lshift, b_lshift, epi: Epilogue, rng):
     y, count = reference_requantize(total, int(epi.shift[0]), rounding=epi.rounding, overflow=epi.overflow,
                                     bits=epi.out_bits, signed=True, relu=epi.relu, rng=rng)
     return y, count
+
+
+def divide(numerator, denominator, *, out_bits, rounding="half_even", overflow="saturate", rng=None, backend=None,
+           stats=None):
+    """y = overflow(round(numerator / denominator)) into ``out_bits`` signed bits, element-wise (broadcast).
+
+    ``numerator``: signed integers (int8..int64); ``denominator``: integers in [1, 2**62].
+    The exact rational is rounded once in ``rounding`` (ties are ``2 * r == denominator``;
+    ``stochastic`` rounds up with probability exactly r / denominator), then ``overflow``
+    fits it to ``out_bits`` (2..32) in its container dtype.  Used by the fixed-point softmax.
+    """
+    be = registry.get_backend(backend)
+    num = as_numeric(numerator, "numerator")
+    den = as_numeric(denominator, "denominator")
+    for name, arr in (("numerator", num), ("denominator", den)):
+        if arr.dtype.kind != "i" and not (arr.dtype.kind == "u" and arr.itemsize < 8):
+            raise TypeError(f"{name} must be an integer array (int8..int64, uint8..uint32), got dtype {arr.dtype}")
+    if den.size and (int(den.min()) < 1 or int(den.max()) > 2**62):
+        raise ValueError(f"denominator must lie in [1, 2**62], got values in [{int(den.min())}, {int(den.max())}]")
+    try:
+        num, den = np.broadcast_arrays(num, den)
+    except ValueError:
+        raise ValueError(f"numerator {num.shape} and denominator {den.shape} do not broadcast together") from None
+    rounding = as_rounding(rounding)
+    overflow = as_overflow(overflow)
+    epi = make_epilogue(1, 0, None, rounding, overflow, None, out_bits, False, None)
+    rng = generator(rng, rounding)
+    flat_num = np.ascontiguousarray(num, dtype=np.int64).reshape(-1)
+    flat_den = np.ascontiguousarray(den, dtype=np.int64).reshape(-1)
+    out = np.empty(flat_num.shape, dtype=epi.out_dtype)
+    if rounding.is_stochastic:
+        y, count = apply_overflow(round_div(flat_num, flat_den, rounding, rng), epi.out_bits, True, overflow)
+        out[...] = y
+    else:
+        count = be.divide(flat_num, flat_den, rounding, epi.fast_overflow, epi.out_bits, out) if out.size else 0
+        if count and overflow is Overflow.ERROR:
+            apply_overflow(round_div(flat_num, flat_den, rounding), epi.out_bits, True, overflow)
+    _report(stats, count, out.size)
+    return out.reshape(num.shape)
 
 
 def lut(x, table, *, backend=None):

@@ -32,7 +32,7 @@ import numpy as np
 
 from .epilogue import Epilogue
 from .kinds import GemmKind
-from .modes import Rounding
+from .modes import Overflow, Rounding
 
 
 class PreparedWeights(Protocol):
@@ -105,6 +105,11 @@ class Backend(Protocol):
         (:mod:`.limits`) align the two formats exactly; the sum is exact in int64.  Returns
         the overflow count.
         """
+
+    def divide(self, num, den, rounding: Rounding, overflow: Overflow, out_bits: int, out) -> int:
+        """out = overflow(round(num / den)) for 1-d int64 ``num`` and ``den`` (den in [1, 2**62]), one
+        rounding with round_div semantics (ties are ``2 * r == den``), ``overflow`` one of the three
+        kernel modes; returns the overflow count."""
 
     def lut(self, x, table, out) -> None:
         """out = table[x - x_min] for 1-d int8 (256-entry table) or int16 (65536-entry) x; any table dtype."""

@@ -19,7 +19,8 @@ BACKEND_MODULES = {
     "reference": "fixedpoint.kernels.reference.backend",
 }
 PREFERENCE = ("c", "numba", "reference")
-PROTOCOL_FUNCTIONS = ("gemm", "prepare_gemm", "requant", "quantize", "maxpool", "avgpool", "add_requant", "lut")
+PROTOCOL_FUNCTIONS = ("gemm", "prepare_gemm", "requant", "quantize", "maxpool", "avgpool", "add_requant", "divide",
+                      "lut")
 
 _loaded: dict[str, ModuleType] = {}
 _failures: dict[str, str] = {}

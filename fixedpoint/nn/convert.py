@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.modes import as_rounding
+from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
+from ..kernels.modes import as_rounding
 from ..qformat import QFormat
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
@@ -60,7 +61,7 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if not isinstance(per_channel, (bool, np.bool_)):
         raise TypeError(f"per_channel must be True or False, got {per_channel!r}")
-    rounding = as_rounding(rounding, "rounding").value
+    rounding = as_rounding(rounding, "rounding")
     backend_name = kernels.registry.default_backend() if backend is None else backend
     kernels.registry.get_backend(backend_name)
     calib = np.asarray(calibration_data, dtype=np.float64)
@@ -123,10 +124,10 @@ class _Builder:
     def __init__(self, act_bits, w_bits, method, per_channel, scale, rounding, seed):
         self.act_bits, self.w_bits, self.method = act_bits, w_bits, method
         self.per_channel, self.scale, self.rounding = per_channel, scale, rounding
-        self.rng = np.random.default_rng(seed) if rounding.startswith("stochastic") else None
-        self.w_dtype = np.dtype(np.int8 if w_bits <= 8 else np.int16)
+        self.rng = np.random.default_rng(seed) if rounding.is_stochastic else None
+        w_dtype = np.dtype(np.int8 if w_bits <= 8 else np.int16)
         self.act_dtype = np.dtype(np.int8 if act_bits <= 8 and w_bits <= 8 else np.int16)
-        self.acc_dtype = np.dtype(np.int32 if self.act_dtype == np.int8 else np.int64)
+        self.kind = gemm_kind(self.act_dtype, w_dtype)
 
     def fmt(self, values) -> QFormat:
         return QFormat.for_range(calibration_range(values, self.method, bits=self.act_bits), self.act_bits)
@@ -199,7 +200,7 @@ class _Builder:
         if np.any(shift < SHIFT_RANGE[0]) or np.any(shift > SHIFT_RANGE[1]):
             raise ValueError(f"layer {name}: requantization shifts {shift.min()}..{shift.max()} fall outside "
                              f"{list(SHIFT_RANGE)}; the weight or activation ranges are too extreme")
-        w_raw = self._quantize(w_scaled, self.w_bits).astype(self.w_dtype, copy=False)
+        w_raw = self._quantize(w_scaled, self.w_bits).astype(self.kind.w, copy=False)
         bias_raw, saturated = self._bias(bias / acc_scale, int(np.prod(weight.shape[1:])))
         kind = type(layer).__name__
         stride = None if kind == "Linear" else layer.stride
@@ -216,11 +217,10 @@ class _Builder:
 
     def _bias(self, scaled, k):
         """Bias in the accumulator dtype: rounded into 32 bits, saturated to leave room for k products."""
-        product_bound = 1 << (8 * self.act_dtype.itemsize + 8 * self.w_dtype.itemsize - 2)
-        limit = min((1 << 31) - 1, int(np.iinfo(self.acc_dtype).max) - k * product_bound)
+        limit = min((1 << 31) - 1, bias_limit(self.kind, k))
         raw = self._quantize(scaled, 32).astype(np.int64)
         saturated = int(np.count_nonzero(np.abs(raw) > limit))
-        return np.clip(raw, -limit, limit).astype(self.acc_dtype), saturated
+        return np.clip(raw, -limit, limit).astype(self.kind.acc), saturated
 
 
 def _float_forward(layer, x, name):

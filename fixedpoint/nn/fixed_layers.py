@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.reference.overflow import apply_overflow
-from ..kernels.reference.rounding import round_div
+from ..kernels.modes import Rounding, as_rounding
 from ..qformat import QFormat
 from ..stats import OverflowStats
 from .activations import activation_table, apply_table
@@ -32,20 +31,19 @@ from .activations import activation_table, apply_table
 class Run:
     """Settings and overflow counters of one forward call."""
 
-    def __init__(self, backend: str, rounding: str, seed):
+    def __init__(self, backend: str, rounding: Rounding | str, seed):
         self.backend = backend
-        self.rounding = rounding
-        self.stochastic = rounding.startswith("stochastic")
-        self.rng = np.random.default_rng(seed) if self.stochastic else None
+        self.rounding = as_rounding(rounding)
+        self.rng = np.random.default_rng(seed) if self.rounding.is_stochastic else None
         self.stats: dict[str, OverflowStats] = {}
 
     def counter(self, name: str) -> OverflowStats:
         return self.stats.setdefault(name, OverflowStats())
 
     @property
-    def deterministic_rounding(self) -> str:
+    def deterministic_rounding(self) -> Rounding:
         """The rounding of kernels that take deterministic modes only (average pools)."""
-        return "half_even" if self.stochastic else self.rounding
+        return Rounding.HALF_EVEN if self.rounding.is_stochastic else self.rounding
 
 
 class FixedLayer:
@@ -204,7 +202,8 @@ class FixedSoftmax(FixedLayer):
 
     d = x - max(x) (exact, int64, raw input units) indexes a table of exp(d * 2**-in_frac) rounded half to even
     to 30 fraction bits (2**30 at d = 0); the row sum s >= 2**30 is exact in int64; each output is
-    round(e * 2**out_frac / s) in the run's rounding mode, then saturated into the output bits (counted).
+    round(e * 2**out_frac / s) in the run's rounding mode (the backend's `kernels.divide`), then saturated
+    into the output bits (counted).
     Worst-case error against the exact softmax, for a row of n entries: 0.5 output LSB + (n + 1) * 2**(out_frac
     - 31) LSB in the round-to-nearest modes (1 LSB + the same term in the directed ones); with a 16-bit output
     (out_frac 14) and n <= 1000 that is below 0.508 LSB.
@@ -223,9 +222,8 @@ class FixedSoftmax(FixedLayer):
         wide = raw.astype(np.int64)
         e = self.exp_table[wide.max(axis=-1, keepdims=True) - wide]
         total = e.sum(axis=-1, keepdims=True)
-        y = round_div(e << self.out_fmt.frac, total, run.rounding, run.rng)
-        out, count = apply_overflow(y, self.out_fmt.bits, True, "saturate")
-        run.counter(self.name).add(count, out.size)
+        out = kernels.divide(e << self.out_fmt.frac, total, out_bits=self.out_fmt.bits, rounding=run.rounding,
+                             rng=run.rng, backend=run.backend, stats=run.counter(self.name))
         return out.astype(self.out_dtype, copy=False)
 
 

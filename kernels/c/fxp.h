@@ -96,6 +96,9 @@ int fxp_avgpool(int dtype, const void *x, void *out, int64_t b, int64_t h, int64
 /* out = epilogue((a << a_lshift) + (b << b_lshift)), e->shift[0] for every element; in_size 1 or 2. */
 int64_t fxp_add_requant(const void *a, const void *b, int in_size, int64_t n, int a_lshift, int b_lshift,
                         const fxp_epilogue *e, void *out);
+/* out = overflow(round(num / den)), den in [1, 2**62]: one rounding (round_div semantics). */
+int64_t fxp_divide(const int64_t *num, const int64_t *den, int64_t n, int rounding, int overflow, int out_bits,
+                   void *out, int out_size);
 /* out[i] = table[x[i] - x_min]; in_size 1 (256 entries) or 2 (65536 entries). */
 void fxp_lut(const void *x, int in_size, int64_t n, const void *table, void *out, int out_size);
 

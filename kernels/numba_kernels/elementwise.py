@@ -11,7 +11,7 @@ from numba import njit
 
 from ..limits import ADD_INT64_MAX_LSHIFT
 from .overflow import fit, overflow_params
-from .rounding import mul_wide, round_up_bit, rounding_mask, scale_i64, scale_wide
+from .rounding import div_round, mul_wide, round_up_bit, rounding_mask, scale_i64, scale_wide
 
 
 def column_masks(rounding, shift: np.ndarray) -> np.ndarray:
@@ -93,6 +93,22 @@ def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
     count = _add(a.reshape(-1), b.reshape(-1), int(a_lshift), int(b_lshift), shift, mask, epilogue.relu,
                  lo, hi, qmin, wrap, out.reshape(-1))
     return int(count)
+
+
+@njit(cache=True)
+def _divide(num, den, mask, lo, hi, qmin, wrap, out):
+    count = 0
+    for i in range(num.shape[0]):
+        value, outside = fit(div_round(num[i], den[i], mask), False, lo, hi, qmin, wrap)
+        out[i] = value
+        count += outside
+    return count
+
+
+def divide(num, den, rounding, overflow, out_bits, out) -> int:
+    """out = overflow(round(num / den)) for 1-d int64 ``num`` and ``den`` in [1, 2**62]; one rounding."""
+    lo, hi, qmin, wrap = overflow_params(overflow, out_bits)
+    return int(_divide(num, den, np.int64(rounding_mask(rounding)), lo, hi, qmin, wrap, out))
 
 
 @njit(cache=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .rounding import round_up_bit, rounding_mask
+from .rounding import div_round, rounding_mask
 
 
 @njit(cache=True)
@@ -27,16 +27,6 @@ def _maxpool(x, kh, kw, sh, sw, out):
                             v = x[b, i * sh + di, j * sw + dj, c]
                             if v > out[b, i, j, c] or v != v:    # a NaN anywhere in the window wins
                                 out[b, i, j, c] = v
-
-
-@njit(cache=True, inline="always")
-def div_round(v, d, mask):
-    """round(v / d) for int64 ``v`` and d >= 1 in the mode of ``mask``; d == 1 returns v."""
-    q = v // d                                      # floor division
-    r2 = 2 * (v - q * d)                            # twice the remainder, 0 <= r2 < 2d
-    rest = np.int64(r2 != 0) + np.int64(r2 >= d) + np.int64(r2 > d)
-    rounded = q + round_up_bit(mask, q & 1, np.int64(v < 0), rest)
-    return v if d == 1 else rounded
 
 
 @njit(cache=True)

@@ -129,3 +129,13 @@ def scale_wide(hi, lo, s, mask):
     if (q_lo_signed >> 62) == q_hi:                 # the quotient lies in [-2**62, 2**62)
         return q_lo_signed + up
     return stand_in(negative, q_lo_signed + up)
+
+
+@njit(cache=True, inline="always")
+def div_round(v, d, mask):
+    """round(v / d) for int64 ``v`` and d >= 1 in the mode of ``mask``; d == 1 returns v."""
+    q = v // d                                      # floor division
+    r2 = 2 * (v - q * d)                            # twice the remainder, 0 <= r2 < 2d
+    rest = np.int64(r2 != 0) + np.int64(r2 >= d) + np.int64(r2 > d)
+    rounded = q + round_up_bit(mask, q & 1, np.int64(v < 0), rest)
+    return v if d == 1 else rounded

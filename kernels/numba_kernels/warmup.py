@@ -12,7 +12,7 @@ import numpy as np
 from ..epilogue import Epilogue
 from ..kinds import GEMM_KINDS, OUT_DTYPES
 from ..modes import Overflow, Rounding
-from .elementwise import add_requant, lut, quantize, requant
+from .elementwise import add_requant, divide, lut, quantize, requant
 from .gemm import SMALL_M, gemm, prepare_gemm
 from .pool import avgpool, maxpool
 
@@ -47,6 +47,9 @@ def warmup() -> None:
         a = np.ones(2, dtype=in_dtype)
         for out_dtype in OUT_DTYPES:
             add_requant(a, a, 1, 0, _epilogue(None, out_dtype), np.zeros(2, dtype=out_dtype))
+    for out_dtype in OUT_DTYPES:
+        ones = np.ones(2, dtype=np.int64)
+        divide(ones, ones, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.zeros(2, dtype=out_dtype))
         for table_dtype in (np.int8, np.int16, np.int32):
             table = np.zeros(1 << (8 * np.dtype(in_dtype).itemsize), dtype=table_dtype)
             lut(a, table, np.zeros(2, dtype=table_dtype))

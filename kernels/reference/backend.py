@@ -17,7 +17,7 @@ import numpy as np
 
 from ..modes import Overflow
 from ..protocol import UnpackedWeights
-from .overflow import integer_range
+from .overflow import apply_overflow, integer_range
 from .quantize import quantize_float
 from .requantize import requantize
 from .rounding import round_div
@@ -84,6 +84,13 @@ def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
     the shifts within ``limits.ADD_INT64_MAX_LSHIFT``), then one requantization."""
     total = (a.astype(np.int64) << a_lshift) + (b.astype(np.int64) << b_lshift)
     return requant(total.reshape(-1, 1), epilogue, out.reshape(-1, 1))
+
+
+def divide(num, den, rounding, overflow, out_bits, out) -> int:
+    """out = overflow(round_div(num, den)): one rounding of the exact quotient, then the overflow mode."""
+    y, count = apply_overflow(round_div(num, den, rounding), out_bits, True, overflow)
+    out[...] = y
+    return count
 
 
 def lut(x, table, out) -> None:
