@@ -16,7 +16,7 @@ from .args import as_numeric, axis_arg, bool_arg, generator, int_arg
 from .epilogue import Epilogue, make_epilogue
 from .limits import ADD_ALIGN_SLACK, ADD_INT64_MAX_LSHIFT, SHIFT_RANGE
 from .modes import Overflow, as_overflow, as_rounding
-from .reference.overflow import apply_overflow, container_dtype, integer_range
+from .reference.overflow import apply_overflow, container_dtype
 from .reference.quantize import quantize_float
 from .reference.requantize import requantize as reference_requantize
 from .reference.rounding import round_div
@@ -210,31 +210,13 @@ def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="satu
     overflow = as_overflow(overflow)
     rng = generator(rng, rounding)
     if not _fast_quantize_applies(x, frac, bits, signed, rounding, overflow):
-        return _quantize_exact(x, frac, bits, signed, rounding, overflow, rng)
+        return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
     flat = np.ascontiguousarray(x).reshape(-1)
     raw = np.empty(flat.shape, dtype=container_dtype(bits, True))
     saturated, nan_count = be.quantize(flat, frac, rounding, bits, raw) if raw.size else (0, 0)
     if nan_count:
         raise ValueError(f"x contains {nan_count} NaN value(s); fixed point has no NaN")
     return raw.reshape(x.shape), int(saturated)
-
-
-def _quantize_exact(x, frac, bits, signed, rounding, overflow, rng):
-    """``quantize_float``, with +-inf saturated here under the saturating modes.
-
-    ``quantize_float`` stands in a finite 2**100 for +-inf, which stops saturating once
-    ``frac`` is below about -100; infinities are set to the range ends directly instead
-    (``wrap``/``error`` still raise on them in ``quantize_float``).
-    """
-    inf = np.isinf(x) if x.dtype.kind == "f" else None
-    if inf is None or not inf.any() or overflow not in (Overflow.SATURATE, Overflow.SATURATE_SYMMETRIC):
-        return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
-    raw, count = quantize_float(np.where(inf, 0, x), frac, bits, signed=signed, rounding=rounding,
-                                overflow=overflow, rng=rng)
-    qmin, qmax = integer_range(bits, signed)
-    lowest = -qmax if (overflow is Overflow.SATURATE_SYMMETRIC and signed) else qmin
-    raw[inf] = np.where(x[inf] > 0, qmax, lowest)
-    return raw, count + int(np.count_nonzero(inf))
 
 
 def _fast_quantize_applies(x, frac, bits, signed, rounding, overflow) -> bool:

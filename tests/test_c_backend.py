@@ -3,6 +3,7 @@ backend on random and adversarial inputs, and the path selection itself."""
 import numpy as np
 import pytest
 
+from fixedpoint.kernels.kinds import GEMM_KINDS
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow
 from fixedpoint.kernels.reference import backend as ref
 from backend_calls import epilogue, gemm_requant
@@ -11,7 +12,7 @@ c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
 ROUNDING_CODES = list(DETERMINISTIC_ROUNDINGS)
 OVERFLOW_CODES = [Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC]
-INT_KINDS = [(np.int8, np.int8, np.int32), (np.int16, np.int16, np.int64), (np.int16, np.int8, np.int64)]
+INT_KINDS = [(k.x.type, k.w.type, k.acc.type) for k in GEMM_KINDS if k.integer]
 # Below, at and above the micro-kernel and packing block sizes, K = 1 and K not a multiple of 4.
 SHAPES = [(1, 1, 1), (3, 5, 7), (7, 33, 4), (16, 48, 64), (17, 49, 65), (33, 97, 259), (2, 300, 1)]
 

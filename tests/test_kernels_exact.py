@@ -15,14 +15,15 @@ import pytest
 from exact_oracle import fit, round_fraction
 from fixedpoint import kernels as K
 from fixedpoint.kernels import DETERMINISTIC_ROUNDINGS
+from fixedpoint.kernels.kinds import GEMM_KINDS
 
 BACKENDS = K.available()
 FAST = [name for name in BACKENDS if name != "reference"]
 MODES = [m.value for m in DETERMINISTIC_ROUNDINGS]
 FAST_OVERFLOWS = ["saturate", "wrap", "saturate_symmetric"]
-INT_PAIRS = [(np.int8, np.int8), (np.int16, np.int16), (np.int16, np.int8)]
+INT_PAIRS = [(k.x.type, k.w.type) for k in GEMM_KINDS if k.integer]
 PAIR_IDS = ["i8", "i16", "a16w8"]
-ACC = {np.int8: np.int32, np.int16: np.int64}
+ACC = {k.x.type: k.acc.type for k in GEMM_KINDS if k.integer}
 DEFAULT_OUT = {np.int8: np.int8, np.int16: np.int16}
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from fixedpoint import kernels
 from fixedpoint.kernels import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
+from fixedpoint.kernels.kinds import gemm_kind
 from fixedpoint.kernels.reference import backend as ref
 from backend_calls import epilogue, gemm_requant
 from fixedpoint.kernels.reference import round_shift
@@ -89,7 +90,7 @@ def test_requant_wide_products_and_extreme_shifts(code):
 def _gemm_case(rng, x_dtype, w_dtype, m, n, k, code=Rounding.HALF_EVEN, overflow=Overflow.SATURATE,
                with_multiplier=False):
     x, w = _ints(rng, x_dtype, (m, k)), _ints(rng, w_dtype, (n, k))
-    acc_dtype = np.int32 if (x_dtype, w_dtype) == (np.int8, np.int8) else np.int64
+    acc_dtype = gemm_kind(x_dtype, w_dtype).acc
     bias = rng.integers(-2**20, 2**20, n).astype(acc_dtype)
     _assert_same(_both("gemm", x, w, bias, out=np.zeros((m, n), acc_dtype)))
     if with_multiplier:

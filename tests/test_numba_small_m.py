@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from fixedpoint.kernels.kinds import gemm_kind
+from fixedpoint.kernels.kinds import GEMM_KINDS, gemm_kind
 from fixedpoint.kernels.modes import Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
 from backend_calls import epilogue, gemm_requant
@@ -15,13 +15,13 @@ nk = pytest.importorskip("fixedpoint.kernels.numba_kernels")
 gemm_module = sys.modules["fixedpoint.kernels.numba_kernels.gemm"]
 SMALL_M = gemm_module.SMALL_M
 
-PAIRS = [(np.int8, np.int8), (np.int16, np.int16), (np.int16, np.int8)]
+PAIRS = [(k.x.type, k.w.type) for k in GEMM_KINDS if k.integer]
 ROWS = sorted({1, 2, SMALL_M - 1, SMALL_M})
 SHAPES = [(1, 1), (7, 13), (33, 131), (256, 784)]   # (N, K): odd sizes and the batch-1 MNIST layer
 
 
 def _acc_dtype(x_dtype, w_dtype):
-    return np.int32 if x_dtype == np.int8 and w_dtype == np.int8 else np.int64
+    return gemm_kind(x_dtype, w_dtype).acc
 
 
 def _ints(rng, dtype, shape):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from fixedpoint import OverflowStats, kernels
+from fixedpoint.kernels.kinds import GEMM_KINDS, gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS
 
 BACKENDS = kernels.available()
-PAIRS = [(np.int8, np.int8), (np.int16, np.int16), (np.int16, np.int8)]
+PAIRS = [(k.x.type, k.w.type) for k in GEMM_KINDS if k.integer]
 # M = 1 and K = 1, odd sizes, sizes around the C strips (48 and 24 columns, 8 and 4 rows).
 SHAPES = [(1, 1, 1), (1, 256, 784), (1, 50, 13), (3, 5, 7), (9, 49, 65), (17, 97, 3)]
 
@@ -44,7 +45,7 @@ def _ints(rng, dtype, shape):
 
 
 def _layer(rng, x_dtype, w_dtype, n, k):
-    acc = np.int32 if x_dtype == np.int8 else np.int64
+    acc = gemm_kind(x_dtype, w_dtype).acc
     w = _ints(rng, w_dtype, (n, k))
     bias = rng.integers(-5000, 5000, size=n).astype(acc)
     shift = rng.integers(0, 20 if x_dtype == np.int8 else 34, size=n).astype(np.int32)

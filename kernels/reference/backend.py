@@ -17,7 +17,7 @@ import numpy as np
 
 from ..modes import Overflow
 from ..protocol import UnpackedWeights
-from .overflow import apply_overflow, integer_range
+from .overflow import apply_overflow
 from .quantize import quantize_float
 from .requantize import requantize
 from .rounding import round_div
@@ -44,19 +44,13 @@ def requant(acc, epilogue, out) -> int:
 
 
 def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
-    """out = saturate(round(x * 2**frac)) for 1-d float ``x``; +-inf saturate at any ``frac``;
-    NaN elements are counted and left 0."""
+    """out = saturate(round(x * 2**frac)) for 1-d float ``x`` (+-inf saturate); NaN elements are
+    counted and written as 0."""
     nan = np.isnan(x)
-    inf = np.isinf(x)
-    finite = ~(nan | inf)
-    raw, saturated = quantize_float(
-        x[finite], frac, out_bits, signed=True, rounding=rounding, overflow=Overflow.SATURATE
-    )
-    qmin, qmax = integer_range(out_bits, True)
-    out[...] = 0
-    out[finite] = raw
-    out[inf] = np.where(x[inf] > 0, qmax, qmin)
-    return saturated + int(np.count_nonzero(inf)), int(np.count_nonzero(nan))
+    raw, saturated = quantize_float(np.where(nan, 0.0, x), frac, out_bits, signed=True, rounding=rounding,
+                                    overflow=Overflow.SATURATE)
+    out[...] = np.where(nan, 0, raw)
+    return saturated, int(np.count_nonzero(nan))
 
 
 def maxpool(x, kernel, stride, out) -> None:

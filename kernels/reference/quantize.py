@@ -18,7 +18,7 @@ import numpy as np
 
 from ..limits import QUANTIZE_FRAC_BOUND
 from ..modes import Overflow, Rounding, as_overflow, as_rounding
-from .overflow import apply_overflow
+from .overflow import apply_overflow, integer_range
 from .rounding import round_exact_integer, round_shift
 
 _MANTISSA_BITS = 53
@@ -45,10 +45,12 @@ def quantize_float(
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
     x = np.asarray(x)
+    inf = None
     if x.dtype.kind in "iu":
         mantissa, exponent = _integer_parts(x)
     elif x.dtype.kind == "f":
-        mantissa, exponent = _float_parts(x, overflow)
+        inf = _check_specials(x, overflow)
+        mantissa, exponent = _float_parts(np.where(inf, 0.0, x) if inf is not None else x)
     else:
         raise TypeError(f"x must be a real float or integer array, got dtype {x.dtype}")
     frac = max(-QUANTIZE_FRAC_BOUND, min(int(frac), QUANTIZE_FRAC_BOUND))
@@ -56,21 +58,33 @@ def quantize_float(
     value, shift = _split_exact_part(mantissa, exponent, bits)
     y = round_shift(value, shift, rounding, rng)
     y = np.where(shift == 0, round_exact_integer(value, rounding), y)
-    return apply_overflow(y, bits, signed, overflow)
+    raw, count = apply_overflow(y, bits, signed, overflow)
+    if inf is not None:                       # +-inf saturate to the range ends (only these modes get here)
+        qmin, qmax = integer_range(bits, signed)
+        lowest = -qmax if (overflow is Overflow.SATURATE_SYMMETRIC and signed) else qmin
+        raw[inf] = np.where(x[inf] > 0, qmax, lowest)
+        count += int(np.count_nonzero(inf))
+    return raw, count
 
 
-def _float_parts(x: np.ndarray, overflow: Overflow):
-    x = x.astype(np.float64)                  # exact for float16/32/64
+def _check_specials(x: np.ndarray, overflow: Overflow):
+    """Raise for NaN (and for +-inf under wrap/error); the mask of +-inf, or None when there is none."""
     nan = np.isnan(x)
     if nan.any():
         raise ValueError(f"x contains {int(nan.sum())} NaN value(s); fixed point has no NaN")
     inf = np.isinf(x)
-    if inf.any():
-        if overflow in (Overflow.WRAP, Overflow.ERROR):
-            raise OverflowError(
-                f"x contains {int(inf.sum())} infinite value(s), which overflow={overflow.value!r} cannot represent"
-            )
-        x = np.where(inf, np.copysign(2.0**100, x), x)   # saturates like any huge value
+    if not inf.any():
+        return None
+    if overflow in (Overflow.WRAP, Overflow.ERROR):
+        raise OverflowError(
+            f"x contains {int(inf.sum())} infinite value(s), which overflow={overflow.value!r} cannot represent"
+        )
+    return inf
+
+
+def _float_parts(x: np.ndarray):
+    """(int64 mantissa, exponent) with x = mantissa * 2**exponent exactly, for finite x."""
+    x = x.astype(np.float64)                  # exact for float16/32/64
     fraction, exponent = np.frexp(x)          # x = fraction * 2**exponent, 0.5 <= |fraction| < 1
     mantissa = np.ldexp(fraction, _MANTISSA_BITS).astype(np.int64)
     return mantissa, exponent.astype(np.int64) - _MANTISSA_BITS
