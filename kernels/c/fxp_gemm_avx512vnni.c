@@ -48,7 +48,7 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
             sum += row[kk];
         }
         /* Modulo 2**32 (unsigned: no signed overflow); the final int32 sum is exact whenever the
-         * true accumulator fits int32, which api.py guarantees. */
+         * true accumulator fits int32, which kinds.check_accumulator_bound guarantees. */
         corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - (uint32_t)128 * (uint32_t)sum);
     }
 }

@@ -161,7 +161,7 @@ def _quantize(x, scale, mask, lo, hi, out):
 def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
     """out = saturate(round(x * 2**frac)) for 1-d float32/float64 ``x``; (saturated, nan) counts.
 
-    One rounding of the exact product (``api.py`` routes here only when ``x * 2**frac``
+    One rounding of the exact product (the front routes here only when ``x * 2**frac``
     is exact in float64), by the mode's full table: the exact value is cast from an
     unbounded source, so ``jam`` and ``mag_trunc`` act on integral values too.  NaN
     elements are counted and written as 0.
