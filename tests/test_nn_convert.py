@@ -298,3 +298,24 @@ def test_residual_join_rounds_once_and_is_reported():
     np.testing.assert_array_equal(raw, expected)
     report = {row["layer"]: row["saturated"] for row in fixed.overflow_report()}
     assert report["0:Residual.add"] == np.count_nonzero((np.rint(total) > 127) | (np.rint(total) < -128)) > 0
+
+
+@pytest.mark.parametrize("precision", ["i8", "i16"])
+@pytest.mark.parametrize("scale", ["pow2", "multiplier"])
+@pytest.mark.parametrize("tiny", ["weights", "data"])
+def test_tiny_weights_or_data_give_the_integers_of_their_power_of_two_multiple(tiny, scale, precision):
+    """Weights or calibration data 2**-1016 times smaller (below 1e-306; exact in float64) convert to the
+    same integers, with 1016 more fraction bits."""
+    rng = np.random.default_rng(8)
+    w1, b1 = rng.integers(-512, 512, (6, 4)) / 1024, rng.integers(-512, 512, 6) / 1024
+    w2, x = rng.integers(-512, 512, (3, 6)) / 1024, rng.integers(-256, 256, (32, 4)) / 256
+
+    def convert(factor):   # the layer's output, bias included, scales with the weights or the data
+        w_factor, x_factor = (factor, 1.0) if tiny == "weights" else (1.0, factor)
+        model = nn.Sequential([nn.Linear(w1 * w_factor, b1 * factor), nn.ReLU6(), nn.Linear(w2)])
+        return nn.quantize_model(model, x * x_factor, precision, scale=scale)(x * x_factor, raw=True)
+
+    raw, fmt = convert(2.0 ** -1016)
+    base_raw, base_fmt = convert(1.0)
+    np.testing.assert_array_equal(raw, base_raw)
+    assert fmt.frac == base_fmt.frac + 1016 and np.abs(base_raw).max() > 0

@@ -186,21 +186,23 @@ class _Builder:
             # (near-)zero channels: fewer fraction bits than they could take, so the shift stays in range
             w_frac = np.minimum(w_frac, SHIFT_RANGE[1] - in_fmt.frac + out_fmt.frac)
             w_scaled = np.ldexp(weight, w_frac.reshape(shape))
-            acc_scale = np.ldexp(1.0, -(in_fmt.frac + w_frac))
+            bias_acc = np.ldexp(bias, in_fmt.frac + w_frac)   # in accumulator LSBs
             shift, multiplier = in_fmt.frac + w_frac - out_fmt.frac, None
             weight_text = _frac_text(self.w_bits, w_frac)
         else:
             qmax = (1 << (self.w_bits - 1)) - 1
-            w_scale = np.where(top > 0, top / qmax, 1.0)
-            w_scaled = weight / w_scale.reshape(shape)
-            acc_scale = np.ldexp(w_scale, -in_fmt.frac)
-            multiplier, shift = _multipliers(np.ldexp(acc_scale, out_fmt.frac))
+            # s[o] = w_scale[o] * 2**k[o] with a normal w_scale, so that subnormal weights do not underflow
+            k = np.frexp(top)[1]
+            w_scale = np.where(top > 0, np.ldexp(top, -k) / qmax, 1.0)
+            w_scaled = np.ldexp(weight, -k.reshape(shape)) / w_scale.reshape(shape)
+            bias_acc = np.ldexp(bias / w_scale, in_fmt.frac - k)
+            multiplier, shift = _multipliers(np.ldexp(w_scale, k + out_fmt.frac - in_fmt.frac))
             weight_text = f"int{self.w_bits}*s"
         if np.any(shift < SHIFT_RANGE[0]) or np.any(shift > SHIFT_RANGE[1]):
             raise ValueError(f"layer {name}: requantization shifts {shift.min()}..{shift.max()} fall outside "
                              f"{list(SHIFT_RANGE)}; the weight or activation ranges are too extreme")
         w_raw = self._quantize(w_scaled, self.w_bits).astype(self.w_dtype, copy=False)
-        bias_raw, saturated = self._bias(bias / acc_scale, int(np.prod(weight.shape[1:])))
+        bias_raw, saturated = self._bias(bias_acc, int(np.prod(weight.shape[1:])))
         kind = type(layer).__name__
         stride = None if kind == "Linear" else layer.stride
         padding = None if kind == "Linear" else layer.padding
@@ -232,7 +234,7 @@ def _float_forward(layer, x, name):
 
 def _six(fmt: QFormat):
     """Raw value of 6 (rounded down) in `fmt`, or None when 6 is above the format's range."""
-    six = int(np.floor(np.ldexp(6.0, fmt.frac)))
+    six = 6 << fmt.frac if fmt.frac >= 0 else 6 >> -fmt.frac   # exact at every frac
     return None if six >= fmt.qmax else six
 
 
