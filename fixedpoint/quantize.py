@@ -38,7 +38,7 @@ def quantize(
     fmt = _as_format(fmt)
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
-    x = _as_real_array(x, "x")
+    x = as_real_array(x, "x")
     rng = _rng(seed) if rounding.is_stochastic else None
     from .kernels import api  # the dispatcher; imported late to keep module import light
 
@@ -71,7 +71,8 @@ def _as_format(fmt) -> QFormat:
     raise TypeError(f"fmt must be a QFormat or a 'Qm.n' string, got {type(fmt).__name__}")
 
 
-def _as_real_array(x, name: str) -> np.ndarray:
+def as_real_array(x, name: str) -> np.ndarray:
+    """``x`` as an ndarray of a real float or integer dtype; TypeError naming ``name`` otherwise."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real float or integer array, got dtype {arr.dtype}")

@@ -38,6 +38,12 @@ def test_bad_arguments(kwargs, match):
         calibration_range(np.ones(3), **kwargs)
 
 
+@pytest.mark.parametrize("values", [np.array([1 + 5j, 2.0]), np.array([True, False]), np.array(["1.0"])])
+def test_values_that_are_not_real_are_a_type_error_naming_them(values):
+    with pytest.raises(TypeError, match="values must be a real .*got dtype"):
+        calibration_range(values)
+
+
 def test_non_finite_values_rejected():
     with pytest.raises(ValueError, match="finite"):
         calibration_range([1.0, np.nan])

@@ -244,6 +244,13 @@ def test_bad_arguments_are_named(kwargs, error, match):
         nn.quantize_model(_build("mlp"), _data((8,)), **kwargs)
 
 
+@pytest.mark.parametrize("data", [_data((8,)) * (1 + 1j), (_data((8,)) * 1j).astype(np.complex64),
+                                  _data((8,)) > 0])
+def test_calibration_data_that_is_not_real_is_a_type_error_naming_it(data):
+    with pytest.raises(TypeError, match="calibration_data must be a real .*got dtype"):
+        nn.quantize_model(_build("mlp"), data)
+
+
 def test_bad_shapes_name_the_layer():
     model = nn.Sequential([nn.Linear(_w(16, 8), _w(16)), nn.ReLU(), nn.Linear(_w(5, 15), _w(5))])
     with pytest.raises(ValueError, match="at layer 2:Linear"):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantize import as_real_array
+
 METHODS = ("max", "percentile", "mse")
 _MSE_CANDIDATES = 100
 _MSE_SAMPLE = 1 << 16
@@ -19,7 +21,7 @@ _MSE_SAMPLE = 1 << 16
 
 def calibration_range(values, method: str = "max", *, bits: int = 8, percentile: float = 99.99,
                       seed: int = 0) -> float:
-    """Clipping range max|x| for `values` by `method`; `bits` (2..16) is the signed width used by "mse".
+    """Clipping range max|x| for real `values` by `method`; `bits` (2..16) is the signed width used by "mse".
 
     "mse" evaluates at most 65536 values (a fixed-seed random subsample of larger tensors).
     """
@@ -29,7 +31,7 @@ def calibration_range(values, method: str = "max", *, bits: int = 8, percentile:
         raise ValueError(f"bits must be an int in 2..16, got {bits!r}")
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-    mags = np.abs(np.asarray(values, dtype=np.float64)).ravel()
+    mags = np.abs(as_real_array(values, "values").astype(np.float64)).ravel()
     if mags.size == 0 or not np.all(np.isfinite(mags)):
         raise ValueError("values must be a non-empty array of finite numbers")
     top = float(mags.max())

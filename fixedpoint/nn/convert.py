@@ -28,6 +28,7 @@ from .. import kernels
 from ..kernels.modes import as_rounding
 from ..kernels.reference.requantize import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..qformat import QFormat
+from ..quantize import as_real_array
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
@@ -63,7 +64,7 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     rounding = as_rounding(rounding, "rounding").value
     backend_name = kernels.registry.default_backend() if backend is None else backend
     kernels.registry.get_backend(backend_name)
-    calib = np.asarray(calibration_data, dtype=np.float64)
+    calib = as_real_array(calibration_data, "calibration_data").astype(np.float64)
     if calib.ndim < 2 or calib.shape[0] == 0 or not np.all(np.isfinite(calib)):
         raise ValueError(f"calibration_data must be a non-empty finite batch (B, ...), got shape {calib.shape}")
     precision_name = precision if (act_bits, w_bits) == PRECISIONS[precision] else f"w{w_bits}a{act_bits}"
