@@ -251,6 +251,19 @@ def test_calibration_data_that_is_not_real_is_a_type_error_naming_it(data):
         nn.quantize_model(_build("mlp"), data)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_big_endian_input_gives_the_native_order_results(dtype):
+    fixed = nn.quantize_model(_build("conv1d"), _data((12, 2)), "i8")
+    x = _data((12, 2), n=5, seed=1).astype(dtype)
+    for backend in BACKENDS:
+        raw, fmt = fixed.with_backend(backend)(x.astype(x.dtype.newbyteorder(">")), raw=True)
+        expected, expected_fmt = fixed.with_backend(backend)(x, raw=True)
+        np.testing.assert_array_equal(raw, expected)
+        assert fmt == expected_fmt and raw.dtype.isnative
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+        fixed(x.astype(">f2"))
+
+
 def test_bad_shapes_name_the_layer():
     model = nn.Sequential([nn.Linear(_w(16, 8), _w(16)), nn.ReLU(), nn.Linear(_w(5, 15), _w(5))])
     with pytest.raises(ValueError, match="at layer 2:Linear"):
