@@ -228,10 +228,13 @@ def _compute_view(raw: np.ndarray, result_fmt: QFormat) -> np.ndarray:
 
 
 def _exact_pow2_shift(raw: np.ndarray, shift: int):
-    """Split a cast's shift: a left shift (adding fraction bits) is done here exactly."""
-    if shift >= 0:
-        return raw, shift
+    """Split a cast's shift: a left shift (adding fraction bits) is done here exactly.
+
+    The value comes back as int64, or Python ints where int64 would not hold it (uint64 raw included).
+    """
     widened = raw.astype(object) if raw.dtype in (np.dtype(object), np.dtype(np.uint64)) else raw.astype(np.int64)
+    if shift >= 0:
+        return widened, shift
     if widened.dtype != object and widened.size and _max_bits(widened) - shift > 62:
         widened = widened.astype(object)
     return widened << (-shift), 0
