@@ -83,16 +83,25 @@ class FixedArray:
         """Convert to ``fmt``: drop (round in ``rounding``) or add fraction bits, then ``overflow``.
 
         Dropping ``s = self.frac - fmt.frac > 0`` bits rounds once; adding bits is an exact
-        left shift and no mode changes the value.
+        left shift and no mode changes the value.  Any shift is cheap: beyond ``self.fmt.bits
+        + 64`` dropped bits the rounding of every value is already decided (by its sign, and
+        for the stochastic modes by the 62-bit comparison), and beyond ``fmt.bits`` added bits
+        every nonzero value overflows (it saturates, or wraps to 0).
         """
         if not isinstance(fmt, QFormat):
             raise TypeError(f"fmt must be a QFormat, got {type(fmt).__name__}")
         rounding = as_rounding(rounding)
         overflow = as_overflow(overflow)
         rng = _rng(seed) if rounding.is_stochastic else None
-        value, shift = _exact_pow2_shift(self.raw, self.fmt.frac - fmt.frac)
-        rounded = round_shift(value, np.full(value.shape, shift, dtype=np.int64), rounding, rng)
-        raw, count = apply_overflow(rounded, fmt.bits, fmt.signed, overflow)
+        shift = self.fmt.frac - fmt.frac
+        value, right = _exact_pow2_shift(self.raw, _bounded_shift(shift, self.fmt.bits, fmt.bits))
+        rounded = round_shift(value, np.full(value.shape, right, dtype=np.int64), rounding, rng)
+        try:
+            raw, count = apply_overflow(rounded, fmt.bits, fmt.signed, overflow)
+        except OverflowError:
+            if -shift <= fmt.bits:
+                raise
+            raise _left_shift_overflow(self.raw, -shift, fmt) from None
         if stats is not None:
             stats.add(count, raw.size)
         return FixedArray(raw, fmt)
@@ -225,6 +234,27 @@ def _compute_view(raw: np.ndarray, result_fmt: QFormat) -> np.ndarray:
     if fits_int64 and raw.dtype != object and raw.dtype != np.uint64:
         return raw.astype(np.int64)
     return raw.astype(object)
+
+
+def _bounded_shift(shift: int, src_bits: int, dst_bits: int) -> int:
+    """A cast shift with the same result as ``shift``, of at most ``src_bits + 64`` / ``dst_bits`` bits.
+
+    A raw value of ``src_bits`` bits shifted right by ``s >= src_bits + 62`` leaves
+    ``|v| < 2**-62``: every mode, stochastic ones included (see ``round_shift``), then rounds
+    alike for every such ``s``.  A nonzero value shifted left by ``k >= dst_bits`` is outside
+    the ``dst_bits`` range with its sign, and 0 modulo ``2**dst_bits``, for every such ``k``.
+    """
+    return min(shift, src_bits + 64) if shift >= 0 else max(shift, -dst_bits)
+
+
+def _left_shift_overflow(raw: np.ndarray, left: int, fmt: QFormat) -> OverflowError:
+    """The ``overflow='error'`` message of a cast adding ``left`` > ``fmt.bits`` bits (every nonzero overflows)."""
+    nonzero = raw[raw != 0].astype(object)
+    worst = max(nonzero.tolist(), key=abs)
+    return OverflowError(
+        f"{nonzero.size} of {raw.size} elements overflow the {fmt.bits}-bit {'signed' if fmt.signed else 'unsigned'} "
+        f"range [{fmt.qmin}, {fmt.qmax}] (overflow='error'); worst raw value {worst} * 2**{left}"
+    )
 
 
 def _exact_pow2_shift(raw: np.ndarray, shift: int):
