@@ -7,6 +7,12 @@ from .kernels.modes import Overflow, Rounding, as_overflow, as_rounding
 from .qformat import QFormat
 from .stats import OverflowStats
 
+# quantize and dequantize give every frac beyond +-_FRAC_LIMIT the results of +-_FRAC_LIMIT, exactly: a nonzero
+# float16/32/64 or (u)int64 x times 2**2048 is a multiple of 2**974 (it saturates, or wraps to 0); times 2**-2048
+# it is below 2**-1000 in magnitude, where every mode rounds as at any smaller value (stochastic ones included).
+# Raw integers of up to 128 bits times 2**-2048 or 2**2048 are 0.0 or +-inf in float64, as at any larger |frac|.
+_FRAC_LIMIT = 2048
+
 
 def quantize(
     x,
@@ -19,9 +25,10 @@ def quantize(
 ) -> np.ndarray:
     """Raw integers of ``x`` in ``fmt``: ``overflow(round(x * 2**fmt.frac))``, in ``fmt.dtype``.
 
-    Exact for every finite float16/32/64 (and integer) input at any magnitude: the
-    exact real ``x * 2**frac`` is rounded once, in ``rounding``; values already
-    representable come back unchanged in every mode.  Then ``overflow`` fits the
+    Exact for every finite float16/32/64 (and integer) input at any magnitude and at
+    any ``fmt.frac`` (a huge one costs what +-2048 does): the exact real
+    ``x * 2**frac`` is rounded once, in ``rounding``; values already representable
+    come back unchanged in every mode.  Then ``overflow`` fits the
     result to ``fmt``.  NaN raises ``ValueError``; +-inf saturate under
     ``saturate``/``saturate_symmetric`` and raise ``OverflowError`` under
     ``wrap``/``error``; ``error`` raises ``OverflowError`` naming the count and the
@@ -42,8 +49,9 @@ def quantize(
     rng = _rng(seed) if rounding.is_stochastic else None
     from .kernels import api  # the dispatcher; imported late to keep module import light
 
+    frac = min(max(fmt.frac, -_FRAC_LIMIT), _FRAC_LIMIT)
     raw, count = api.quantize(
-        x, fmt.frac, fmt.bits, signed=fmt.signed, rounding=rounding, overflow=overflow, rng=rng, backend=backend
+        x, frac, fmt.bits, signed=fmt.signed, rounding=rounding, overflow=overflow, rng=rng, backend=backend
     )
     if stats is not None:
         stats.add(count, raw.size)
@@ -51,7 +59,8 @@ def quantize(
 
 
 def dequantize(raw, fmt: QFormat) -> np.ndarray:
-    """Float64 values ``raw * 2**-fmt.frac`` (exact while ``raw`` has <= 53 significant bits).
+    """Float64 values ``raw * 2**-fmt.frac`` (exact while ``raw`` has <= 53 significant bits and the
+    result is a normal float; 0.0 or +-inf beyond the float range, at any ``fmt.frac``).
 
     >>> dequantize(np.array([19, -96], dtype=np.int8), QFormat(8, 6))
     array([ 0.296875, -1.5     ])
@@ -60,7 +69,8 @@ def dequantize(raw, fmt: QFormat) -> np.ndarray:
     raw = np.asarray(raw)
     if raw.dtype != object and not np.issubdtype(raw.dtype, np.integer):
         raise TypeError(f"raw must be an integer array, got dtype {raw.dtype}")
-    return np.asarray(np.ldexp(raw.astype(np.float64), -fmt.frac))
+    frac = min(max(fmt.frac, -_FRAC_LIMIT), _FRAC_LIMIT)
+    return np.asarray(np.ldexp(raw.astype(np.float64), -frac))
 
 
 def _as_format(fmt) -> QFormat:
