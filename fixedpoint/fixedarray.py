@@ -164,10 +164,13 @@ class FixedArray:
         return FixedArray(np.matmul(_compute_view(self.raw, fmt), _compute_view(other.raw, fmt)), fmt)
 
     def sum(self, axis=None) -> "FixedArray":
-        """Exact sum; the format gains ``ceil(log2 n)`` bits for ``n`` summed elements."""
-        n = self.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        """Exact sum over ``axis`` (None, an int or a tuple of ints, as in numpy); the format gains
+        ``ceil(log2 n)`` bits for ``n`` summed elements.  An axis out of range raises numpy's
+        ``AxisError`` (a ``ValueError``)."""
+        axes = _axes(axis, self.ndim)
+        n = self.size if axes is None else math.prod(self.shape[a] for a in axes)
         fmt = _grown(self.fmt.bits + _log2_ceil(max(n, 1)), self.fmt.frac, self.fmt.signed)
-        return FixedArray(np.sum(_compute_view(self.raw, fmt), axis=axis), fmt)
+        return FixedArray(np.sum(_compute_view(self.raw, fmt), axis=axes), fmt)
 
     # A reflected operator only runs when the left operand is not a FixedArray: refuse it.
     def __radd__(self, other):
@@ -204,6 +207,22 @@ def _check_operand(other, op: str) -> "FixedArray":
             "(convert floats with FixedArray.from_float first)"
         )
     return other
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...] | None:
+    """``axis`` as a tuple of distinct non-negative axes (None stays None)."""
+    if axis is None:
+        return None
+    items = axis if isinstance(axis, tuple) else (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+    for a in items:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(int(a), ndim, "axis")
+    axes = tuple(int(a) % ndim for a in items)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis={axis!r} repeats an axis")
+    return axes
 
 
 def _signed_bits(fmt: QFormat, signed: bool) -> int:

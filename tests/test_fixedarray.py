@@ -131,3 +131,17 @@ def test_cast_of_unsigned_64_bit_raw_is_exact(mode):
         expected = [fit(round_fraction(Fraction(q, 2**shift), mode, shift > 0), dst.bits, dst.signed, "saturate")[0]
                     for q in raw.tolist()]
         assert FixedArray(raw, src).cast(dst, mode).raw.tolist() == expected, dst
+
+
+def test_sum_over_axes_and_bad_axes_name_axis_and_ndim():
+    a = FixedArray(np.arange(-12, 12, dtype=np.int8).reshape(2, 3, 4), QFormat(8, 2))
+    for axis, grown in ((0, 1), (-1, 2), ((0, 2), 3), ((), 0)):   # 2, 4, 8 and 1 summed elements
+        s = a.sum(axis=axis)
+        assert np.array_equal(s.raw, a.raw.astype(np.int64).sum(axis=axis)) and s.fmt.bits == 8 + grown
+    for axis in (3, -4, (0, 5)):
+        with pytest.raises(ValueError, match="axis .* out of bounds for array of dimension 3"):
+            a.sum(axis=axis)
+    with pytest.raises(ValueError, match="repeats an axis"):
+        a.sum(axis=(1, -2))
+    with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
+        a.sum(axis=1.0)
