@@ -1,7 +1,8 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
 
 Bad input (unknown task, backend, precision or bit range, missing or foreign results file) prints one line
-to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
+to stderr and exits 2; so do results with records or fields the report cannot read, after the report is
+written without them (it lists them). A failed measurement exits 1; Ctrl-C exits 130 and leaves the
 results measured so far in the JSON file.
 """
 from __future__ import annotations
@@ -131,6 +132,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """Write the report; results it cannot fully read still give one (without those parts), then exit 2."""
     from . import report, results
 
     datasets = []
@@ -139,7 +141,13 @@ def cmd_report(args) -> int:
             datasets.append(results.load(name))
         except results.ResultsFileError as exc:
             raise UsageError(str(exc)) from None
-    print(report.write_report(datasets, Path(args.out)))
+    path = report.write_report(datasets, Path(args.out))
+    print(path)
+    problems = [f"{name}: {problem}" for name, data in zip(args.results, datasets)
+                for problem in results.check(data)[1]]
+    if problems:
+        more = f"; {len(problems) - 1} more problems" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more} (all listed in {path})")
     return 0
 
 

@@ -168,3 +168,42 @@ def test_peer_rows_compute_the_exact_int8_accumulator(peer):
     xq, _ = workloads._quantize(x, 8, None)
     wq, _ = workloads._quantize(w, 8, None)
     assert got.dtype == np.int32 and np.array_equal(got, kernels.linear(xq, wq, backend="reference"))
+
+
+def _results_file(path, records, context=None):
+    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
+                                "context": context or {"cpu": "Test CPU", "node": "box"}, "records": records}))
+    return path
+
+
+def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(tmp_path, capsys):
+    good = [_record("linear 1x2x3", "f32", 2e-3, 400), _record("linear 1x2x3", "i8", 1e-3, 100, 30.0)]
+    no_median = {k: v for k, v in _record("conv 1", "i8", 1e-3, 10).items() if k != "median_s"}
+    bad = [no_median, _record("conv 2", "i8", "nan", 10), _record("conv 3", "f32", 1e-3, "nan"),
+           {"kind": "sweep", "task": "a"}, {"kind": "sqnr_sine", "bits": 8, "sqnr_db": "nan", "theory_db": 49.9},
+           dict(_record("linear 1x2x3", "i16", 1.5e-3, 200), pct_of_peak=float("nan")), 7, {"median_s": 1.0}]
+    path = _results_file(tmp_path / "r.json", good + bad,
+                         {"cpu": "Test CPU", "node": "box", "peak_gops": {"int8_dot": "nan"}, "isa_flags": "avx2"})
+    assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "r.json: context: field 'isa_flags' is \"avx2\"" in err
+    assert "9 more problems (all listed in" in err
+    text = (tmp_path / "out" / "report.md").read_text()
+    drawn = text.split("### Left out")[0]
+    assert "| linear 1x2x3 |" in drawn and "| 2.00 |" in drawn and "| conv 3 |" in drawn   # without its bytes
+    assert "conv 1" not in drawn and "conv 2" not in drawn
+    listed = text.split("### Left out of this report")[1]
+    for line in ("- context: field 'peak_gops' is {\"int8_dot\": \"nan\"}, expected an object of finite numbers",
+                 "- context: field 'isa_flags' is \"avx2\", expected a list of strings",
+                 "- records[2] (kind 'speed'): field 'median_s' is missing; record left out",
+                 "- records[3] (kind 'speed'): field 'median_s' is \"nan\", expected a positive number",
+                 "- records[4] (kind 'speed'): field 'weight_bytes' is \"nan\", expected a non-negative number; "
+                 "field left out",
+                 "- records[5] (kind 'sweep'): field 'weight_bits' is missing",
+                 "- records[6] (kind 'sqnr_sine'): field 'sqnr_db' is \"nan\"",
+                 "- records[7] (kind 'speed'): field 'pct_of_peak' is \"nan\", expected a finite number",
+                 "- records[8] is 7, expected an object", "- records[9] (no kind)"):
+        assert line in listed, line
+    assert (tmp_path / "out" / "speedup.png").stat().st_size > 0
+    assert not (tmp_path / "out" / "sqnr_vs_bits.png").exists()   # its only record was left out
+
