@@ -1,9 +1,9 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
 
-Bad input (unknown task, backend, precision or bit range, missing or foreign results file) prints one line
-to stderr and exits 2; so do results with records or fields the report cannot read, after the report is
-written without them (it lists them). A failed measurement exits 1; Ctrl-C exits 130 and leaves the
-results measured so far in the JSON file.
+Bad input (unknown task, backend, precision or bit range, missing or foreign results file, a report --out
+that is not a directory) prints one line to stderr and exits 2; so do results with records or fields the
+report cannot read, after the report is written without them (it lists them). A failed measurement exits 1;
+Ctrl-C exits 130 and leaves the results measured so far in the JSON file.
 """
 from __future__ import annotations
 
@@ -141,7 +141,14 @@ def cmd_report(args) -> int:
             datasets.append(results.load(name))
         except results.ResultsFileError as exc:
             raise UsageError(str(exc)) from None
-    path = report.write_report(datasets, Path(args.out))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; it must name a directory (created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the directory ({exc.strerror or exc})") from None
+    path = report.write_report(datasets, out)
     print(path)
     problems = [f"{name}: {problem}" for name, data in zip(args.results, datasets)
                 for problem in results.check(data)[1]]

@@ -207,3 +207,12 @@ def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(
     assert (tmp_path / "out" / "speedup.png").stat().st_size > 0
     assert not (tmp_path / "out" / "sqnr_vs_bits.png").exists()   # its only record was left out
 
+
+def test_report_out_must_be_a_directory(tmp_path, capsys):
+    path = _results_file(tmp_path / "r.json", [_record("linear 1x2x3", "f32", 2e-3, 400)])
+    (tmp_path / "file").write_text("mine")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        assert cli.main(["report", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fxbench: --out {out}") and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "mine"
