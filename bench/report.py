@@ -1,6 +1,7 @@
 """report.md and plots from one or more results files (never from live measurements)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from . import plots, results
@@ -249,16 +250,25 @@ def machine_name(data: dict) -> str:
     return f"{context.get('cpu', 'unknown CPU')} ({context.get('node', '?')})"
 
 
+TITLE = "# fxbench report"
+PLOTS = ("speedup", "sqnr_vs_bits", "latency_vs_sqnr", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap")
+_PLOT_LINK = re.compile(r"!\[[^\]]*\]\(((?:" + "|".join(PLOTS) + r")(?:-\d+)?\.png)\)")
+
+
 def write_report(datasets: list[dict], out_dir) -> Path:
     """Write report.md and PNGs for each results file into ``out_dir``; returns report.md's path.
 
-    Records and fields the report cannot read (``results.check``) are left out and listed.
+    Records and fields the report cannot read (``results.check``) are left out and listed. Plots that an
+    earlier report in ``out_dir`` drew (linked from its report.md) and this one does not are removed;
+    no other file is touched.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.md"
+    earlier_plots = _plot_links(path.read_text(errors="replace")) if path.is_file() else set()
     checked = [results.check(data) for data in datasets]
     datasets = [data for data, _ in checked]
-    lines = ["# fxbench report", ""]
+    lines = [TITLE, ""]
     if len(datasets) > 1:
         lines += side_by_side(datasets)
     for index, (data, problems) in enumerate(checked):
@@ -269,9 +279,16 @@ def write_report(datasets: list[dict], out_dir) -> Path:
         if problems:
             lines += ["### Left out of this report", "", "Records and fields of the results file that the report "
                       "cannot read (records numbered from 0):", "", *[f"- {problem}" for problem in problems], ""]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    path.write_text(text)
+    for name in earlier_plots - _plot_links(text):
+        (out_dir / name).unlink(missing_ok=True)
     return path
+
+
+def _plot_links(text: str) -> set[str]:
+    """Plot files linked from an fxbench report.md (none from another Markdown file)."""
+    return set(_PLOT_LINK.findall(text)) if text.startswith(TITLE) else set()
 
 
 def _context_line(data) -> str:

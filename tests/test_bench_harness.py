@@ -216,3 +216,26 @@ def test_report_out_must_be_a_directory(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"fxbench: --out {out}") and err.count("\n") == 1
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_redrawing_removes_only_the_plots_the_earlier_report_drew(tmp_path):
+    sine = {"kind": "sqnr_sine", "bits": 8, "sqnr_db": 49.9, "theory_db": 49.92}
+    both = _results_file(tmp_path / "both.json", [_record("linear 1x2x3", "f32", 2e-3, 400),
+                                                  _record("linear 1x2x3", "i8", 1e-3, 100, 30.0), sine])
+    sine_only = _results_file(tmp_path / "sine.json", [sine])
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = {"notes.md": "mine", "speedup-3.png": "mine too", "photo.png": "mine as well"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    assert cli.main(["report", str(both), str(both), "--out", str(out)]) == 0
+    drawn = {"speedup-1.png", "speedup-2.png", "sqnr_vs_bits-1.png", "sqnr_vs_bits-2.png", "latency_vs_sqnr-1.png",
+             "latency_vs_sqnr-2.png"}
+    assert drawn <= {p.name for p in out.iterdir()}
+    assert cli.main(["report", str(sine_only), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"report.md", "sqnr_vs_bits.png", *mine}
+    assert all((out / name).read_text() == text for name, text in mine.items())
+    (out / "report.md").write_text("# my notes\n![speedup](speedup.png)\n")   # not a report: nothing removed
+    (out / "speedup.png").write_text("mine")
+    assert cli.main(["report", str(sine_only), "--out", str(out)]) == 0
+    assert (out / "speedup.png").read_text() == "mine"
