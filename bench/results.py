@@ -35,16 +35,22 @@ def new_run_dir(parent) -> Path:
 
 
 class ResultsWriter:
-    """Accumulates records and rewrites ``path`` (temp file + rename) after each one."""
+    """Accumulates records and rewrites ``path`` (temp file + rename) after each one.
 
-    def __init__(self, path, context: dict):
+    ``before_add`` (optional) is called before each record is added; the CLI stops an interrupted run there.
+    """
+
+    def __init__(self, path, context: dict, before_add=None):
         self.path = Path(path)
+        self._before_add = before_add
         if self.path.exists():
             raise ResultsFileError(f"refusing to overwrite existing results file {self.path}")
         self.data = {"format": FORMAT, "version": VERSION, "context": context, "complete": False, "records": []}
         self._write()
 
     def add(self, record: dict) -> None:
+        if self._before_add is not None:
+            self._before_add()
         self.data["records"].append(record)
         self._write()
 

@@ -2,6 +2,10 @@
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -155,6 +159,60 @@ def test_interrupted_run_leaves_readable_partial_results(tmp_path, monkeypatch):
     assert data["complete"] is False and len(data["records"]) == 1
     assert cli.main(["report", str(run_dir / "results.json"), "--out", str(tmp_path / "rep")]) == 0
     assert "partial results" in (tmp_path / "rep" / "report.md").read_text()
+
+
+class _InterruptedInFinalizer:
+    """Ctrl-C arriving while Python runs a finalizer (as tqdm's __del__): Python prints it and drops it."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+def _case_whose_cleanup_replaces_the_interrupt():
+    try:
+        signal.raise_signal(signal.SIGINT)
+    finally:
+        raise RuntimeError("cleanup failed")   # a keep-going loop records this as a failed case
+
+
+@pytest.mark.parametrize("swallow", ["finalizer", "other exception"])
+def test_a_swallowed_interrupt_still_ends_the_run_with_130(tmp_path, monkeypatch, capsys, swallow):
+    def interrupted(writer, **kwargs):
+        writer.add({"kind": "memory", "peak_rss_bytes": 1})
+        if swallow == "finalizer":
+            _InterruptedInFinalizer()
+            writer.add({"kind": "memory", "peak_rss_bytes": 2})
+        else:
+            runner._time_cases(writer, [("case", _case_whose_cleanup_replaces_the_interrupt)], quick=True,
+                               progress=False, desc="models", keep_going=True)
+        raise AssertionError("the run went on after Ctrl-C")
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    assert cli.main(["run", "--quick", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("interrupted: partial results in") and err.count("\n") == 1
+    (run_dir,) = tmp_path.iterdir()
+    assert results.load(run_dir / "results.json")["records"] == [{"kind": "memory", "peak_rss_bytes": 1}]
+    assert signal.getsignal(signal.SIGINT) is handler   # restored for the caller
+
+
+def test_ctrl_c_at_several_points_of_a_quick_run_exits_130_without_a_traceback(tmp_path):
+    """SIGINT to `fxbench run --quick` after each delay (from thread pinning and the context block to the
+    timed cases): status 130, one message, no traceback.  The first delay leaves the interpreter time to
+    import the package (about 0.2 s) and reach the CLI's handler."""
+    for delay in (0.8, 1.3, 2.0, 3.0, 4.5):
+        out = tmp_path / str(delay)
+        process = subprocess.Popen([sys.executable, "-m", "fixedpoint.bench.cli", "run", "--quick", "--out",
+                                    str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        last = err.rstrip().splitlines()[-1].split("\r")[-1]
+        assert process.returncode == 130 and "Traceback" not in err, (delay, err[-2000:])
+        assert last == "fxbench: interrupted" or last.startswith("interrupted: partial results in"), (delay, last)
+        for path in out.glob("run-*/results.json"):
+            assert results.load(path)["complete"] is False
 
 
 @pytest.mark.parametrize("peer", workloads.peers() or [pytest.param("none", marks=pytest.mark.skip(
