@@ -1,13 +1,15 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
 
-Bad input (unknown task, backend, precision or bit range, missing or foreign results file) prints one line
-to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
-results measured so far in the JSON file.
+Bad input (unknown task, backend, precision or bit range, missing or foreign results file, a report --out
+that is not a directory) prints one line to stderr and exits 2; so do results with records or fields the
+report cannot read, after the report is written without them (it lists them). A failed measurement exits 1;
+Ctrl-C exits 130 and leaves the results measured so far in the JSON file.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,46 @@ from pathlib import Path
 from .threads import pin_environment
 
 DEFAULT_OUT = "fxbench-results"
+
+
+class _Interrupts:
+    """Ctrl-C while a command runs: remembered, then raised as KeyboardInterrupt.
+
+    Python only prints (as "Exception ignored") a KeyboardInterrupt raised inside a finalizer, such as
+    tqdm's ``__del__``, and a library may turn one into another exception that a keep-going loop records
+    as a failed case; either way the run would go on.  Every SIGINT is therefore also remembered, the
+    printed traceback is suppressed, and ``check()`` (called before each record is stored and at the
+    end) raises KeyboardInterrupt again, so an interrupted run always ends with status 130.
+    """
+
+    seen = False
+
+    def __enter__(self):
+        self.seen = False
+        self._handler = signal.signal(signal.SIGINT, self._on_sigint)
+        self._hook, sys.unraisablehook = sys.unraisablehook, self._on_unraisable
+        return self
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGINT, self._handler)
+        sys.unraisablehook = self._hook
+
+    def _on_sigint(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self.seen = True
+        else:
+            self._hook(unraisable)
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+_interrupts = _Interrupts()
 
 
 class UsageError(Exception):
@@ -74,10 +116,11 @@ def _measure_into_new_run(out, measure) -> int:
 
     limiter = pin_threads(1)  # noqa: F841
     run_dir = results.new_run_dir(Path(out))
-    writer = results.ResultsWriter(run_dir / "results.json", collect_context())
+    writer = results.ResultsWriter(run_dir / "results.json", collect_context(), before_add=_interrupts.check)
     started = time.perf_counter()
     try:
         measure(writer)
+        _interrupts.check()
     except KeyboardInterrupt:
         print(f"interrupted: partial results in {writer.path}", file=sys.stderr)
         return 130
@@ -131,6 +174,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """Write the report; results it cannot fully read still give one (without those parts), then exit 2."""
     from . import report, results
 
     datasets = []
@@ -139,12 +183,37 @@ def cmd_report(args) -> int:
             datasets.append(results.load(name))
         except results.ResultsFileError as exc:
             raise UsageError(str(exc)) from None
-    print(report.write_report(datasets, Path(args.out)))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; it must name a directory (created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the directory ({exc.strerror or exc})") from None
+    path = report.write_report(datasets, out)
+    print(path)
+    problems = [f"{name}: {problem}" for name, data in zip(args.results, datasets)
+                for problem in results.check(data)[1]]
+    if problems:
+        more = f"; {len(problems) - 1} more problems" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more} (all listed in {path})")
     return 0
 
 
 def main(argv=None) -> int:
     """Entry point of the ``fxbench`` console script; returns the exit status."""
+    with _interrupts:
+        try:
+            status = _main(argv)
+            if status != 130:   # an interrupt that was swallowed on its way
+                _interrupts.check()
+            return status
+        except KeyboardInterrupt:
+            print("fxbench: interrupted", file=sys.stderr)
+            return 130
+
+
+def _main(argv) -> int:
     pin_environment(1)
     args = _parser().parse_args(argv)
     command = {"info": cmd_info, "run": cmd_run, "sweep": cmd_sweep, "report": cmd_report}[args.command]
@@ -153,9 +222,6 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"fxbench: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fxbench: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # a failed measurement: one line, non-zero exit
         print(f"fxbench: {args.command} failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1

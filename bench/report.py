@@ -1,9 +1,10 @@
 """report.md and plots from one or more results files (never from live measurements)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from . import plots
+from . import plots, results
 
 TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
 # other libraries' integer kernels and the naive Numba loop: in the results, not in the verdict
@@ -68,7 +69,8 @@ def verdict_table(rows) -> list[str]:
     for row in rows:
         best = row["best"]
         f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
-        mem = (i8["weight_bytes"] / f32["weight_bytes"]) if (i8 and f32 and f32["weight_bytes"]) else None
+        mem = (i8["weight_bytes"] / f32["weight_bytes"]
+               if i8 and f32 and f32.get("weight_bytes") and "weight_bytes" in i8 else None)
         cells = [_ms(best.get(p)) for p in TABLE_PRECISIONS]
         alloc = (i8["allocation_peak_bytes"] / f32["allocation_peak_bytes"]
                  if i8 and f32 and f32.get("allocation_peak_bytes") and "allocation_peak_bytes" in i8 else None)
@@ -104,7 +106,8 @@ def _kernel_answer(rows, pairs, machine) -> str:
     text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} kernel "
             f"workloads; the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}).")
     weight_ratios = [row["best"]["i8"]["weight_bytes"] / row["best"]["f32"]["weight_bytes"] for row in rows
-                     if "i8" in row["best"] and row["best"].get("f32", {}).get("weight_bytes")]
+                     if "weight_bytes" in row["best"].get("i8", {})
+                     and row["best"].get("f32", {}).get("weight_bytes")]
     if weight_ratios:
         text += f" int8 weights take {max(weight_ratios):.2f}x the bytes of float32 weights."
     if sqnrs:
@@ -128,7 +131,8 @@ def _model_answer(rows) -> list[str]:
         if speedups:
             sentences.append(f"On the {len(speedups)} whole task models at batch {batch}, int8 runs at "
                              f"{min(speedups):.2f}-{max(speedups):.2f}x the speed of float32.")
-    drops = [(100 * (row["best"]["f32"]["accuracy"] - row["best"]["i8"]["accuracy"]), row["best"]["i8"]["task"])
+    drops = [(100 * (row["best"]["f32"]["accuracy"] - row["best"]["i8"]["accuracy"]),
+              row["best"]["i8"].get("task", row["workload"]))
              for row in rows if "accuracy" in row["best"].get("i8", {}) and "accuracy" in row["best"].get("f32", {})]
     if drops:
         drop, task = max(drops)
@@ -136,9 +140,13 @@ def _model_answer(rows) -> list[str]:
     return sentences
 
 
+_MEMORY_FIELDS = ("weight_bytes", "activation_bytes", "allocation_peak_bytes")
+
+
 def memory_pairs(records) -> list[tuple]:
     """(task, f32 record, i8 record) of each task model at batch 256; i8 on the C backend when measured there."""
-    models = [r for r in records if r.get("kind") == "speed" and r.get("op") == "model" and r.get("batch") == 256]
+    models = [r for r in records if r.get("kind") == "speed" and r.get("op") == "model" and r.get("batch") == 256
+              and "task" in r and all(key in r for key in _MEMORY_FIELDS)]
     pairs = []
     for task in sorted({r["task"] for r in models}):
         f32 = [r for r in models if r["task"] == task and r["precision"] == "f32"]
@@ -213,7 +221,7 @@ def sweep_lines(points) -> list[str]:
                         if p["variant"] == variant and p["accuracy"] >= p["float64_accuracy"] - 0.01)
             tried = any(p["variant"] == variant for p in mine)
             cells.append(str(ok[0]) if ok else ("none" if tried else "-"))
-        n_test = mine[0]["n_test"] if mine else "?"
+        n_test = mine[0].get("n_test", "?") if mine else "?"
         lines.append(f"| {task} | {n_test} | " + " | ".join(cells) + " |")
     return ["### Accuracy vs bit width", "",
             "Fewest bits (weights = activations) whose test accuracy is within 1 point of float64, per variant "
@@ -242,21 +250,45 @@ def machine_name(data: dict) -> str:
     return f"{context.get('cpu', 'unknown CPU')} ({context.get('node', '?')})"
 
 
+TITLE = "# fxbench report"
+PLOTS = ("speedup", "sqnr_vs_bits", "latency_vs_sqnr", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap")
+_PLOT_LINK = re.compile(r"!\[[^\]]*\]\(((?:" + "|".join(PLOTS) + r")(?:-\d+)?\.png)\)")
+
+
 def write_report(datasets: list[dict], out_dir) -> Path:
-    """Write report.md and PNGs for each results file into ``out_dir``; returns report.md's path."""
+    """Write report.md and PNGs for each results file into ``out_dir``; returns report.md's path.
+
+    Records and fields the report cannot read (``results.check``) are left out and listed. Plots that an
+    earlier report in ``out_dir`` drew (linked from its report.md) and this one does not are removed;
+    no other file is touched.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# fxbench report", ""]
+    path = out_dir / "report.md"
+    earlier_plots = _plot_links(path.read_text(errors="replace")) if path.is_file() else set()
+    checked = [results.check(data) for data in datasets]
+    datasets = [data for data, _ in checked]
+    lines = [TITLE, ""]
     if len(datasets) > 1:
         lines += side_by_side(datasets)
-    for index, data in enumerate(datasets):
+    for index, (data, problems) in enumerate(checked):
         suffix = f"-{index + 1}" if len(datasets) > 1 else ""
         title = machine_name(data) + (f" (machine {index + 1})" if len(datasets) > 1 else "")
         lines += [f"## {title}", "", _context_line(data), ""]
         lines += _machine_sections(data, suffix, out_dir)
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
+        if problems:
+            lines += ["### Left out of this report", "", "Records and fields of the results file that the report "
+                      "cannot read (records numbered from 0):", "", *[f"- {problem}" for problem in problems], ""]
+    text = "\n".join(lines)
+    path.write_text(text)
+    for name in earlier_plots - _plot_links(text):
+        (out_dir / name).unlink(missing_ok=True)
     return path
+
+
+def _plot_links(text: str) -> set[str]:
+    """Plot files linked from an fxbench report.md (none from another Markdown file)."""
+    return set(_PLOT_LINK.findall(text)) if text.startswith(TITLE) else set()
 
 
 def _context_line(data) -> str:

@@ -35,16 +35,22 @@ def new_run_dir(parent) -> Path:
 
 
 class ResultsWriter:
-    """Accumulates records and rewrites ``path`` (temp file + rename) after each one."""
+    """Accumulates records and rewrites ``path`` (temp file + rename) after each one.
 
-    def __init__(self, path, context: dict):
+    ``before_add`` (optional) is called before each record is added; the CLI stops an interrupted run there.
+    """
+
+    def __init__(self, path, context: dict, before_add=None):
         self.path = Path(path)
+        self._before_add = before_add
         if self.path.exists():
             raise ResultsFileError(f"refusing to overwrite existing results file {self.path}")
         self.data = {"format": FORMAT, "version": VERSION, "context": context, "complete": False, "records": []}
         self._write()
 
     def add(self, record: dict) -> None:
+        if self._before_add is not None:
+            self._before_add()
         self.data["records"].append(record)
         self._write()
 
@@ -73,6 +79,114 @@ def load(path) -> dict:
     if data.get("version") != VERSION:
         raise ResultsFileError(f"{path} has results format version {data.get('version')}, expected {VERSION}")
     return data
+
+
+NON_FINITE = ("inf", "-inf", "nan")   # how the writer stores non-finite floats
+
+# What each field the report reads must hold: (test, description).
+_VALUES = {
+    "text": (lambda v: isinstance(v, str), "a string"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number": (lambda v: _finite(v), "a finite number"),
+    "positive": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "count": (lambda v: _finite(v) and v >= 0, "a non-negative number"),
+    "figure": (lambda v: v is None or v in NON_FINITE or _finite(v), 'a number, "inf", "-inf", "nan" or null'),
+    "texts": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "text or null": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "numbers": (lambda v: isinstance(v, dict) and all(_finite(x) for x in v.values()),
+                "an object of finite numbers"),
+    "backends": (lambda v: isinstance(v, dict) and _VALUES["texts"][0](v.get("available", [])),
+                 'an object whose "available" is a list of strings'),
+}
+# Per record kind: (required fields, optional fields).  A record missing a required field, or holding a bad
+# value in one, is left out of the report; a bad optional field is dropped from its record.
+RECORD_FIELDS = {
+    "speed": ({"workload": "text", "precision": "text", "backend": "text", "median_s": "positive"},
+              {"op": "text", "task": "text", "batch": "integer", "weight_bytes": "count", "activation_bytes": "count",
+               "allocation_peak_bytes": "count", "pct_of_peak": "number", "accuracy": "number",
+               "sqnr_db": "figure"}),
+    "sweep": ({"task": "text", "weight_bits": "integer", "activation_bits": "integer", "variant": "text",
+               "accuracy": "number", "float64_accuracy": "number"}, {"n_test": "integer"}),
+    "sqnr_sine": ({"bits": "integer", "sqnr_db": "number", "theory_db": "number"}, {}),
+    "not_available": ({"section": "text", "reason": "text"}, {}),
+    "failed": ({"label": "text", "reason": "text"}, {}),
+    "memory": ({"peak_rss_bytes": "count"}, {}),
+}
+CONTEXT_FIELDS = {"cpu": "text", "node": "text", "isa_flags": "texts", "backends": "backends",
+                  "git_commit": "text or null", "started_utc": "text", "peak_gops": "numbers"}
+
+
+def check(data: dict) -> tuple[dict, list[str]]:
+    """What the report can read of loaded results ``data``, and one line per problem.
+
+    Returns a copy whose records and context hold only well-formed fields (see ``RECORD_FIELDS``;
+    records of other kinds pass unchanged) and the problems, each naming the record (its index in
+    "records") or the context, the field, its value and what it must hold.
+    """
+    problems = []
+    context = data.get("context")
+    if not isinstance(context, dict):
+        problems.append(f"context is {_short(context)}, expected an object; left out")
+        context = {}
+    context = dict(context)
+    for name, what in CONTEXT_FIELDS.items():
+        problem = _field_problem(context, name, what, required=False)
+        if problem:
+            problems.append(f"context: {problem}; field left out")
+            del context[name]
+    records = []
+    for index, record in enumerate(data["records"]):
+        record, record_problems = _checked_record(record)
+        problems += [f"records[{index}] {p}" for p in record_problems]
+        if record is not None:
+            records.append(record)
+    return {**data, "context": context, "records": records}, problems
+
+
+def _checked_record(record):
+    """(the record as the report reads it, or None; its problems)."""
+    if not isinstance(record, dict):
+        return None, [f"is {_short(record)}, expected an object; record left out"]
+    kind = record.get("kind")
+    if not isinstance(kind, str):
+        return None, [f"(no kind): field 'kind' is {_short(kind)}, expected a string; record left out"]
+    if kind not in RECORD_FIELDS:
+        return record, []
+    required, optional = RECORD_FIELDS[kind]
+    label = f"(kind {kind!r})"
+    missing = [p for name, what in required.items() if (p := _field_problem(record, name, what, required=True))]
+    if missing:
+        return None, [f"{label}: {', '.join(missing)}; record left out"]
+    record = {key: _canonical(value) for key, value in record.items()}
+    problems = []
+    for name, what in optional.items():
+        problem = _field_problem(record, name, what, required=False)
+        if problem:
+            problems.append(f"{label}: {problem}; field left out")
+            del record[name]
+    return record, problems
+
+
+def _field_problem(mapping: dict, name: str, what: str, required: bool) -> str | None:
+    if name not in mapping:
+        return f"field {name!r} is missing" if required else None
+    test, description = _VALUES[what]
+    value = _canonical(mapping[name])
+    return None if test(value) else f"field {name!r} is {_short(value)}, expected {description}"
+
+
+def _canonical(value):
+    """Non-finite floats (a bare NaN in the file) as the writer's strings."""
+    return _jsonable(value) if isinstance(value, float) else value
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _jsonable(value):

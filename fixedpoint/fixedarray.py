@@ -83,16 +83,25 @@ class FixedArray:
         """Convert to ``fmt``: drop (round in ``rounding``) or add fraction bits, then ``overflow``.
 
         Dropping ``s = self.frac - fmt.frac > 0`` bits rounds once; adding bits is an exact
-        left shift and no mode changes the value.
+        left shift and no mode changes the value.  Any shift is cheap: beyond ``self.fmt.bits
+        + 64`` dropped bits the rounding of every value is already decided (by its sign, and
+        for the stochastic modes by the 62-bit comparison), and beyond ``fmt.bits`` added bits
+        every nonzero value overflows (it saturates, or wraps to 0).
         """
         if not isinstance(fmt, QFormat):
             raise TypeError(f"fmt must be a QFormat, got {type(fmt).__name__}")
         rounding = as_rounding(rounding)
         overflow = as_overflow(overflow)
         rng = as_generator(seed) if rounding.is_stochastic else None
-        value, shift = _exact_pow2_shift(self.raw, self.fmt.frac - fmt.frac)
-        rounded = round_shift(value, np.full(value.shape, shift, dtype=np.int64), rounding, rng)
-        raw, count = apply_overflow(rounded, fmt.bits, fmt.signed, overflow)
+        shift = self.fmt.frac - fmt.frac
+        value, right = _exact_pow2_shift(self.raw, _bounded_shift(shift, self.fmt.bits, fmt.bits))
+        rounded = round_shift(value, np.full(value.shape, right, dtype=np.int64), rounding, rng)
+        try:
+            raw, count = apply_overflow(rounded, fmt.bits, fmt.signed, overflow)
+        except OverflowError:
+            if -shift <= fmt.bits:
+                raise
+            raise _left_shift_overflow(self.raw, -shift, fmt) from None
         if stats is not None:
             stats.add(count, raw.size)
         return FixedArray(raw, fmt)
@@ -155,10 +164,13 @@ class FixedArray:
         return FixedArray(np.matmul(_compute_view(self.raw, fmt), _compute_view(other.raw, fmt)), fmt)
 
     def sum(self, axis=None) -> "FixedArray":
-        """Exact sum; the format gains ``ceil(log2 n)`` bits for ``n`` summed elements."""
-        n = self.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        """Exact sum over ``axis`` (None, an int or a tuple of ints, as in numpy); the format gains
+        ``ceil(log2 n)`` bits for ``n`` summed elements.  An axis out of range raises numpy's
+        ``AxisError`` (a ``ValueError``)."""
+        axes = _axes(axis, self.ndim)
+        n = self.size if axes is None else math.prod(self.shape[a] for a in axes)
         fmt = _grown(self.fmt.bits + _log2_ceil(max(n, 1)), self.fmt.frac, self.fmt.signed)
-        return FixedArray(np.sum(_compute_view(self.raw, fmt), axis=axis), fmt)
+        return FixedArray(np.sum(_compute_view(self.raw, fmt), axis=axes), fmt)
 
     # A reflected operator only runs when the left operand is not a FixedArray: refuse it.
     def __radd__(self, other):
@@ -197,6 +209,22 @@ def _check_operand(other, op: str) -> "FixedArray":
     return other
 
 
+def _axes(axis, ndim: int) -> tuple[int, ...] | None:
+    """``axis`` as a tuple of distinct non-negative axes (None stays None)."""
+    if axis is None:
+        return None
+    items = axis if isinstance(axis, tuple) else (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+    for a in items:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(int(a), ndim, "axis")
+    axes = tuple(int(a) % ndim for a in items)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis={axis!r} repeats an axis")
+    return axes
+
+
 def _signed_bits(fmt: QFormat, signed: bool) -> int:
     """Width of ``fmt`` when held in a signed format if ``signed`` (unsigned costs a bit)."""
     return fmt.bits + (1 if signed and not fmt.signed else 0)
@@ -227,11 +255,35 @@ def _compute_view(raw: np.ndarray, result_fmt: QFormat) -> np.ndarray:
     return raw.astype(object)
 
 
+def _bounded_shift(shift: int, src_bits: int, dst_bits: int) -> int:
+    """A cast shift with the same result as ``shift``, of at most ``src_bits + 64`` / ``dst_bits`` bits.
+
+    A raw value of ``src_bits`` bits shifted right by ``s >= src_bits + 62`` leaves
+    ``|v| < 2**-62``: every mode, stochastic ones included (see ``round_shift``), then rounds
+    alike for every such ``s``.  A nonzero value shifted left by ``k >= dst_bits`` is outside
+    the ``dst_bits`` range with its sign, and 0 modulo ``2**dst_bits``, for every such ``k``.
+    """
+    return min(shift, src_bits + 64) if shift >= 0 else max(shift, -dst_bits)
+
+
+def _left_shift_overflow(raw: np.ndarray, left: int, fmt: QFormat) -> OverflowError:
+    """The ``overflow='error'`` message of a cast adding ``left`` > ``fmt.bits`` bits (every nonzero overflows)."""
+    nonzero = raw[raw != 0].astype(object)
+    worst = max(nonzero.tolist(), key=abs)
+    return OverflowError(
+        f"{nonzero.size} of {raw.size} elements overflow the {fmt.bits}-bit {'signed' if fmt.signed else 'unsigned'} "
+        f"range [{fmt.qmin}, {fmt.qmax}] (overflow='error'); worst raw value {worst} * 2**{left}"
+    )
+
+
 def _exact_pow2_shift(raw: np.ndarray, shift: int):
-    """Split a cast's shift: a left shift (adding fraction bits) is done here exactly."""
-    if shift >= 0:
-        return raw, shift
+    """Split a cast's shift: a left shift (adding fraction bits) is done here exactly.
+
+    The value comes back as int64, or Python ints where int64 would not hold it (uint64 raw included).
+    """
     widened = raw.astype(object) if raw.dtype in (np.dtype(object), np.dtype(np.uint64)) else raw.astype(np.int64)
+    if shift >= 0:
+        return widened, shift
     if widened.dtype != object and widened.size and _max_bits(widened) - shift > 62:
         widened = widened.astype(object)
     return widened << (-shift), 0

@@ -16,8 +16,10 @@ signed format as ``QFormat(bits=I + F, frac=F)`` = ``W`` bits, i.e. ``I = m + 1`
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -86,18 +88,18 @@ class QFormat:
 
     @property
     def lsb(self) -> float:
-        """Value of one raw step, ``2**-frac``."""
-        return 2.0 ** -self.frac
+        """Value of one raw step, ``2**-frac`` (the nearest float: 0.0 or inf beyond the float range)."""
+        return _scaled(1, self.frac)
 
     @property
     def min(self) -> float:
-        """Smallest representable value."""
-        return float(self.qmin) * self.lsb
+        """Smallest representable value (the nearest float)."""
+        return _scaled(self.qmin, self.frac)
 
     @property
     def max(self) -> float:
-        """Largest representable value."""
-        return float(self.qmax) * self.lsb
+        """Largest representable value (the nearest float)."""
+        return _scaled(self.qmax, self.frac)
 
     @property
     def dtype(self) -> np.dtype:
@@ -123,18 +125,32 @@ class QFormat:
     def for_range(cls, max_abs: float, bits: int, signed: bool = True) -> "QFormat":
         """The format of ``bits`` bits with the most fraction bits whose range holds ``+-max_abs``.
 
-        >>> str(QFormat.for_range(1.0, 8))
-        'Q1.6'
+        Chosen exactly (``qmax * 2**-frac >= max_abs`` in rationals), so every positive
+        float gets a finite format: down to the smallest subnormal (``frac`` = 1074 +
+        ``bits`` - 2 for signed formats) and up to the largest float (``frac`` = -1018
+        at 8 bits).  ``max_abs`` = 0 gives the format of range [-1, 1).
+
+        >>> str(QFormat.for_range(1.0, 8)), QFormat.for_range(1e-320, 8).frac
+        ('Q1.6', 1070)
         """
         if not np.isfinite(max_abs) or max_abs < 0:
             raise ValueError(f"max_abs must be a finite non-negative number, got {max_abs!r}")
         fmt = cls(bits, 0, signed)
         if max_abs == 0:
             return cls(bits, bits - (1 if signed else 0), signed)
-        # largest frac with qmax * 2**-frac >= max_abs
-        frac = int(np.floor(np.log2(fmt.qmax / max_abs)))
-        while fmt.qmax * 2.0 ** -(frac + 1) >= max_abs:
+        target = Fraction(float(max_abs))
+        # an estimate from logarithms (finite for every positive float), then the exact test
+        frac = math.floor(math.log2(fmt.qmax) - math.log2(max_abs))
+        while fmt.qmax >= target * Fraction(2) ** (frac + 1):
             frac += 1
-        while fmt.qmax * 2.0 ** -frac < max_abs:
+        while fmt.qmax < target * Fraction(2) ** frac:
             frac -= 1
         return cls(bits, frac, signed)
+
+
+def _scaled(q: int, frac: int) -> float:
+    """``q * 2**-frac`` rounded to the nearest float, +-inf beyond the float range."""
+    try:
+        return math.ldexp(float(q), -frac)
+    except OverflowError:
+        return math.copysign(math.inf, q)

@@ -2,6 +2,10 @@
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -157,6 +161,60 @@ def test_interrupted_run_leaves_readable_partial_results(tmp_path, monkeypatch):
     assert "partial results" in (tmp_path / "rep" / "report.md").read_text()
 
 
+class _InterruptedInFinalizer:
+    """Ctrl-C arriving while Python runs a finalizer (as tqdm's __del__): Python prints it and drops it."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+def _case_whose_cleanup_replaces_the_interrupt():
+    try:
+        signal.raise_signal(signal.SIGINT)
+    finally:
+        raise RuntimeError("cleanup failed")   # a keep-going loop records this as a failed case
+
+
+@pytest.mark.parametrize("swallow", ["finalizer", "other exception"])
+def test_a_swallowed_interrupt_still_ends_the_run_with_130(tmp_path, monkeypatch, capsys, swallow):
+    def interrupted(writer, **kwargs):
+        writer.add({"kind": "memory", "peak_rss_bytes": 1})
+        if swallow == "finalizer":
+            _InterruptedInFinalizer()
+            writer.add({"kind": "memory", "peak_rss_bytes": 2})
+        else:
+            runner._time_cases(writer, [("case", _case_whose_cleanup_replaces_the_interrupt)], quick=True,
+                               progress=False, desc="models", keep_going=True)
+        raise AssertionError("the run went on after Ctrl-C")
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    assert cli.main(["run", "--quick", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("interrupted: partial results in") and err.count("\n") == 1
+    (run_dir,) = tmp_path.iterdir()
+    assert results.load(run_dir / "results.json")["records"] == [{"kind": "memory", "peak_rss_bytes": 1}]
+    assert signal.getsignal(signal.SIGINT) is handler   # restored for the caller
+
+
+def test_ctrl_c_at_several_points_of_a_quick_run_exits_130_without_a_traceback(tmp_path):
+    """SIGINT to `fxbench run --quick` after each delay (from thread pinning and the context block to the
+    timed cases): status 130, one message, no traceback.  The first delay leaves the interpreter time to
+    import the package (about 0.2 s) and reach the CLI's handler."""
+    for delay in (0.8, 1.3, 2.0, 3.0, 4.5):
+        out = tmp_path / str(delay)
+        process = subprocess.Popen([sys.executable, "-m", "fixedpoint.bench.cli", "run", "--quick", "--out",
+                                    str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        last = err.rstrip().splitlines()[-1].split("\r")[-1]
+        assert process.returncode == 130 and "Traceback" not in err, (delay, err[-2000:])
+        assert last == "fxbench: interrupted" or last.startswith("interrupted: partial results in"), (delay, last)
+        for path in out.glob("run-*/results.json"):
+            assert results.load(path)["complete"] is False
+
+
 @pytest.mark.parametrize("peer", workloads.peers() or [pytest.param("none", marks=pytest.mark.skip(
     reason="no peer implementation installed (the peers extra)"))])
 def test_peer_rows_compute_the_exact_int8_accumulator(peer):
@@ -168,3 +226,74 @@ def test_peer_rows_compute_the_exact_int8_accumulator(peer):
     xq, _ = workloads._quantize(x, 8, None)
     wq, _ = workloads._quantize(w, 8, None)
     assert got.dtype == np.int32 and np.array_equal(got, kernels.linear(xq, wq, backend="reference"))
+
+
+def _results_file(path, records, context=None):
+    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
+                                "context": context or {"cpu": "Test CPU", "node": "box"}, "records": records}))
+    return path
+
+
+def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(tmp_path, capsys):
+    good = [_record("linear 1x2x3", "f32", 2e-3, 400), _record("linear 1x2x3", "i8", 1e-3, 100, 30.0)]
+    no_median = {k: v for k, v in _record("conv 1", "i8", 1e-3, 10).items() if k != "median_s"}
+    bad = [no_median, _record("conv 2", "i8", "nan", 10), _record("conv 3", "f32", 1e-3, "nan"),
+           {"kind": "sweep", "task": "a"}, {"kind": "sqnr_sine", "bits": 8, "sqnr_db": "nan", "theory_db": 49.9},
+           dict(_record("linear 1x2x3", "i16", 1.5e-3, 200), pct_of_peak=float("nan")), 7, {"median_s": 1.0}]
+    path = _results_file(tmp_path / "r.json", good + bad,
+                         {"cpu": "Test CPU", "node": "box", "peak_gops": {"int8_dot": "nan"}, "isa_flags": "avx2"})
+    assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "r.json: context: field 'isa_flags' is \"avx2\"" in err
+    assert "9 more problems (all listed in" in err
+    text = (tmp_path / "out" / "report.md").read_text()
+    drawn = text.split("### Left out")[0]
+    assert "| linear 1x2x3 |" in drawn and "| 2.00 |" in drawn and "| conv 3 |" in drawn   # without its bytes
+    assert "conv 1" not in drawn and "conv 2" not in drawn
+    listed = text.split("### Left out of this report")[1]
+    for line in ("- context: field 'peak_gops' is {\"int8_dot\": \"nan\"}, expected an object of finite numbers",
+                 "- context: field 'isa_flags' is \"avx2\", expected a list of strings",
+                 "- records[2] (kind 'speed'): field 'median_s' is missing; record left out",
+                 "- records[3] (kind 'speed'): field 'median_s' is \"nan\", expected a positive number",
+                 "- records[4] (kind 'speed'): field 'weight_bytes' is \"nan\", expected a non-negative number; "
+                 "field left out",
+                 "- records[5] (kind 'sweep'): field 'weight_bits' is missing",
+                 "- records[6] (kind 'sqnr_sine'): field 'sqnr_db' is \"nan\"",
+                 "- records[7] (kind 'speed'): field 'pct_of_peak' is \"nan\", expected a finite number",
+                 "- records[8] is 7, expected an object", "- records[9] (no kind)"):
+        assert line in listed, line
+    assert (tmp_path / "out" / "speedup.png").stat().st_size > 0
+    assert not (tmp_path / "out" / "sqnr_vs_bits.png").exists()   # its only record was left out
+
+
+def test_report_out_must_be_a_directory(tmp_path, capsys):
+    path = _results_file(tmp_path / "r.json", [_record("linear 1x2x3", "f32", 2e-3, 400)])
+    (tmp_path / "file").write_text("mine")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        assert cli.main(["report", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fxbench: --out {out}") and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_redrawing_removes_only_the_plots_the_earlier_report_drew(tmp_path):
+    sine = {"kind": "sqnr_sine", "bits": 8, "sqnr_db": 49.9, "theory_db": 49.92}
+    both = _results_file(tmp_path / "both.json", [_record("linear 1x2x3", "f32", 2e-3, 400),
+                                                  _record("linear 1x2x3", "i8", 1e-3, 100, 30.0), sine])
+    sine_only = _results_file(tmp_path / "sine.json", [sine])
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = {"notes.md": "mine", "speedup-3.png": "mine too", "photo.png": "mine as well"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    assert cli.main(["report", str(both), str(both), "--out", str(out)]) == 0
+    drawn = {"speedup-1.png", "speedup-2.png", "sqnr_vs_bits-1.png", "sqnr_vs_bits-2.png", "latency_vs_sqnr-1.png",
+             "latency_vs_sqnr-2.png"}
+    assert drawn <= {p.name for p in out.iterdir()}
+    assert cli.main(["report", str(sine_only), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"report.md", "sqnr_vs_bits.png", *mine}
+    assert all((out / name).read_text() == text for name, text in mine.items())
+    (out / "report.md").write_text("# my notes\n![speedup](speedup.png)\n")   # not a report: nothing removed
+    (out / "speedup.png").write_text("mine")
+    assert cli.main(["report", str(sine_only), "--out", str(out)]) == 0
+    assert (out / "speedup.png").read_text() == "mine"

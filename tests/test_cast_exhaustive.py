@@ -48,3 +48,47 @@ def test_cast_unsigned_source_every_value(mode):
     dst = fx.QFormat(8, 2)
     expected, _ = _expected(raw, src, dst, mode, "saturate")
     assert fx.FixedArray(raw, src).cast(dst, mode).raw.tolist() == expected
+
+
+# Cast shifts at and beyond the bounds that keep them cheap (src.bits + 64 dropped bits, dst.bits added
+# bits).  A huge shift is checked against the oracle at a moderate shift past the same bound: the exact
+# results agree (|value| < 2**-62 once every bit is dropped; a nonzero value is 0 mod 2**8 and out of range
+# once 8 or more bits are added).
+BOUND_SOURCES = {"6-bit": (fx.QFormat(6, 0), np.arange(-32, 32, dtype=np.int8)),
+                 "128-bit": (fx.QFormat(128, 0, wide=True),
+                             np.array([-(2**127), 2**127 - 1, -1, 0, 1, 3 << 90, -(5 << 70)], dtype=object))}
+HUGE_SHIFTS = (10**9, 10**20)
+
+
+def _bound_cases(src_bits, dst_bits=8):
+    right = [(s, s) for s in [src_bits + d for d in (61, 62, 63, 64, 65)] + [300]]
+    left = [(-k, -k) for k in (dst_bits - 1, dst_bits, dst_bits + 1, 200)]
+    return right + left + [(s, 300) for s in HUGE_SHIFTS] + [(-k, -200) for k in HUGE_SHIFTS]
+
+
+@pytest.mark.parametrize("source", BOUND_SOURCES)
+@pytest.mark.parametrize("overflow", [o.value for o in Overflow])
+@pytest.mark.parametrize("mode", [m.value for m in DETERMINISTIC_ROUNDINGS])
+def test_cast_shifts_at_and_beyond_their_bounds(mode, overflow, source):
+    src, raw = BOUND_SOURCES[source]
+    x = fx.FixedArray(raw, src)
+    for shift, oracle_shift in _bound_cases(src.bits):
+        dst = fx.QFormat(8, src.frac - shift)
+        expected, overflowed = _expected(raw, src, fx.QFormat(8, src.frac - oracle_shift), mode, overflow)
+        if overflow == "error" and overflowed:
+            with pytest.raises(OverflowError, match=f"{overflowed} of {raw.size} elements .* worst raw value"):
+                x.cast(dst, mode, overflow)
+            continue
+        stats = fx.OverflowStats()
+        y = x.cast(dst, mode, overflow, stats=stats)
+        assert y.raw.tolist() == expected and stats.overflowed == overflowed, shift
+
+
+@pytest.mark.parametrize("source", BOUND_SOURCES)
+@pytest.mark.parametrize("mode", ["stochastic", "stochastic_equal"])
+def test_stochastic_cast_beyond_the_bound_draws_like_an_exact_shift(mode, source):
+    src, raw = BOUND_SOURCES[source]
+    x = fx.FixedArray(np.concatenate([raw] * 50), src)
+    exact = x.cast(fx.QFormat(8, src.frac - (src.bits + 62)), mode, seed=3).raw   # below the bound
+    for shift in (src.bits + 63, src.bits + 64, src.bits + 65, 500, *HUGE_SHIFTS):
+        assert x.cast(fx.QFormat(8, src.frac - shift), mode, seed=3).raw.tolist() == exact.tolist(), shift

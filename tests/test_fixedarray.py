@@ -5,6 +5,8 @@ import pytest
 
 import fixedpoint as fx
 from fixedpoint import FixedArray, QFormat
+from fixedpoint.kernels import DETERMINISTIC_ROUNDINGS
+from exact_oracle import fit, round_fraction
 
 
 def _exact(a: FixedArray):
@@ -118,3 +120,28 @@ def test_bad_operands():
     wide = FixedArray(np.array([1], dtype=object), QFormat(128, 0, wide=True))
     with pytest.raises(ValueError, match="needs 256 bits"):
         wide * wide
+
+
+@pytest.mark.parametrize("mode", [m.value for m in DETERMINISTIC_ROUNDINGS])
+def test_cast_of_unsigned_64_bit_raw_is_exact(mode):
+    src = QFormat(64, 3, signed=False, wide=True)
+    raw = np.array([2**64 - 1, 2**63, 2**63 - 1, 12, 5, 0], dtype=np.uint64)
+    for dst in (QFormat(8, -53, signed=False), QFormat(64, 3, signed=False, wide=True), QFormat(70, 1, wide=True)):
+        shift = src.frac - dst.frac
+        expected = [fit(round_fraction(Fraction(q, 2**shift), mode, shift > 0), dst.bits, dst.signed, "saturate")[0]
+                    for q in raw.tolist()]
+        assert FixedArray(raw, src).cast(dst, mode).raw.tolist() == expected, dst
+
+
+def test_sum_over_axes_and_bad_axes_name_axis_and_ndim():
+    a = FixedArray(np.arange(-12, 12, dtype=np.int8).reshape(2, 3, 4), QFormat(8, 2))
+    for axis, grown in ((0, 1), (-1, 2), ((0, 2), 3), ((), 0)):   # 2, 4, 8 and 1 summed elements
+        s = a.sum(axis=axis)
+        assert np.array_equal(s.raw, a.raw.astype(np.int64).sum(axis=axis)) and s.fmt.bits == 8 + grown
+    for axis in (3, -4, (0, 5)):
+        with pytest.raises(ValueError, match="axis .* out of bounds for array of dimension 3"):
+            a.sum(axis=axis)
+    with pytest.raises(ValueError, match="repeats an axis"):
+        a.sum(axis=(1, -2))
+    with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
+        a.sum(axis=1.0)

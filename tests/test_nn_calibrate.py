@@ -38,6 +38,19 @@ def test_bad_arguments(kwargs, match):
         calibration_range(np.ones(3), **kwargs)
 
 
+@pytest.mark.parametrize("values", [np.array([1 + 5j, 2.0]), np.array([True, False]), np.array(["1.0"])])
+def test_values_that_are_not_real_are_a_type_error_naming_them(values):
+    with pytest.raises(TypeError, match="values must be a real .*got dtype"):
+        calibration_range(values)
+
+
 def test_non_finite_values_rejected():
     with pytest.raises(ValueError, match="finite"):
         calibration_range([1.0, np.nan])
+
+
+@pytest.mark.parametrize("exponent", [-1060, -1000, -600, 600, 1000])
+def test_mse_range_scales_with_the_values_at_any_magnitude(exponent):
+    x = np.rint(np.random.default_rng(2).standard_t(3, size=5000) * 1024) / 1024   # exact at 2**-1060 too
+    expected = np.ldexp(calibration_range(x, "mse", bits=6), exponent)
+    assert calibration_range(np.ldexp(x, exponent), "mse", bits=6) == expected

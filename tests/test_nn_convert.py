@@ -244,6 +244,26 @@ def test_bad_arguments_are_named(kwargs, error, match):
         nn.quantize_model(_build("mlp"), _data((8,)), **kwargs)
 
 
+@pytest.mark.parametrize("data", [_data((8,)) * (1 + 1j), (_data((8,)) * 1j).astype(np.complex64),
+                                  _data((8,)) > 0])
+def test_calibration_data_that_is_not_real_is_a_type_error_naming_it(data):
+    with pytest.raises(TypeError, match="calibration_data must be a real .*got dtype"):
+        nn.quantize_model(_build("mlp"), data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_big_endian_input_gives_the_native_order_results(dtype):
+    fixed = nn.quantize_model(_build("conv1d"), _data((12, 2)), "i8")
+    x = _data((12, 2), n=5, seed=1).astype(dtype)
+    for backend in BACKENDS:
+        raw, fmt = fixed.with_backend(backend)(x.astype(x.dtype.newbyteorder(">")), raw=True)
+        expected, expected_fmt = fixed.with_backend(backend)(x, raw=True)
+        np.testing.assert_array_equal(raw, expected)
+        assert fmt == expected_fmt and raw.dtype.isnative
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+        fixed(x.astype(">f2"))
+
+
 def test_bad_shapes_name_the_layer():
     model = nn.Sequential([nn.Linear(_w(16, 8), _w(16)), nn.ReLU(), nn.Linear(_w(5, 15), _w(5))])
     with pytest.raises(ValueError, match="at layer 2:Linear"):
@@ -298,3 +318,24 @@ def test_residual_join_rounds_once_and_is_reported():
     np.testing.assert_array_equal(raw, expected)
     report = {row["layer"]: row["saturated"] for row in fixed.overflow_report()}
     assert report["0:Residual.add"] == np.count_nonzero((np.rint(total) > 127) | (np.rint(total) < -128)) > 0
+
+
+@pytest.mark.parametrize("precision", ["i8", "i16"])
+@pytest.mark.parametrize("scale", ["pow2", "multiplier"])
+@pytest.mark.parametrize("tiny", ["weights", "data"])
+def test_tiny_weights_or_data_give_the_integers_of_their_power_of_two_multiple(tiny, scale, precision):
+    """Weights or calibration data 2**-1016 times smaller (below 1e-306; exact in float64) convert to the
+    same integers, with 1016 more fraction bits."""
+    rng = np.random.default_rng(8)
+    w1, b1 = rng.integers(-512, 512, (6, 4)) / 1024, rng.integers(-512, 512, 6) / 1024
+    w2, x = rng.integers(-512, 512, (3, 6)) / 1024, rng.integers(-256, 256, (32, 4)) / 256
+
+    def convert(factor):   # the layer's output, bias included, scales with the weights or the data
+        w_factor, x_factor = (factor, 1.0) if tiny == "weights" else (1.0, factor)
+        model = nn.Sequential([nn.Linear(w1 * w_factor, b1 * factor), nn.ReLU6(), nn.Linear(w2)])
+        return nn.quantize_model(model, x * x_factor, precision, scale=scale)(x * x_factor, raw=True)
+
+    raw, fmt = convert(2.0 ** -1016)
+    base_raw, base_fmt = convert(1.0)
+    np.testing.assert_array_equal(raw, base_raw)
+    assert fmt.frac == base_fmt.frac + 1016 and np.abs(base_raw).max() > 0

@@ -1,3 +1,6 @@
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -67,3 +70,19 @@ def test_for_range_picks_the_most_fraction_bits_that_hold_the_range(max_abs, bit
     fmt = QFormat.for_range(max_abs, bits)
     assert str(fmt) == expected
     assert fmt.max >= max_abs
+
+
+@pytest.mark.parametrize("max_abs", [1e-320, 5e-324, 2.2250738585072014e-308, 1e-306, 1.7976931348623157e308])
+@pytest.mark.parametrize("bits, signed", [(8, True), (2, True), (32, True), (1, False), (16, False)])
+def test_for_range_is_exact_and_finite_at_the_ends_of_the_float_range(max_abs, bits, signed):
+    fmt = QFormat.for_range(max_abs, bits, signed)
+    holds = Fraction(fmt.qmax) * Fraction(2) ** -fmt.frac
+    assert holds >= Fraction(max_abs) > holds / 2  # one more fraction bit would not hold max_abs
+    assert fmt.max >= max_abs
+
+
+def test_derived_floats_round_to_the_nearest_float_at_extreme_fracs():
+    assert QFormat(8, 1080).max == 5e-324 * 2 and QFormat(8, 1080).lsb == 0.0
+    assert QFormat(8, -2000).lsb == math.inf and QFormat(8, -2000).min == -math.inf
+    assert QFormat(8, 10**20).max == 0.0 and QFormat(8, -10**20).max == math.inf
+    assert str(QFormat(8, 10**20)) == f"Q{8 - 10**20 - 1}.{10**20}"

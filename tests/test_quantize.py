@@ -1,4 +1,5 @@
 """quantize/dequantize: exact rational rounding of floats at any magnitude."""
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -66,6 +67,46 @@ def test_extreme_magnitudes(mode, frac):
     fmt = fx.QFormat(8, frac) if abs(frac) < 1000 else fx.QFormat(32, frac)
     raw = fx.quantize(EDGE_VALUES, fmt, mode)
     assert raw.tolist() == [_expected(float(x), fmt, mode)[0] for x in EDGE_VALUES]
+
+
+INTEGER_EDGES = [np.array([2**63 - 1, -(2**63), 1, -1, 0], dtype=np.int64), np.array([2**64 - 1, 1], dtype=np.uint64)]
+
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap", "saturate_symmetric"])
+@pytest.mark.parametrize("mode", MODES)
+def test_any_frac_is_exact_at_and_beyond_the_cheap_range(mode, overflow):
+    """fracs near +-2048 against the oracle; huge ones against the oracle at +-2100 (the same exact results:
+    every nonzero input is a multiple of 2**900 or below 2**-900 in magnitude at both)."""
+    for frac, oracle_frac in [(f, f) for f in (-2100, -2049, -2048, -2047, 2047, 2048, 2049, 2100)] + [
+            (10**9, 2100), (10**20, 2100), (-(10**9), -2100), (-(10**20), -2100)]:
+        fmt, oracle_fmt = fx.QFormat(16, frac), fx.QFormat(16, oracle_frac)
+        for x in [EDGE_VALUES, *INTEGER_EDGES]:
+            stats = fx.OverflowStats()
+            raw = fx.quantize(x, fmt, mode, overflow, stats=stats)
+            expected = [_expected(int(v) if x.dtype.kind in "iu" else float(v), oracle_fmt, mode, overflow)
+                        for v in x]
+            assert raw.tolist() == [v for v, _ in expected], frac
+            assert stats.overflowed == sum(over for _, over in expected)
+
+
+@pytest.mark.parametrize("mode", ["stochastic", "stochastic_equal"])
+def test_stochastic_quantize_at_a_huge_frac_draws_like_frac_2100(mode):
+    x = np.concatenate([EDGE_VALUES] * 20)
+    for frac in (-(10**20), 10**20):
+        expected = fx.quantize(x, fx.QFormat(8, 2100 if frac > 0 else -2100), mode, seed=5)
+        assert fx.quantize(x, fx.QFormat(8, frac), mode, seed=5).tolist() == expected.tolist()
+
+
+def test_dequantize_at_any_frac_is_the_nearest_float():
+    raw = np.array([127, -128, 1, 0], dtype=np.int8)
+    for frac in (1074, 1080, 2048, 10**20):
+        expected = [math.ldexp(q, -frac) for q in raw.tolist()]   # exact rounding, 0.0 beyond the range
+        assert fx.dequantize(raw, fx.QFormat(8, frac)).tolist() == expected
+    with np.errstate(over="ignore"):
+        for frac in (-1030, -2049, -(10**20)):
+            assert fx.dequantize(raw, fx.QFormat(8, frac)).tolist() == [math.inf, -math.inf, math.inf, 0.0]
+    huge = fx.FixedArray(raw, fx.QFormat(8, 10**20))
+    assert huge.to_float().tolist() == [0.0] * 4 and repr(huge).startswith("FixedArray(Q-")
 
 
 def test_integer_inputs_are_exact():

@@ -29,6 +29,7 @@ from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..kernels.modes import as_rounding
 from ..qformat import QFormat
+from ..quantize import as_real_array
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
@@ -64,7 +65,7 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     rounding = as_rounding(rounding, "rounding")
     backend_name = kernels.registry.default_backend() if backend is None else backend
     kernels.registry.get_backend(backend_name)
-    calib = np.asarray(calibration_data, dtype=np.float64)
+    calib = as_real_array(calibration_data, "calibration_data").astype(np.float64)
     if calib.ndim < 2 or calib.shape[0] == 0 or not np.all(np.isfinite(calib)):
         raise ValueError(f"calibration_data must be a non-empty finite batch (B, ...), got shape {calib.shape}")
     precision_name = precision if (act_bits, w_bits) == PRECISIONS[precision] else f"w{w_bits}a{act_bits}"
@@ -187,21 +188,23 @@ class _Builder:
             # (near-)zero channels: fewer fraction bits than they could take, so the shift stays in range
             w_frac = np.minimum(w_frac, SHIFT_RANGE[1] - in_fmt.frac + out_fmt.frac)
             w_scaled = np.ldexp(weight, w_frac.reshape(shape))
-            acc_scale = np.ldexp(1.0, -(in_fmt.frac + w_frac))
+            bias_acc = np.ldexp(bias, in_fmt.frac + w_frac)   # in accumulator LSBs
             shift, multiplier = in_fmt.frac + w_frac - out_fmt.frac, None
             weight_text = _frac_text(self.w_bits, w_frac)
         else:
             qmax = (1 << (self.w_bits - 1)) - 1
-            w_scale = np.where(top > 0, top / qmax, 1.0)
-            w_scaled = weight / w_scale.reshape(shape)
-            acc_scale = np.ldexp(w_scale, -in_fmt.frac)
-            multiplier, shift = _multipliers(np.ldexp(acc_scale, out_fmt.frac))
+            # s[o] = w_scale[o] * 2**k[o] with a normal w_scale, so that subnormal weights do not underflow
+            k = np.frexp(top)[1]
+            w_scale = np.where(top > 0, np.ldexp(top, -k) / qmax, 1.0)
+            w_scaled = np.ldexp(weight, -k.reshape(shape)) / w_scale.reshape(shape)
+            bias_acc = np.ldexp(bias / w_scale, in_fmt.frac - k)
+            multiplier, shift = _multipliers(np.ldexp(w_scale, k + out_fmt.frac - in_fmt.frac))
             weight_text = f"int{self.w_bits}*s"
         if np.any(shift < SHIFT_RANGE[0]) or np.any(shift > SHIFT_RANGE[1]):
             raise ValueError(f"layer {name}: requantization shifts {shift.min()}..{shift.max()} fall outside "
                              f"{list(SHIFT_RANGE)}; the weight or activation ranges are too extreme")
         w_raw = self._quantize(w_scaled, self.w_bits).astype(self.kind.w, copy=False)
-        bias_raw, saturated = self._bias(bias / acc_scale, int(np.prod(weight.shape[1:])))
+        bias_raw, saturated = self._bias(bias_acc, int(np.prod(weight.shape[1:])))
         kind = type(layer).__name__
         stride = None if kind == "Linear" else layer.stride
         padding = None if kind == "Linear" else layer.padding
@@ -232,7 +235,7 @@ def _float_forward(layer, x, name):
 
 def _six(fmt: QFormat):
     """Raw value of 6 (rounded down) in `fmt`, or None when 6 is above the format's range."""
-    six = int(np.floor(np.ldexp(6.0, fmt.frac)))
+    six = 6 << fmt.frac if fmt.frac >= 0 else 6 >> -fmt.frac   # exact at every frac
     return None if six >= fmt.qmax else six
 
 

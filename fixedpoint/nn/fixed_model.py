@@ -18,10 +18,10 @@ _CHUNK_BYTES = 96 << 10
 class FixedModel:
     """Integer layers behind an input quantizer (see `quantize_model`).
 
-    `fixed(x)` quantizes float32/float64 `x` (B, ...) straight into the activation container, runs every layer
-    on `backend` and returns the dequantized float64 output; `fixed(x, raw=True)` returns (raw integers,
-    QFormat). `formats()` and `overflow_report()` list the input quantizer ("input") first, then every layer
-    (the layers of a Residual body, then its ".add" join).
+    `fixed(x)` quantizes float32/float64 `x` (B, ...), in either byte order, straight into the activation
+    container, runs every layer on `backend` and returns the dequantized float64 output; `fixed(x, raw=True)`
+    returns (raw integers, QFormat). `formats()` and `overflow_report()` list the input quantizer ("input")
+    first, then every layer (the layers of a Residual body, then its ".add" join).
     """
 
     def __init__(self, input_layer: FixedInput, layers, input_shape, *, precision, scale, rounding, seed,
@@ -47,8 +47,10 @@ class FixedModel:
 
     def __call__(self, x, raw: bool = False):
         x = np.asarray(x)
-        if x.dtype not in (np.float32, np.float64):
-            raise TypeError(f"x must be a float32 or float64 array, got dtype {x.dtype}")
+        native = x.dtype.newbyteorder("=")
+        if native not in (np.float32, np.float64):
+            raise TypeError(f"x must be a float32 or float64 array (either byte order), got dtype {x.dtype}")
+        x = x.astype(native, copy=False)
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) like the "
                              f"calibration data, got {x.shape}")
