@@ -153,3 +153,10 @@ def test_prepared_layers_copy_and_pickle(backend, precision):
         want = layer(arg)
         for copied in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer)), copy.copy(layer)):
             np.testing.assert_array_equal(copied(arg), want)
+
+
+def test_quantize_error_names_the_input_beyond_the_int64_range(backend):
+    with pytest.raises(OverflowError, match=r"1 of 2 elements.*worst raw value 1e\+300 \* 2\*\*0, beyond 2\*\*62"):
+        K.quantize(np.array([1e300, 3.0]), 0, 8, overflow="error", backend=backend)
+    with pytest.raises(OverflowError, match="worst raw value -300$"):
+        K.quantize(np.array([200.0, -300.0]), 0, 8, overflow="error", backend=backend)

@@ -58,6 +58,8 @@ def quantize_float(
     value, shift = _split_exact_part(mantissa, exponent, bits)
     y = round_shift(value, shift, rounding, rng)
     y = np.where(shift == 0, round_exact_integer(value, rounding), y)
+    if overflow is Overflow.ERROR:
+        _raise_if_outside(x, y, bits, signed, frac)
     raw, count = apply_overflow(y, bits, signed, overflow)
     if inf is not None:                       # +-inf saturate to the range ends (only these modes get here)
         qmin, qmax = integer_range(bits, signed)
@@ -65,6 +67,23 @@ def quantize_float(
         raw[inf] = np.where(x[inf] > 0, qmax, lowest)
         count += int(np.count_nonzero(inf))
     return raw, count
+
+
+def _raise_if_outside(x, y, bits, signed, frac) -> None:
+    """overflow="error": name the count and the worst input (``y`` may hold stand-ins of huge values)."""
+    qmin, qmax = integer_range(bits, signed)
+    outside = (y < qmin) | (y > qmax)
+    count = int(np.count_nonzero(outside))
+    if count:
+        index = np.argmax(np.where(outside, np.abs(y.astype(object)), -1).reshape(-1))
+        worst = y.reshape(-1)[index]
+        if abs(int(worst)) < _HUGE:
+            text = f"worst raw value {int(worst)}"
+        else:                                   # a stand-in: name the input instead
+            value = np.asarray(x).reshape(-1)[index].item()
+            text = f"worst raw value {value!r} * 2**{frac}, beyond 2**62"
+        raise OverflowError(f"{count} of {np.size(y)} elements overflow the {bits}-bit "
+                            f"{'signed' if signed else 'unsigned'} range [{qmin}, {qmax}] (overflow='error'); {text}")
 
 
 def _check_specials(x: np.ndarray, overflow: Overflow):
