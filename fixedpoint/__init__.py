@@ -3,20 +3,36 @@
 >>> import numpy as np, fixedpoint as fx
 >>> fx.quantize(np.array([0.5, -0.25]), fx.QFormat(8, 7))
 array([ 64, -32], dtype=int8)
+
+The public names load on first use, so ``import fixedpoint.bench.cli`` (the ``fxbench``
+command) can install its Ctrl-C handling and thread settings before numpy and the
+kernels are imported.
 """
-try:
-    from .kernels.modes import Overflow, Rounding
-except ModuleNotFoundError as _missing:  # a source checkout that was never installed
-    if _missing.name not in ("fixedpoint.kernels", "fixedpoint.kernels.modes"):
-        raise
+import importlib
+import importlib.util
+
+if importlib.util.find_spec(f"{__name__}.kernels") is None:   # a source checkout that was never installed
     raise ImportError(
         "fixedpoint.kernels is not importable: kernels/ and bench/ become fixedpoint.kernels and "
         "fixedpoint.bench only when the package is installed; run `pip install -e .` in the repository root"
-    ) from None
-from .qformat import QFormat
-from .stats import OverflowStats
-from .quantize import dequantize, quantize
-from .fixedarray import FixedArray
-from . import nn
+    )
 
+_EXPORTS = {
+    "FixedArray": ".fixedarray", "Overflow": ".kernels.modes", "OverflowStats": ".stats", "QFormat": ".qformat",
+    "Rounding": ".kernels.modes", "dequantize": ".conversion", "quantize": ".conversion",
+}
 __all__ = ["FixedArray", "Overflow", "OverflowStats", "QFormat", "Rounding", "dequantize", "nn", "quantize"]
+
+
+def __getattr__(name):
+    if name == "nn":
+        return importlib.import_module(".nn", __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

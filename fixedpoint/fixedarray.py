@@ -24,7 +24,7 @@ import numpy as np
 from .kernels.modes import Overflow, Rounding, as_overflow, as_rounding
 from .kernels.reference import apply_overflow, round_shift
 from .qformat import MAX_WIDE_BITS, QFormat
-from .quantize import as_generator, dequantize, quantize
+from .conversion import as_generator, dequantize, quantize
 from .stats import OverflowStats
 
 

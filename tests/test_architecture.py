@@ -144,3 +144,11 @@ def test_an_uninstalled_source_checkout_says_to_install(tmp_path):
                          text=True, env={"PYTHONPATH": str(ROOT)})
     assert out.returncode != 0
     assert "ImportError" in out.stderr and "pip install -e ." in out.stderr
+
+
+def test_the_command_line_module_loads_before_numpy(tmp_path):
+    """fxbench installs its Ctrl-C handling and thread settings before numpy, numba or the kernels load."""
+    code = ("import sys, fixedpoint.bench.cli; "
+            "print(sorted(m for m in ('numpy', 'numba', 'fixedpoint.kernels', 'fixedpoint.nn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize import as_real_array
+from ..conversion import as_real_array
 
 METHODS = ("max", "percentile", "mse")
 _MSE_CANDIDATES = 100

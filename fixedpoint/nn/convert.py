@@ -29,7 +29,7 @@ from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..kernels.modes import as_rounding
 from ..qformat import QFormat
-from ..quantize import as_real_array
+from ..conversion import as_real_array
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..quantize import dequantize
+from ..conversion import dequantize
 from .fixed_layers import FixedInput, Run
 
 # The batch runs in equal chunks whose quantized input holds at most this many bytes, so the integer activations
