@@ -147,3 +147,11 @@ def test_float32_casts_of_parameters_are_cached_and_follow_reassignment():
     assert layer.weight[0, 0] != 5.0
     layer.weight = layer.weight * 2
     np.testing.assert_array_equal(layer.param_in("weight", np.float32), layer.weight.astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.ones((2, 3)) * 1j, np.array([["a", "b", "c"], ["d", "e", "f"]])])
+def test_parameters_that_are_not_real_are_refused(bad):
+    with pytest.raises(TypeError, match="weight"):
+        Linear(bad)
+    with pytest.raises(TypeError, match="bias"):
+        Linear(np.ones((2, 3)), bad[0, :2])

@@ -28,7 +28,10 @@ def as_float_input(x, where: str) -> np.ndarray:
 
 def _param(value, name: str, layer: str, ndim: int) -> np.ndarray:
     """A float64 copy of `value`, read-only so that the per-dtype casts cached by `Layer.param_in` stay valid."""
-    arr = np.array(value, dtype=np.float64)
+    given = np.asarray(value)
+    if given.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}: {name} must be real numbers, got dtype {given.dtype}")
+    arr = np.array(given, dtype=np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{layer}: {name} must have {ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
