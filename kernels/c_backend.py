@@ -12,6 +12,7 @@ Scratch memory (packed weight strips, row tiles) is allocated here with numpy, s
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -98,8 +99,32 @@ class _CEpilogue:
         lib.fxp_epilogue_init(e)
 
 
+_SMALL_SCRATCH_BYTES = 1 << 16
+
+
+class _SmallScratch(threading.local):
+    """One reusable scratch buffer per thread for calls needing at most 64 KiB (batch-1 layers), so a
+    small call does not pay for an allocation; larger scratch is allocated per call (tracemalloc sees it)."""
+
+    def __init__(self):
+        self.buffer = np.empty(_SMALL_SCRATCH_BYTES, dtype=np.uint8)
+        self.pointer = ffi.from_buffer(self.buffer)
+
+
+_small_scratch = _SmallScratch()
+
+
 def _scratch(kind_code, m, n, k) -> np.ndarray:
     return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k)), 64), dtype=np.uint8)
+
+
+def _scratch_pointer(kind_code, m, n, k):
+    """A cffi pointer to scratch of fxp_gemm_scratch_bytes bytes (and the array that owns it, or None)."""
+    nbytes = int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k))
+    if nbytes <= _SMALL_SCRATCH_BYTES:
+        return _small_scratch.pointer, None
+    owner = np.empty(nbytes, dtype=np.uint8)
+    return ffi.from_buffer(owner), owner
 
 
 def _gemm_call(kind, x, w, bias, out, scratch) -> None:
@@ -156,6 +181,7 @@ class PackedInt8Weights(CWeights):
 
     def __init__(self, w, bias, epilogue):
         super().__init__(w, bias, gemm_kind(np.int8, np.int8), epilogue)
+        self._n = w.shape[0]
         self._path = -1
         self._packed = None
         self._packed_ptr = None
@@ -181,28 +207,20 @@ class PackedInt8Weights(CWeights):
             return
         m, k = x.shape
         n = self.w.shape[0]
-        scratch = _scratch(self.kind.code, m, n, k)
-        _check_packed(lib.fxp_gemm_s8_packed(_int8_rows(x), packed, ffi.from_buffer("int32_t[]", out), m, n, k,
-                                             ffi.from_buffer(scratch)))
+        scratch, _owner = _scratch_pointer(self.kind.code, m, n, k)
+        _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
+                                             m, n, k, scratch))
 
     def gemm_requant(self, x, out) -> int:
         packed = self._packed_for_active_path()
         if packed is None:
             return super().gemm_requant(x, out)
         m, k = x.shape
-        n = self.w.shape[0]
-        scratch = _scratch(self.kind.code, m, n, k)
-        count = lib.fxp_gemm_requant_s8_packed(_int8_rows(x), packed, self._epilogue.struct,
-                                               ffi.from_buffer(out, require_writable=True), m, n, k,
-                                               ffi.from_buffer(scratch))
+        scratch, _owner = _scratch_pointer(self.kind.code, m, self._n, k)
+        count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
+                                               ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch)
         _check_packed(count)
-        return int(count)
-
-
-def _int8_rows(x):
-    if x.dtype != np.int8:
-        raise TypeError(f"x must be int8 for the prepared int8 weights, got {x.dtype}")
-    return ffi.from_buffer("int8_t[]", x)
+        return count
 
 
 def _check_packed(status) -> None:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fixedpoint.kernels.kinds import GEMM_KINDS
-from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow
+from fixedpoint.kernels.kinds import gemm_kind
+from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
 from backend_calls import epilogue, gemm_requant
 
@@ -166,3 +167,30 @@ def test_peak_probes_report_positive_rates():
     peaks = c.peak_gops(seconds=0.02)
     assert set(peaks) == {"fp32_fma", "int8_dot"}
     assert all(value > 0 for value in peaks.values())
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 8, 9])
+@pytest.mark.parametrize("n,k", [(1, 1), (47, 3), (48, 4), (49, 5), (96, 64), (97, 785), (150, 9)])
+def test_int8_tiles_small_m_and_the_register_epilogue(path, m, n, k):
+    """Every tile shape (small-M kernels for 1..4 rows, full tiles with masked rows), strip edges,
+    and both epilogues: int32 lanes (shifts in [0, 31], no multiplier) and the exact int64 path."""
+    rng = np.random.default_rng(m * 7919 + n * 31 + k)
+    x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
+    bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
+    acc_got, acc_want = np.empty((m, n), np.int32), np.empty((m, n), np.int32)
+    prepared = c.prepare_gemm(w, bias, gemm_kind(np.int8, np.int8), None)
+    prepared.gemm(x, acc_got)
+    ref.gemm(x, w, bias, acc_want)
+    np.testing.assert_array_equal(acc_got, acc_want)
+    for rounding in (Rounding.HALF_EVEN, Rounding.JAM, Rounding.MAG_TRUNC, Rounding.HALF_DOWN, Rounding.FLOOR):
+        lanes = rng.integers(0, 32, n).astype(np.int32)
+        lanes[:2] = [0, 31][: min(2, n)]
+        for shift, multiplier in ((lanes, None), (lanes - 3, None), (lanes, rng.integers(1, 2**31, n))):
+            for overflow, out_bits, out_dtype, relu in ((Overflow.SATURATE, 8, np.int8, False),
+                                                        (Overflow.WRAP, 6, np.int8, True),
+                                                        (Overflow.SATURATE_SYMMETRIC, 16, np.int16, False),
+                                                        (Overflow.SATURATE, 32, np.int32, True)):
+                epi = epilogue(shift, multiplier, rounding, overflow, out_bits, out_dtype, relu)
+                got, want = np.full((m, n), 7, out_dtype), np.full((m, n), -7, out_dtype)
+                assert gemm_requant(c, x, w, bias, epi, got) == gemm_requant(ref, x, w, bias, epi, want)
+                np.testing.assert_array_equal(got, want)

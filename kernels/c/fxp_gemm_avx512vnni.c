@@ -5,13 +5,19 @@
  * sum (x + 128) * w = sum x * w + 128 * sum w; the per-column correction
  * bias[n] - 128 * sum_k w[n, k] restores the exact int32 result (wrap-free for K <= 65536).
  *
- * Blocking: w is packed one strip of NR = 48 columns at a time (each strip exactly once
- * per call) into groups of 4 consecutive k per 32-bit lane; for every tile of MR = 8
- * rows, those rows of x are packed as u8 (rows past the last one as x = 0) and an 8 x 48
- * block of int32 accumulators stays in 24 zmm registers over all of K (a lone row, as at batch 1,
- * runs a one-row tile instead).  The epilogue adds the correction and either stores
- * the int32 accumulator or requantizes the tile (out of an 8 x 48 L1 buffer) into the
- * narrow output.  Rows and columns past the edges are masked, never touched.
+ * Layout: w is packed in strips of NR = 48 columns, groups of 4 consecutive k per 32-bit
+ * lane ([k / 4][48][4] bytes, then the 48 corrections), once per prepared layer.  x is
+ * packed once per call, as u8, in tiles of MR = 8 rows interleaved by group
+ * ([tile][k / 4][8][4] bytes: the 8 broadcasts of one step read 32 contiguous bytes);
+ * rows past the last one hold x = 0.
+ * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x
+ * passes), tiles inner; an 8 x 48 tile keeps its 24 accumulators in zmm registers over
+ * all of K, then lands in an L1 buffer with the corrections added.  Up to 4 rows (batch
+ * 1..4) run a small-tile kernel over two strips at a time, so the packed weights are read
+ * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32
+ * lanes when the strip's shifts are pure powers of two in [0, 31] (rounding from the mode's
+ * table, fxp_round_up_masks), else by the exact int64-lane requantization.  Rows and columns past the edges are masked, never
+ * touched.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -23,12 +29,15 @@
 
 #define MR 8
 #define NR 48
+#define NV (NR / 16)
 
 static int64_t padded_k(int64_t k) { return (k + 3) & ~(int64_t)3; }
+static int64_t padded_m(int64_t m) { return (m + MR - 1) / MR * MR; }
 
-int64_t fxp_s8_scratch_avx512(int64_t k)
+/* Scratch of the unpacked call: one w strip with its corrections, then all of x packed. */
+int64_t fxp_s8_scratch_avx512(int64_t m, int64_t k)
 {
-    return (NR + MR) * padded_k(k) + NR * 4 + 128;
+    return NR * padded_k(k) + NR * 4 + padded_m(m) * padded_k(k) + 192;
 }
 
 /* w columns n0 .. n0 + nc - 1 into [k / 4][NR][4] bytes (zero padded); corr[c] = bias - 128 * sum w */
@@ -53,38 +62,146 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
     }
 }
 
-static void pack_x_tile(const int8_t *x, int64_t i0, int64_t mr, int64_t k, int64_t kp, uint8_t *xp)
+/* All of x (m rows) as u8 tiles [tile][k / 4][MR][4]; padding rows and k hold x = 0 (0x80). */
+static void pack_x(const int8_t *x, int64_t m, int64_t k, int64_t kp, uint8_t *xp)
 {
-    memset(xp + mr * kp, 0x80, (size_t)((MR - mr) * kp));
-    for (int64_t r = 0; r < mr; r++) {
-        const int8_t *row = x + (i0 + r) * k;
-        uint8_t *dst = xp + r * kp;
-        for (int64_t kk = 0; kk < k; kk++)
-            dst[kk] = (uint8_t)row[kk] ^ 0x80u;
-        for (int64_t kk = k; kk < kp; kk++)
-            dst[kk] = 0x80u;
+    const int64_t groups = kp >> 2;
+    for (int64_t i0 = 0; i0 < m; i0 += MR) {
+        uint8_t *tile = xp + i0 * kp;
+        for (int64_t r = 0; r < MR; r++) {
+            uint8_t *dst = tile + r * 4;
+            if (i0 + r >= m) {
+                for (int64_t g = 0; g < groups; g++)
+                    memset(dst + g * (MR * 4), 0x80, 4);
+                continue;
+            }
+            const int8_t *row = x + (i0 + r) * k;
+            int64_t g = 0;
+            for (; 4 * g + 4 <= k; g++) {
+                uint32_t four;
+                memcpy(&four, row + 4 * g, 4);
+                four ^= 0x80808080u;
+                memcpy(dst + g * (MR * 4), &four, 4);
+            }
+            if (g < groups) {
+                uint8_t last[4] = {0x80, 0x80, 0x80, 0x80};
+                for (int64_t kk = 4 * g; kk < k; kk++)
+                    last[kk - 4 * g] = (uint8_t)row[kk] ^ 0x80u;
+                memcpy(dst + g * (MR * 4), last, 4);
+            }
+        }
     }
 }
 
+/* The call's output side: int32 accumulators to out, or the epilogue into qout. */
 typedef struct {
-    const int32_t *shift;
-    const int64_t *mult;
     const fxp_epilogue *rq;
     void *qout;
-    int out_size;
     int32_t *out;
     int64_t n;
-} epilogue;
+} sink;
 
 /* acc += u8(a) . s8(b) per 32-bit lane.  Inline assembly pins each accumulator to one
  * register: with the intrinsic, GCC 12 keeps a stack copy of every accumulator per step. */
 #define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+
+/* ---------------------------------------------------------------- epilogue on registers */
+
+/* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
+typedef struct {
+    int lanes;                 /* 1: pow2 shifts in [0, 31], no multiplier */
+    __m512i shift[NV], table, lo, hi, wrap_bits;
+    __mmask16 cols[NV];        /* valid columns of each 16-lane vector */
+} strip_rq;
+
+FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
+{
+    for (int v = 0; v < NV; v++) {
+        int64_t left = nc - 16 * v;
+        s->cols[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+    }
+    s->lanes = 0;
+    if (o->qout == NULL || o->rq->mult != NULL)
+        return;
+    const int32_t *shift = o->rq->shift + n0;
+    for (int64_t j = 0; j < nc; j++)
+        if (shift[j] < 0 || shift[j] > 31)
+            return;
+    s->lanes = 1;
+    for (int v = 0; v < NV; v++)
+        s->shift[v] = _mm512_maskz_loadu_epi32(s->cols[v], shift + 16 * v);
+    s->table = _mm512_set1_epi32(fxp_round_up_masks[o->rq->rounding]);
+    s->lo = _mm512_set1_epi32((int32_t)o->rq->lo);
+    s->hi = _mm512_set1_epi32((int32_t)o->rq->hi);
+    s->wrap_bits = _mm512_set1_epi32(32 - o->rq->out_bits);
+}
+
+/* round(acc / 2**s) in int32 lanes (s in [0, 31]): floor plus the mode's table bit at
+ * q_odd | negative << 1 | rest << 2; lanes with s == 0 keep acc (|q| <= 2**30 + 1: no overflow). */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_lanes32(__m512i acc, __m512i s,
+                                                                                     __m512i table)
+{
+    const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+    __m512i q = _mm512_srav_epi32(acc, s);
+    __m512i unit = _mm512_sllv_epi32(one, s);
+    __m512i r = _mm512_and_si512(acc, _mm512_sub_epi32(unit, one));
+    __m512i half = _mm512_srli_epi32(unit, 1);
+    __m512i rest = _mm512_maskz_mov_epi32(_mm512_cmpneq_epi32_mask(r, zero), one);
+    rest = _mm512_mask_add_epi32(rest, _mm512_cmpge_epu32_mask(r, half), rest, one);
+    rest = _mm512_mask_add_epi32(rest, _mm512_cmpgt_epu32_mask(r, half), rest, one);
+    __m512i index = _mm512_or_si512(_mm512_and_si512(q, one), _mm512_slli_epi32(_mm512_srli_epi32(acc, 31), 1));
+    index = _mm512_or_si512(index, _mm512_slli_epi32(rest, 2));
+    __m512i up = _mm512_and_si512(_mm512_srlv_epi32(table, index), one);
+    return _mm512_mask_mov_epi32(_mm512_add_epi32(q, up), _mm512_cmpeq_epi32_mask(s, zero), acc);
+}
+
+/* One row of NR accumulators (corrections added) into the output row: int32 store,
+ * int32-lane requantization, or (other epilogues) the exact scalar/int64-lane path. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t finish_row(
+    const __m512i *acc, const strip_rq *s, const sink *o, int64_t row, int64_t n0, int64_t nc)
+{
+    if (o->qout == NULL) {
+        for (int v = 0; v < NV; v++)
+            _mm512_mask_storeu_epi32(o->out + row * o->n + n0 + 16 * v, s->cols[v], acc[v]);
+        return 0;
+    }
+    const fxp_epilogue *e = o->rq;
+    char *dst = (char *)o->qout + (row * o->n + n0) * e->out_size;
+    if (!s->lanes) {
+        int32_t buf[NR] __attribute__((aligned(64)));
+        for (int v = 0; v < NV; v++)
+            _mm512_store_si512((void *)(buf + 16 * v), acc[v]);
+        return fxp_rq_row_s32(buf, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
+    }
+    int64_t count = 0;
+    for (int v = 0; v < NV; v++) {
+        if (!s->cols[v])
+            break;
+        __m512i y = round_lanes32(acc[v], s->shift[v], s->table);
+        if (e->relu)
+            y = _mm512_max_epi32(y, _mm512_setzero_si512());
+        __mmask16 outside = (_mm512_cmplt_epi32_mask(y, s->lo) | _mm512_cmpgt_epi32_mask(y, s->hi)) & s->cols[v];
+        count += __builtin_popcount((unsigned)outside);
+        if (e->overflow == FXP_WRAP)
+            y = _mm512_srav_epi32(_mm512_sllv_epi32(y, s->wrap_bits), s->wrap_bits);
+        else
+            y = _mm512_min_epi32(_mm512_max_epi32(y, s->lo), s->hi);
+        if (e->out_size == 1)
+            _mm_mask_storeu_epi8(dst + 16 * v, s->cols[v], _mm512_cvtepi32_epi8(y));
+        else if (e->out_size == 2)
+            _mm256_mask_storeu_epi16(dst + 32 * v, s->cols[v], _mm512_cvtepi32_epi16(y));
+        else
+            _mm512_mask_storeu_epi32(dst + 64 * v, s->cols[v], y);
+    }
+    return count;
+}
+
+/* ---------------------------------------------------------------- full tiles */
+
 #define ROW_DECL(r) __m512i a##r##0 = _mm512_setzero_si512(), a##r##1 = a##r##0, a##r##2 = a##r##0;
 #define ROW_STEP(r)                                                                                  \
     {                                                                                                \
-        int32_t four;                                                                                \
-        memcpy(&four, xg + (r) * kp, 4);                                                             \
-        __m512i a = _mm512_set1_epi32(four);                                                         \
+        __m512i a = _mm512_set1_epi32(*(const int32_t *)(xg + 4 * (r)));                             \
         DPBUSD(a##r##0, a, b0);                                                                      \
         DPBUSD(a##r##1, a, b1);                                                                      \
         DPBUSD(a##r##2, a, b2);                                                                      \
@@ -94,21 +211,22 @@ typedef struct {
     _mm512_store_si512((void *)(buf + (r) * NR + 16), _mm512_add_epi32(a##r##1, c1));                \
     _mm512_store_si512((void *)(buf + (r) * NR + 32), _mm512_add_epi32(a##r##2, c2));
 
-/* All MR packed rows (rows past the edge hold x = 0) times one strip into buf[MR][NR],
- * corrections added; 24 accumulators in registers over all of K. */
-FXP_TARGET_AVX512 static void tile(const uint8_t *xp, const int8_t *wp, const int32_t *corr, int64_t kp,
-                                   int32_t *buf)
+/* MR packed rows (a tile of xp) times one strip into buf[MR][NR], corrections added; 24
+ * accumulators in registers over all of K.  Kept apart from the epilogue (noinline) so the
+ * loop is compiled with all 32 zmm registers for itself. */
+FXP_TARGET_AVX512 __attribute__((noinline)) static void tile(const uint8_t *xt, const int8_t *wp,
+                                                             const int32_t *corr, int64_t kp, int32_t *buf)
 {
     ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
     const int8_t *b = wp, *b_end = wp + (kp >> 2) * (NR * 4);
-    const uint8_t *xg = xp;
+    const uint8_t *xg = xt;
     do {            /* kp >= 4: at least one group */
         __m512i b0 = _mm512_load_si512((const void *)b);
         __m512i b1 = _mm512_load_si512((const void *)(b + 64));
         __m512i b2 = _mm512_load_si512((const void *)(b + 128));
         ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5) ROW_STEP(6) ROW_STEP(7)
         b += NR * 4;
-        xg += 4;
+        xg += MR * 4;
     } while (b < b_end);
     __m512i c0 = _mm512_load_si512((const void *)corr);
     __m512i c1 = _mm512_load_si512((const void *)(corr + 16));
@@ -116,98 +234,144 @@ FXP_TARGET_AVX512 static void tile(const uint8_t *xp, const int8_t *wp, const in
     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5) ROW_STORE(6) ROW_STORE(7)
 }
 
-/* One packed row times one strip into buf[0][NR] (a single-row x, e.g. batch 1): two sets of
- * three accumulators take alternate groups of 4 k, so their vpdpbusd chains overlap. */
-FXP_TARGET_AVX512 static void tile1(const uint8_t *xp, const int8_t *wp, const int32_t *corr, int64_t kp,
-                                    int32_t *buf)
-{
-    __m512i e0 = _mm512_setzero_si512(), e1 = e0, e2 = e0, o0 = e0, o1 = e0, o2 = e0;
-    const int8_t *b = wp;
-    int64_t g = 0, groups = kp >> 2;
-    for (; g + 2 <= groups; g += 2, b += 2 * NR * 4) {
-        int32_t four[2];
-        memcpy(four, xp + 4 * g, 8);
-        __m512i a = _mm512_set1_epi32(four[0]), c = _mm512_set1_epi32(four[1]);
-        DPBUSD(e0, a, _mm512_load_si512((const void *)b));
-        DPBUSD(e1, a, _mm512_load_si512((const void *)(b + 64)));
-        DPBUSD(e2, a, _mm512_load_si512((const void *)(b + 128)));
-        DPBUSD(o0, c, _mm512_load_si512((const void *)(b + NR * 4)));
-        DPBUSD(o1, c, _mm512_load_si512((const void *)(b + NR * 4 + 64)));
-        DPBUSD(o2, c, _mm512_load_si512((const void *)(b + NR * 4 + 128)));
-    }
-    if (g < groups) {
-        int32_t four;
-        memcpy(&four, xp + 4 * g, 4);
-        __m512i a = _mm512_set1_epi32(four);
-        DPBUSD(e0, a, _mm512_load_si512((const void *)b));
-        DPBUSD(e1, a, _mm512_load_si512((const void *)(b + 64)));
-        DPBUSD(e2, a, _mm512_load_si512((const void *)(b + 128)));
-    }
-    e0 = _mm512_add_epi32(_mm512_add_epi32(e0, o0), _mm512_load_si512((const void *)corr));
-    e1 = _mm512_add_epi32(_mm512_add_epi32(e1, o1), _mm512_load_si512((const void *)(corr + 16)));
-    e2 = _mm512_add_epi32(_mm512_add_epi32(e2, o2), _mm512_load_si512((const void *)(corr + 32)));
-    _mm512_store_si512((void *)buf, e0);
-    _mm512_store_si512((void *)(buf + 16), e1);
-    _mm512_store_si512((void *)(buf + 32), e2);
-}
-
-/* The first mr rows and nc columns of buf into the int32 output or, requantized, into qout. */
-static int64_t store_tile(const int32_t *buf, int64_t mr, int64_t i0, int64_t n0, int64_t nc, const epilogue *e)
+/* The epilogue of the first mr rows of a tile's buffer (still in L1). */
+FXP_TARGET_AVX512 static int64_t finish_tile(const int32_t *buf, int64_t i0, int64_t mr, int64_t n0, int64_t nc,
+                                             const strip_rq *s, const sink *o)
 {
     int64_t count = 0;
     for (int64_t r = 0; r < mr; r++) {
-        if (e->qout == NULL) {
-            memcpy(e->out + (i0 + r) * e->n + n0, buf + r * NR, (size_t)nc * sizeof(int32_t));
-            continue;
-        }
-        char *dst = (char *)e->qout + ((i0 + r) * e->n + n0) * e->out_size;
-        count += fxp_rq_row_s32(buf + r * NR, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e->rq, dst,
-                                e->out_size);
+        __m512i row[NV];
+        for (int v = 0; v < NV; v++)
+            row[v] = _mm512_load_si512((const void *)(buf + r * NR + 16 * v));
+        count += finish_row(row, s, o, i0 + r, n0, nc);
     }
     return count;
 }
 
-/* Every row tile of x times one packed strip (columns n0 .. n0 + nc - 1). */
-static int64_t run_strip(const int8_t *x, const int8_t *wp, const int32_t *corr, int64_t m, int64_t n0, int64_t nc,
-                         int64_t k, int64_t kp, uint8_t *xp, const epilogue *e)
+/* ---------------------------------------------------------------- few rows (GEMV) */
+
+/* R (1..4) rows of one packed tile times two strips at once (6 zmm of w per step, R x 6
+ * accumulators), so each packed weight is read once per call; into buf[R][2 * NR] with the
+ * corrections added.  The second strip may be absent (w2 == NULL: the first is read twice). */
+#define SMALL_KERNEL(R)                                                                              \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void small_##R(                                \
+        const uint8_t *xt, const int8_t *w1, const int32_t *c1, const int8_t *w2, const int32_t *c2,   \
+        int64_t kp, int32_t *buf)                                                                      \
+    {                                                                                                  \
+        __m512i acc[R][2 * NV];                                                                        \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++) acc[r][v] = _mm512_setzero_si512(); \
+        const int64_t groups = kp >> 2;                                                                \
+        const int8_t *wb = w2 ? w2 : w1;                                                               \
+        for (int64_t g = 0; g < groups; g++) {                                                         \
+            const uint8_t *xg = xt + g * (MR * 4);                                                     \
+            __m512i a[R];                                                                              \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                        \
+                a[r] = _mm512_set1_epi32(*(const int32_t *)(xg + 4 * r));                              \
+            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++)                                   \
+            {                                                                                          \
+                const int8_t *src = (v < NV ? w1 : wb) + g * (NR * 4) + 64 * (v % NV);                  \
+                __m512i b = _mm512_load_si512((const void *)src);                                      \
+                _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) DPBUSD(acc[r][v], a[r], b);        \
+            }                                                                                          \
+        }                                                                                              \
+        const int32_t *cb = w2 ? c2 : c1;                                                              \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++)                                   \
+            {                                                                                          \
+                __m512i c = _mm512_load_si512((const void *)((v < NV ? c1 : cb) + 16 * (v % NV)));      \
+                _mm512_store_si512((void *)(buf + r * 2 * NR + 16 * v), _mm512_add_epi32(acc[r][v], c)); \
+            }                                                                                          \
+    }
+
+SMALL_KERNEL(1)
+SMALL_KERNEL(2)
+SMALL_KERNEL(3)
+SMALL_KERNEL(4)
+
+typedef void (*small_fn)(const uint8_t *, const int8_t *, const int32_t *, const int8_t *, const int32_t *, int64_t,
+                         int32_t *);
+static const small_fn small_kernels[5] = {NULL, small_1, small_2, small_3, small_4};
+
+/* ---------------------------------------------------------------- drivers */
+
+/* Strip j of a packed weight buffer: kp * NR bytes of w, then NR int32 corrections (both
+ * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
+static int64_t packed_strip_bytes(int64_t k) { return padded_k(k) * NR + NR * 4; }
+
+/* Every tile of packed x times the strips [first, last) of `strips` (stride bytes apart). */
+FXP_TARGET_AVX512 static int64_t run(const uint8_t *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
+                                     int64_t kp, const sink *o)
 {
-    int32_t buf[MR * NR] __attribute__((aligned(64)));
+    int32_t buf[MR * NR] __attribute__((aligned(64)));    /* also 4 x 2 NR for the small kernels */
     int64_t count = 0;
-    for (int64_t i0 = 0; i0 < m; i0 += MR) {
-        int64_t mr = m - i0 < MR ? m - i0 : MR;
-        pack_x_tile(x, i0, mr, k, kp, xp);
-        if (mr == 1)
-            tile1(xp, wp, corr, kp, buf);
-        else
-            tile(xp, wp, corr, kp, buf);
-        count += store_tile(buf, mr, i0, n0, nc, e);
+    const int64_t n_strips = (n + NR - 1) / NR;
+    if (m <= 4) {
+        for (int64_t j = 0; j < n_strips; j += 2) {
+            int64_t n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
+            int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
+            const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
+            small_kernels[m](xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * NR), (const int8_t *)s2,
+                             s2 ? (const int32_t *)(s2 + kp * NR) : NULL, kp, buf);
+            strip_rq q;
+            for (int half = 0; half < (s2 ? 2 : 1); half++) {
+                int64_t n_at = n0 + half * NR, nc = half ? nc2 : nc1;
+                strip_rq_init(&q, o, n_at, nc);
+                for (int64_t r = 0; r < m; r++) {
+                    __m512i row[NV];
+                    for (int v = 0; v < NV; v++)
+                        row[v] = _mm512_load_si512((const void *)(buf + r * 2 * NR + half * NR + 16 * v));
+                    count += finish_row(row, &q, o, r, n_at, nc);
+                }
+            }
+        }
+        return count;
+    }
+    for (int64_t j = 0; j < n_strips; j++) {
+        int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
+        const char *strip = strips + j * stride;
+        strip_rq q;
+        strip_rq_init(&q, o, n0, nc);
+        for (int64_t i0 = 0; i0 < m; i0 += MR) {
+            tile(xp + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, buf);
+            count += finish_tile(buf, i0, m - i0 < MR ? m - i0 : MR, n0, nc, &q, o);
+        }
     }
     return count;
 }
 
 /* With qout == NULL the int32 result goes to out; otherwise each tile is requantized by rq
- * into qout and the overflow count is returned. */
+ * into qout and the overflow count is returned.  w is packed here, one strip at a time. */
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
                            const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    const int64_t kp = padded_k(k);
-    int8_t *wp = (int8_t *)fxp_align64(scratch);
-    uint8_t *xp = (uint8_t *)(wp + kp * NR);
-    int32_t *corr = (int32_t *)fxp_align64(xp + kp * MR);
-    epilogue e = {shift, mult, rq, qout, out_size, out, n};
+    (void)shift, (void)mult, (void)out_size;   /* carried by rq */
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    char *strip = (char *)fxp_align64(scratch);
+    uint8_t *xp = (uint8_t *)fxp_align64(strip + stride);
+    sink o = {rq, qout, out, n};
+    pack_x(x, m, k, kp, xp);
     int64_t count = 0;
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
         int64_t nc = n - n0 < NR ? n - n0 : NR;
-        pack_w_strip(w, bias, n0, nc, k, kp, wp, corr);
-        count += run_strip(x, wp, corr, m, n0, nc, k, kp, xp, &e);
+        pack_w_strip(w, bias, n0, nc, k, kp, (int8_t *)strip, (int32_t *)(strip + kp * NR));
+        sink part = o;
+        if (qout)
+            part.qout = (char *)qout + n0 * rq->out_size;
+        else
+            part.out = out + n0;
+        fxp_epilogue e;
+        if (rq) {
+            e = *rq;
+            e.shift = rq->shift + n0;
+            e.mult = rq->mult ? rq->mult + n0 : NULL;
+            part.rq = &e;
+        }
+        count += run(xp, strip, stride, m, nc, kp, &part);
     }
     return count;
 }
-
-/* Pre-packed weights: every strip (kp * NR bytes of w, then NR int32 corrections; both
- * sizes are multiples of 64) stored one after another from a 64-byte aligned start. */
-static int64_t packed_strip_bytes(int64_t k) { return padded_k(k) * NR + NR * 4; }
 
 int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k)
 {
@@ -225,21 +389,16 @@ void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t
     }
 }
 
-/* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds the x tile only. */
+/* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds packed x only. */
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
                                   const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                   int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
 {
+    (void)shift, (void)mult, (void)out_size;   /* carried by rq */
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
-    const char *base = (const char *)fxp_align64((void *)packed);
     uint8_t *xp = (uint8_t *)fxp_align64(scratch);
-    epilogue e = {shift, mult, rq, qout, out_size, out, n};
-    int64_t count = 0;
-    for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        int64_t nc = n - n0 < NR ? n - n0 : NR;
-        const char *strip = base + n0 / NR * stride;
-        count += run_strip(x, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), m, n0, nc, k, kp, xp, &e);
-    }
-    return count;
+    sink o = {rq, qout, out, n};
+    pack_x(x, m, k, kp, xp);
+    return run(xp, (const char *)fxp_align64((void *)packed), stride, m, n, kp, &o);
 }
 #endif
