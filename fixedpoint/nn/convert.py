@@ -30,11 +30,11 @@ from ..kernels.reference.requantize import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..qformat import QFormat
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
-from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
-                           FixedTable)
+from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPad, FixedPermute, FixedPool, FixedResidual,
+                           FixedSoftmax, FixedTable)
 from .fixed_model import FixedModel
-from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d,
-                     ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d, Pad,
+                     Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
 
 PRECISIONS = {"i8": (8, 8), "i16": (16, 16), "a16w8": (16, 8)}   # name -> (activation bits, weight bits)
 SCALES = ("pow2", "multiplier")
@@ -150,6 +150,7 @@ class _Builder:
                 if fused:
                     y = _float_forward(follower, y, name)
                 out = self._layer(layer, name, fmt, y, follower if fused else None)
+                out.source = (layer, follower) if fused else (layer,)
             fixed.append(out)
             x, fmt = y, out.out_fmt
             i += 2 if fused else 1
@@ -162,13 +163,18 @@ class _Builder:
         if isinstance(layer, (ReLU, ReLU6, Flatten)):
             return FixedElementwise(name, kind, in_fmt, self.act_dtype,
                                     _six(in_fmt) if isinstance(layer, ReLU6) else None)
+        if isinstance(layer, Permute):
+            return FixedPermute(name, in_fmt, self.act_dtype, layer.axes)
+        if isinstance(layer, Pad):
+            return FixedPad(name, in_fmt, self.act_dtype, layer.pads, layer.value)
         if isinstance(layer, _POOLS):
-            return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride)
+            padding = layer.padding if isinstance(layer, (AvgPool1d, AvgPool2d)) and layer.padded else None
+            return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride, padding)
         unit = QFormat.for_range(1.0, self.act_bits)
         if isinstance(layer, (Sigmoid, Tanh)):
             return FixedTable(name, kind, in_fmt, unit, self.act_dtype)
         if isinstance(layer, Softmax):
-            return FixedSoftmax(name, in_fmt, unit, self.act_dtype)
+            return FixedSoftmax(name, in_fmt, unit, self.act_dtype, layer.n_axes)
         if isinstance(layer, Add):
             raise ValueError(f"layer {name}: a two-input Add converts only as the join of a Residual")
         raise ValueError(f"layer {name}: cannot convert a {kind}")

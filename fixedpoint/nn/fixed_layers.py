@@ -10,8 +10,10 @@ Where rounding and saturation happen:
   exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added exactly; ONE
   rounding in the kernel's fused requantization y = round(acc * multiplier / 2**shift), optional fused ReLU, then
   saturation into the activation bits (counted). The accumulator is never materialized here.
-- ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten keep the
-  format; average pools round the window mean once (deterministic modes; half_even under stochastic ones).
+- ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten/Permute/Pad
+  keep the format (Pad fills with raw 0, or with the format's lowest value where the float layer pads -inf);
+  average pools round the window mean once (deterministic modes; half_even under stochastic ones); with
+  uncounted padding the exact int64 window sum is divided by each window's element count, rounded once.
 - Add (residual join): both inputs aligned exactly, one rounding into the output format, saturation (counted).
 - Sigmoid / Tanh: lookup tables (see `activations`): at most 0.5 output LSB of error.
 - Softmax: see `FixedSoftmax`.
@@ -27,6 +29,7 @@ from ..kernels.reference.rounding import round_div
 from ..qformat import QFormat
 from ..stats import OverflowStats
 from .activations import activation_table, apply_table
+from .layers import window_combine, window_counts
 
 
 class Run:
@@ -54,6 +57,7 @@ class FixedLayer:
     kind = "layer"
     weight_text = None
     scale = "pow2"   # activations are always power-of-two Q formats; Linear/Conv may use "multiplier"
+    source = ()      # the (folded) float layers this layer computes, set at conversion (see FixedModel.layer_report)
 
     def __init__(self, name: str, in_fmt: QFormat, out_fmt: QFormat, out_dtype):
         self.name, self.in_fmt, self.out_fmt, self.out_dtype = name, in_fmt, out_fmt, np.dtype(out_dtype)
@@ -164,19 +168,60 @@ class FixedElementwise(FixedLayer):
         return y
 
 
+class FixedPermute(FixedLayer):
+    """Permute: the raw integers transposed (a contiguous copy); the format is unchanged."""
+
+    kind = "Permute"
+
+    def __init__(self, name, fmt, out_dtype, axes):
+        super().__init__(name, fmt, fmt, out_dtype)
+        self.axes = axes
+
+    def forward(self, raw, run: Run):
+        y = np.ascontiguousarray(raw.transpose(self.axes))
+        run.counter(self.name).add(0, y.size)
+        return y
+
+
+class FixedPad(FixedLayer):
+    """Pad: raw 0 for zero padding, the format's lowest raw value for -inf padding (before a max pool)."""
+
+    kind = "Pad"
+
+    def __init__(self, name, fmt, out_dtype, pads, value):
+        super().__init__(name, fmt, fmt, out_dtype)
+        self.pads = pads
+        self.fill = 0 if value == 0 else fmt.qmin
+
+    def forward(self, raw, run: Run):
+        y = np.pad(raw, ((0, 0),) + self.pads + ((0, 0),), constant_values=self.fill)
+        run.counter(self.name).add(0, y.size)
+        return y
+
+
 class FixedPool(FixedLayer):
-    """MaxPool1d/2d and AvgPool1d/2d through the kernel API; the format is unchanged."""
+    """MaxPool1d/2d and AvgPool1d/2d through the kernel API; the format is unchanged.
+
+    An average pool with uncounted `padding` ((begin, end) per spatial axis) sums each window exactly in int64
+    and rounds the sum divided by the window's element count once.
+    """
 
     _FUNCTIONS = {"MaxPool1d": kernels.max_pool1d, "MaxPool2d": kernels.max_pool2d,
                   "AvgPool1d": kernels.avg_pool1d, "AvgPool2d": kernels.avg_pool2d}
 
-    def __init__(self, name, kind, fmt, out_dtype, kernel, stride):
+    def __init__(self, name, kind, fmt, out_dtype, kernel, stride, padding=None):
         super().__init__(name, fmt, fmt, out_dtype)
-        self.kind, self.kernel, self.stride = kind, kernel, stride
+        self.kind, self.kernel, self.stride, self.padding = kind, kernel, stride, padding
 
     def forward(self, raw, run: Run):
         function = self._FUNCTIONS[self.kind]
-        if self.kind.startswith("Avg"):
+        if self.padding is not None:
+            window = (self.kernel, self.stride) if self.kind == "AvgPool2d" else ((self.kernel,), (self.stride,))
+            wide = np.pad(raw.astype(np.int64), ((0, 0),) + self.padding + ((0, 0),))
+            counts = window_counts(raw.shape[1:-1], *window, self.padding)
+            y = round_div(window_combine(wide, *window, np.add), counts, run.deterministic_rounding)
+            y = y.astype(self.out_dtype)
+        elif self.kind.startswith("Avg"):
             y = function(raw, self.kernel, self.stride, rounding=run.deterministic_rounding, backend=run.backend)
         else:
             y = function(raw, self.kernel, self.stride, backend=run.backend)
@@ -213,20 +258,23 @@ class FixedSoftmax(FixedLayer):
     kind = "Softmax"
     EXP_FRAC = 30
 
-    def __init__(self, name, in_fmt, out_fmt, out_dtype):
+    def __init__(self, name, in_fmt, out_fmt, out_dtype, n_axes=1):
         super().__init__(name, in_fmt, out_fmt, out_dtype)
+        self.n_axes = n_axes
         container_bits = 8 * np.dtype(out_dtype).itemsize
         steps = np.arange(1 << container_bits, dtype=np.float64)          # -d = 0 .. 2**bits - 1
         self.exp_table = np.rint(np.ldexp(np.exp(-np.ldexp(steps, -in_fmt.frac)), self.EXP_FRAC)).astype(np.int64)
 
     def forward(self, raw, run: Run):
-        wide = raw.astype(np.int64)
+        """Softmax over the last `n_axes` axes taken together (one row of the table per leading index)."""
+        shape = raw.shape
+        wide = raw.reshape(shape[:raw.ndim - self.n_axes] + (-1,)).astype(np.int64)
         e = self.exp_table[wide.max(axis=-1, keepdims=True) - wide]
         total = e.sum(axis=-1, keepdims=True)
         y = round_div(e << self.out_fmt.frac, total, run.rounding, run.rng)
         out, count = apply_overflow(y, self.out_fmt.bits, True, "saturate")
         run.counter(self.name).add(count, out.size)
-        return out.astype(self.out_dtype, copy=False)
+        return out.astype(self.out_dtype, copy=False).reshape(shape)
 
 
 class FixedResidual(FixedLayer):
