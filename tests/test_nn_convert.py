@@ -298,3 +298,10 @@ def test_residual_join_rounds_once_and_is_reported():
     np.testing.assert_array_equal(raw, expected)
     report = {row["layer"]: row["saturated"] for row in fixed.overflow_report()}
     assert report["0:Residual.add"] == np.count_nonzero((np.rint(total) > 127) | (np.rint(total) < -128)) > 0
+
+
+def test_int16_bias_beyond_32_bits_is_counted_as_saturated():
+    model = nn.Sequential([nn.Linear(np.full((2, 3), 0.004), [3.0, 0.001])])   # 3.0 needs ~2**35 at w_frac 22
+    fixed = nn.quantize_model(model, _data((3,)), "i16")
+    assert fixed.formats()[1]["bias_saturated"] == 1
+    assert fixed.layers[0].bias[0] == (1 << 31) - 1

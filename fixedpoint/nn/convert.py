@@ -225,7 +225,9 @@ class _Builder:
         product_bound = 1 << (8 * self.act_dtype.itemsize + 8 * self.w_dtype.itemsize - 2)
         limit = min((1 << 31) - 1, int(np.iinfo(self.acc_dtype).max) - k * product_bound)
         raw = self._quantize(scaled, 32).astype(np.int64)
-        saturated = int(np.count_nonzero(np.abs(raw) > limit))
+        # the 32-bit quantizer itself saturates at 2**31 - 1, which equals the limit of int64 accumulators: a value
+        # above the limit that lands on it was saturated too
+        saturated = int(np.count_nonzero((np.abs(raw) > limit) | ((np.abs(raw) == limit) & (np.abs(scaled) > limit))))
         return np.clip(raw, -limit, limit).astype(self.acc_dtype), saturated
 
 
