@@ -136,6 +136,12 @@ class FixedGemm(FixedLayer):
             self._kernels[key] = kernel
         return kernel
 
+    def weight_lsb(self) -> np.ndarray:
+        """Real value of one weight LSB per output channel: M * 2**(in_frac - out_frac - shift) (M = 1 for pow2)."""
+        multiplier = 1.0 if self.multiplier is None else np.asarray(self.multiplier, dtype=np.float64)
+        shift = np.broadcast_to(self.shift, (self.weight.shape[0],)).astype(np.int64)
+        return np.ldexp(multiplier, self.in_fmt.frac - self.out_fmt.frac - shift)
+
     def __getstate__(self):
         """Prepared kernels (bound to backend modules and packed buffers) are rebuilt after a copy."""
         return dict(self.__dict__, _kernels={})
@@ -287,20 +293,28 @@ class FixedResidual(FixedLayer):
         self.body = body
         self.add_name = f"{name}.add"
 
+    @property
+    def body_fmt(self) -> QFormat:
+        return self.body[-1].out_fmt if self.body else self.in_fmt
+
     def forward(self, raw, run: Run):
-        y, fmt = raw, self.in_fmt
+        y = raw
         for layer in self.body:
-            y, fmt = layer.forward(y, run), layer.out_fmt
-        out = kernels.add(raw, self.in_fmt.frac, y, fmt.frac, self.out_fmt.frac, out_bits=self.out_fmt.bits,
-                          rounding=run.rounding, backend=run.backend, rng=run.rng, stats=run.counter(self.add_name))
+            y = layer.forward(y, run)
+        return self.join(raw, y, run)
+
+    def join(self, raw, body_raw, run: Run):
+        """The add of the skip `raw` (in_fmt) and the body's output `body_raw` (body_fmt) into out_fmt."""
+        out = kernels.add(raw, self.in_fmt.frac, body_raw, self.body_fmt.frac, self.out_fmt.frac,
+                          out_bits=self.out_fmt.bits, rounding=run.rounding, backend=run.backend, rng=run.rng,
+                          stats=run.counter(self.add_name))
         return out.astype(self.out_dtype, copy=False)
 
     def stored_bytes(self) -> int:
         return sum(layer.stored_bytes() for layer in self.body)
 
     def rows(self) -> list[dict]:
-        body_out = self.body[-1].out_fmt if self.body else self.in_fmt
-        add_row = {"layer": self.add_name, "input": f"{self.in_fmt} + {body_out}", "weight": None,
+        add_row = {"layer": self.add_name, "input": f"{self.in_fmt} + {self.body_fmt}", "weight": None,
                    "output": str(self.out_fmt), "scale": "pow2"}
         return [row for layer in self.body for row in layer.rows()] + [add_row]
 

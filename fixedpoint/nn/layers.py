@@ -269,6 +269,14 @@ def spatial_pads(value, spatial: int, layer: str) -> tuple[tuple[int, int], ...]
     return pads
 
 
+def window_slices(shape, kernel, stride):
+    """One index per window offset into channels-last arrays of `shape` (B, *spatial, C): the strided slice of
+    every window's element at that offset (windows without padding)."""
+    out = [(n - k) // s + 1 for n, k, s in zip(shape[1:-1], kernel, stride)]
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        yield (slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, out))
+
+
 def window_combine(x, kernel, stride, combine):
     """`combine` (np.maximum or np.add) over the (kernel) windows of channels-last `x` (B, *spatial, C), no padding.
 
@@ -276,11 +284,9 @@ def window_combine(x, kernel, stride, combine):
     float implementation would do (a reduction over a sliding-window view is many times slower). Integer input
     summed with np.add should be int64, so window sums are exact.
     """
-    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], kernel, stride)]
     result = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        part = x[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, out))]
-        result = part.copy() if result is None else combine(result, part, out=result)
+    for index in window_slices(x.shape, kernel, stride):
+        result = x[index].copy() if result is None else combine(result, x[index], out=result)
     return result
 
 
