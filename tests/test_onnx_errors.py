@@ -5,7 +5,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from fixedpoint.onnx import SUPPORTED_OPS, OnnxModelError, load
+from fixedpoint import nn
+from fixedpoint.onnx import SUPPORTED_OPS, OnnxModelError, export, load
 
 from onnx_graphs import model, node, weights
 
@@ -115,3 +116,14 @@ def test_opsets_outside_11_to_21_are_refused():
         with pytest.raises(OnnxModelError, match=f"opset {opset} is not supported; accepted: 11..21"):
             load(model([node("Relu", ["x"], ["y"])], (None, 3), opset=opset))
 
+
+def test_export_bad_arguments():
+    linear = nn.Sequential([nn.Linear(np.ones((2, 3)))])
+    with pytest.raises(OnnxModelError, match=r"does not take input_shape \(4,\)"):
+        export(linear, (4,))
+    with pytest.raises(OnnxModelError, match="input_shape must be one sample's dimensions"):
+        export(linear, "abc")
+    with pytest.raises(OnnxModelError, match="opset must be an int in 11..21"):
+        export(linear, (3,), opset=9)
+    with pytest.raises(OnnxModelError, match="Softmax over 2 axes needs opset <= 12"):
+        export(nn.Sequential([nn.Softmax(n_axes=2)]), (3, 4))
