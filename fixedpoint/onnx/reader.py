@@ -144,14 +144,15 @@ def _infer(proto, graph_input, input_shape, label) -> onnx.ModelProto:
         except (TypeError, ValueError):
             wanted = ()
         if not wanted or any(d < 1 for d in wanted):
-            raise OnnxModelError(f"input_shape must be one sample's dimensions (positive ints), got {input_shape!r}")
+            raise OnnxModelError(f"input_shape must be one sample's dimensions (positive ints), got {input_shape!r}",
+                                 "input_shape")
         if has_shape and len(dims) != len(wanted) + 1:
             raise OnnxModelError(f"input_shape {wanted} has {len(wanted)} dimensions but the graph input "
-                                 f"{graph_input.name!r} of {label} has {len(dims)} (batch first)")
+                                 f"{graph_input.name!r} of {label} has {len(dims)} (batch first)", "input_shape")
         for axis, (dim, size) in enumerate(zip(list(dims)[1:], wanted), start=1):
             if dim.HasField("dim_value") and dim.dim_value != size:
                 raise OnnxModelError(f"input_shape {wanted} does not match dimension {axis} = {dim.dim_value} "
-                                     f"of the graph input {graph_input.name!r} of {label}")
+                                     f"of the graph input {graph_input.name!r} of {label}", "input_shape")
         copy = onnx.ModelProto()
         copy.CopyFrom(proto)
         target = next(i for i in copy.graph.input if i.name == graph_input.name)
