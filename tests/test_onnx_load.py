@@ -158,7 +158,8 @@ def test_batch_normalization(after):
     stats = {"s": RNG.uniform(0.5, 2, 4).astype(np.float32), "b": weights(4), "m": weights(4),
              "v": RNG.uniform(0.5, 2, 4).astype(np.float32)}
     if after == "Conv":
-        first, shape, inits = node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), (None, 2, 5, 5), {"W": weights(4, 2, 3, 3)}
+        first, shape = node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), (None, 2, 5, 5)
+        inits = {"W": weights(4, 2, 3, 3)}
     else:
         first, shape, inits = node("Gemm", ["x", "W"], ["c"]), (None, 6), {"W": weights(6, 4)}
     proto = model([first, node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], epsilon=1e-3)], shape,

@@ -37,7 +37,7 @@ def load(model, input_shape=None) -> nn.Sequential:
     end, join = walker.chain(Value(graph.input, shape, layout.identity(len(shape))), layers)
     if join is not None:
         raise graph.error(join, "this Add joins tensors from outside a residual block")
-    require(graph, end, layout.identity(end.rank), layers)
+    require(end, layout.identity(end.rank), layers)
     unvisited = [node for node in graph.nodes if node.op_type != "Constant" and id(node) not in walker.visited]
     if unvisited:
         raise graph.error(unvisited[0], "the node is not on the path from the graph input to its output")
@@ -125,7 +125,7 @@ class _Walker:
         if body_end.shape != skip_end.shape:
             raise graph.error(join, f"the branches have shapes {skip_end.shape} and {body_end.shape}; "
                                     "a residual join needs equal shapes (no broadcasting)")
-        require(graph, body_end, skip_end.layout, body)
+        require(body_end, skip_end.layout, body)
         layers.append(nn.Residual(body))
         name = join.output[0]
         return Value(name, graph.shape(name), skip_end.layout)

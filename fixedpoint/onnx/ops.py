@@ -31,7 +31,7 @@ class Value:
         return len(self.shape)
 
 
-def require(graph, value: Value, target, layers) -> Value:
+def require(value: Value, target, layers) -> Value:
     """`value` held in layout `target`, appending a Permute when it is held otherwise."""
     if value.layout == tuple(target):
         return value
@@ -99,7 +99,7 @@ def matmul(graph, node, value, layers):
     if b.ndim != 2 or value.rank < 2:
         raise graph.error(node, f"needs data of rank >= 2 and a 2-D constant B, got {value.shape} and {b.shape}")
     if value.layout[-1] != value.rank - 1:
-        value = require(graph, value, layout.identity(value.rank), layers)
+        value = require(value, layout.identity(value.rank), layers)
     linear = nn.Linear(b.T)
     layers.append(linear)
     return _out(graph, node, value, linear=linear)
@@ -178,7 +178,7 @@ def conv(graph, node, value, layers):
     attrs, kernel, strides, pads = _window(graph, node, value, weight.shape[2:])
     if attrs.get("group", 1) != 1:
         raise graph.error(node, f"group = {attrs['group']} is not supported (only 1)")
-    value = require(graph, value, layout.channels_last(value.rank), layers)
+    value = require(value, layout.channels_last(value.rank), layers)
     symmetric = all(b == e for b, e in pads)
     if not symmetric:
         layers.append(nn.Pad(pads))
@@ -197,7 +197,7 @@ def _pool_common(graph, node, value, layers):
     attrs, kernel, strides, pads = _window(graph, node, value)
     if any(b >= k or e >= k for (b, e), k in zip(pads, kernel)):
         raise graph.error(node, f"pads {pads} must be smaller than the kernel {kernel}")
-    return require(graph, value, layout.channels_last(value.rank), layers), attrs, kernel, strides, pads
+    return require(value, layout.channels_last(value.rank), layers), attrs, kernel, strides, pads
 
 
 def max_pool(graph, node, value, layers):
@@ -227,7 +227,7 @@ def global_average_pool(graph, node, value, layers):
         raise graph.error(node, f"only 1-D and 2-D inputs are supported (rank 3 or 4), got {value.shape}")
     spatial = value.shape[2:]
     _check_static(graph, node, spatial, "the spatial input dimensions")
-    value = require(graph, value, layout.channels_last(value.rank), layers)
+    value = require(value, layout.channels_last(value.rank), layers)
     pool = nn.AvgPool1d if value.rank == 3 else nn.AvgPool2d
     layers.append(pool(_spatial(spatial)))
     return _out(graph, node, value)
@@ -255,7 +255,7 @@ def pad(graph, node, value, layers):
         raise graph.error(node, f"constant_value {fill} is not supported (0 or -inf)")
     if r < 3 or begin[0] or end[0] or begin[1] or end[1]:
         raise graph.error(node, "only the spatial axes (2, ...) of an NCL/NCHW tensor may be padded")
-    value = require(graph, value, layout.channels_last(r), layers)
+    value = require(value, layout.channels_last(r), layers)
     layers.append(nn.Pad(tuple(zip(begin[2:], end[2:])), value=fill))
     return _out(graph, node, value)
 
@@ -268,7 +268,7 @@ def batch_norm(graph, node, value, layers):
     gamma, beta, mean, var = (_const(graph, node, i, what)
                               for i, what in ((1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")))
     if value.layout[-1] != 1:
-        value = require(graph, value, layout.channels_last(value.rank), layers)
+        value = require(value, layout.channels_last(value.rank), layers)
     layers.append(nn.BatchNorm(gamma, beta, mean, var, eps=attrs.get("epsilon", 1e-5)))
     return _out(graph, node, value)
 
@@ -320,7 +320,7 @@ def transpose(graph, node, value, layers):
 def _flatten_into(graph, node, value, layers):
     if value.rank == 2:
         return _out(graph, node, value, linear=value.linear)
-    value = require(graph, value, layout.identity(value.rank), layers)
+    value = require(value, layout.identity(value.rank), layers)
     layers.append(nn.Flatten())
     return _out(graph, node, value, layout.identity(2))
 
@@ -360,7 +360,7 @@ def softmax(graph, node, value, layers):
     held = [j for j, onnx_axis in enumerate(value.layout) if onnx_axis in axes]
     if held != list(range(r - len(axes), r)):
         order = [j for j in range(r) if j not in held] + held
-        value = require(graph, value, layout.compose(value.layout, order), layers)
+        value = require(value, layout.compose(value.layout, order), layers)
     layers.append(nn.Softmax(n_axes=len(axes)))
     return _out(graph, node, value)
 
