@@ -1,8 +1,8 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
+``run --model FILE.onnx`` and ``sweep --model FILE.onnx`` measure the user's own model (see ``user_model``).
 
-``run --model FILE.onnx`` and ``sweep --model FILE.onnx`` measure the user's own model (``user_model``).
-Bad input (unknown task, backend, precision or bit range, missing or foreign results file, a model or data file
-that cannot be used) prints one line to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
+Bad input (unknown task, backend, precision or bit range, missing or foreign results file) prints one line
+to stderr and exits 2; a failed measurement exits 1; Ctrl-C exits 130 and leaves the
 results measured so far in the JSON file.
 """
 from __future__ import annotations

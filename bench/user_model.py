@@ -274,6 +274,24 @@ def row_factories(user: UserModel, rows: _Rows, batches, precisions, conversions
     return factories
 
 
+def time_rows(writer, factories, *, quick: bool) -> None:
+    """Time each row as the task models are timed (median of one call after a warm-up, one thread); a row that
+    raises becomes a "failed" record and the run goes on."""
+    from tqdm import tqdm
+
+    from .runner import case_record, failure_record
+    from .timing import measure
+
+    for label, build in tqdm(factories, desc="model", unit="case"):
+        try:
+            case = build()
+            timing = measure(case.call, min_time=0.05 if quick else 0.2, max_time=2.0)
+            record = case_record(case, timing)
+        except Exception as exc:
+            record = failure_record(label, exc)
+        writer.add(record)
+
+
 def layer_reports(user: UserModel, conversions_, backend: str, quick: bool) -> list[dict]:
     """One "layer_report" record per integer conversion, on the first evaluation samples."""
     samples, source = user.evaluation
@@ -304,10 +322,10 @@ def run_measure(args):
     if args.task:
         raise InputError("--model and --task cannot be combined")
     user = prepare(args.model, args.calib, args.test)
-    backends = list(args.backend) if args.backend else workloads.timed_backends()
+    backends = list(args.backend) if args.backend else (workloads.timed_backends() or [kernels.default_backend()])
     conversions_ = conversions(args.precision, args.weight_bits, args.activation_bits)
     if user.calib is not None:
-        check_conversions(user, conversions_, backends[0] if backends else kernels.default_backend())
+        check_conversions(user, conversions_, backends[0])
     batches = sorted({1, (user.calib if user.calib is not None else user.x_test).shape[0]})
     missing_ort = ort_sessions.available()
     settings = {"precisions": list(args.precision or PRECISIONS), "conversions": [c.label for c in conversions_],
@@ -322,10 +340,9 @@ def run_measure(args):
                 writer.add({"kind": "not_available", "section": section, "reason": NEEDS_CALIBRATION})
         if missing_ort is not None:
             writer.add({"kind": "not_available", "section": "onnxruntime sessions", "reason": missing_ort})
-        runner._time_cases(writer, row_factories(user, rows, batches, args.precision, conversions_, backends,
-                                                 missing_ort is None),
-                           quick=args.quick, progress=True, desc="model", keep_going=True)
-        if user.calib is not None and backends:
+        time_rows(writer, row_factories(user, rows, batches, args.precision, conversions_, backends,
+                                        missing_ort is None), quick=args.quick)
+        if user.calib is not None:
             for record in layer_reports(user, conversions_, backends[0], args.quick):
                 writer.add(record)
         runner.add_ratios(writer.data["records"])
