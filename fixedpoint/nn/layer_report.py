@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..quantize import dequantize
+from .. import dequantize
 from .fixed_layers import FixedResidual, Run
 from .noise import NoiseModel
 
