@@ -1,4 +1,5 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
+``run --model FILE.onnx`` and ``sweep --model FILE.onnx`` measure the user's own model (see ``user_model``).
 
 Bad input (unknown task, backend, precision or bit range, missing or foreign results file, a report --out
 that is not a directory) prints one line to stderr and exits 2; so do results with records or fields the
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", action="append", help="backend to time (repeatable; default: all fast ones)")
     run.add_argument("--precision", action="append", help="precision to time (repeatable; default: all)")
     run.add_argument("--task", action="append", help="task model to time (repeatable; default: all)")
+    _model_arguments(run)
+    run.add_argument("--weight-bits", type=int, help="with --model: convert at this weight width (2..16)")
+    run.add_argument("--activation-bits", type=int, help="with --model: convert at this activation width (2..16)")
     sweep = sub.add_parser("sweep", help="accuracy vs bit width of the task models, results JSON + report.md")
     sweep.add_argument("--task", action="append", help="task (repeatable; default: all)")
     sweep.add_argument("--weight-bits", default="2-16", help="weight widths: N, A-B or A,B,C (default 2-16)")
@@ -81,10 +85,28 @@ def _parser() -> argparse.ArgumentParser:
                        help="evaluate on a fixed subset of this many test samples (default: the whole test set)")
     sweep.add_argument("--backend", default=None, help="kernel backend (default: the fastest available)")
     sweep.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
+    _model_arguments(sweep)
     report = sub.add_parser("report", help="redraw the report from results files (several compare machines)")
     report.add_argument("results", nargs="+", help="results JSON files")
     report.add_argument("--out", required=True, help="directory for report.md and PNGs")
     return parser
+
+
+def _model_arguments(command) -> None:
+    command.add_argument("--model", help="your ONNX model file instead of the task models")
+    command.add_argument("--calib", help="with --model: calibration inputs, an .npy array (N, ...)")
+    command.add_argument("--test", help="with --model: evaluation inputs, an .npz with x (and labels y)")
+
+
+def _user_model(build, *arguments) -> int:
+    """Run ``build(*arguments)``'s measurement of the --model file; its bad input exits 2."""
+    from .user_model import InputError
+
+    try:
+        measure = build(*arguments)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    return _measure_into_new_run(arguments[0].out, measure)
 
 
 def _check_choices(values, accepted, what):
@@ -141,6 +163,12 @@ def cmd_run(args) -> int:
     _check_choices(args.backend, [b for b in kernels.available()], "backend")
     _check_choices(args.precision, workloads.PRECISIONS, "precision")
     _check_tasks(args.task)
+    if args.model is not None:
+        from .user_model import run_measure
+
+        return _user_model(run_measure, args)
+    if args.calib or args.test or args.weight_bits is not None or args.activation_bits is not None:
+        raise UsageError("--calib, --test, --weight-bits and --activation-bits go with --model")
     return _measure_into_new_run(args.out, lambda writer: runner.run(
         writer, quick=args.quick, backends=args.backend, precisions=args.precision, task_names=args.task))
 
@@ -165,6 +193,10 @@ def cmd_sweep(args) -> int:
     _, reason = quantize_model_function()
     if reason is not None:
         raise UsageError(f"sweep not available: {reason}")
+    if args.model is not None:
+        from .user_model import sweep_measure
+
+        return _user_model(sweep_measure, args, weight_bits, activation_bits)
     points = sweeps.sweep_points(args.task or tasks.names(), weight_bits, activation_bits)
     def measure(writer):
         sweeps.run_sweep(points, writer.add, n_test=args.test_samples, backend=args.backend)

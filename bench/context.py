@@ -17,7 +17,7 @@ RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
                   "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_vnni_int8", "amx_tile",
                   "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve", "sve2")
 VERSIONED_PACKAGES = ("fxbench", "numpy", "numba", "cffi", "threadpoolctl", "pytest-benchmark", "matplotlib",
-                      "scikit-learn", "mnist1d", "onnxruntime", "torch")
+                      "scikit-learn", "mnist1d", "onnx", "onnxruntime", "torch")
 
 _ARCH_GET_XCOMP_PERM = 0x1022
 _SYS_ARCH_PRCTL_X86_64 = 158

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import plots, results
+from . import plots, results, user_report
 
 TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
 # other libraries' integer kernels and the naive Numba loop: in the results, not in the verdict
@@ -91,10 +91,10 @@ def answer(rows, machine: str) -> str:
     kernel_rows = [row for row in rows if not _is_model(row)]
     pairs = [(row["workload"], row["speedup"].get("i8")) for row in kernel_rows if row["speedup"].get("i8")]
     if not pairs:
-        text = f"On {machine} no kernel workload was measured in both f32 and i8."
+        text = f"On {machine} no kernel workload was measured in both f32 and i8." if kernel_rows else ""
     else:
         text = _kernel_answer(kernel_rows, pairs, machine)
-    return " ".join([text, *_model_answer([row for row in rows if _is_model(row)])])
+    return " ".join(filter(None, [text, *_model_answer([row for row in rows if _is_model(row)])]))
 
 
 def _kernel_answer(rows, pairs, machine) -> str:
@@ -129,7 +129,7 @@ def _model_answer(rows) -> list[str]:
     for batch in sorted({_batch(row) for row in rows} - {None}):
         speedups = [row["speedup"]["i8"] for row in rows if _batch(row) == batch and row["speedup"].get("i8")]
         if speedups:
-            sentences.append(f"On the {len(speedups)} whole task models at batch {batch}, int8 runs at "
+            sentences.append(f"On the {len(speedups)} whole models at batch {batch}, int8 runs at "
                              f"{min(speedups):.2f}-{max(speedups):.2f}x the speed of float32.")
     drops = [(100 * (row["best"]["f32"]["accuracy"] - row["best"]["i8"]["accuracy"]),
               row["best"]["i8"].get("task", row["workload"]))
@@ -328,7 +328,8 @@ def _machine_sections(data, suffix, out_dir) -> list[str]:
         lines += ["### Verdict", "", *verdict_table(rows), "",
                   " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
                   *memory_target_lines(records), *naive_lines(records), *peer_lines(records)]
-    points = [r for r in records if r.get("kind") == "sweep"]
+    lines += user_report.lines(records)
+    points = [r for r in records if r.get("kind") == "sweep" and r.get("accuracy") is not None]
     if points:
         lines += sweep_lines(points)
         for name, draw, alt in ((f"accuracy_vs_bits{suffix}.png", plots.accuracy_vs_bits, "accuracy vs bits"),

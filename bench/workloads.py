@@ -214,7 +214,8 @@ ONNXRUNTIME = "onnxruntime"
 
 
 def peers() -> list[str]:
-    """Optional peer implementations importable here (the ``peers`` extra): rows only when present.
+    """Optional peer implementations importable here (onnxruntime: the ``data`` or ``peers`` extra; torch:
+    ``peers``): rows only when present.
 
     onnxruntime also needs the ``onnx`` package, which builds its one-node graph.
     """

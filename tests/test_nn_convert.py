@@ -339,3 +339,10 @@ def test_tiny_weights_or_data_give_the_integers_of_their_power_of_two_multiple(t
     base_raw, base_fmt = convert(1.0)
     np.testing.assert_array_equal(raw, base_raw)
     assert fmt.frac == base_fmt.frac + 1016 and np.abs(base_raw).max() > 0
+
+
+def test_int16_bias_beyond_32_bits_is_counted_as_saturated():
+    model = nn.Sequential([nn.Linear(np.full((2, 3), 0.004), [3.0, 0.001])])   # 3.0 needs ~2**35 at w_frac 22
+    fixed = nn.quantize_model(model, _data((3,)), "i16")
+    assert fixed.formats()[1]["bias_saturated"] == 1
+    assert fixed.layers[0].bias[0] == (1 << 31) - 1

@@ -5,8 +5,8 @@ from .containers import Residual, Sequential
 from .convert import quantize_model
 from .fixed_model import FixedModel
 from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Layer, Linear, MaxPool1d,
-                     MaxPool2d, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+                     MaxPool2d, Pad, Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
 
 __all__ = ["Add", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "FixedModel", "Flatten", "Layer",
-           "Linear", "MaxPool1d", "MaxPool2d", "ReLU", "ReLU6", "Residual", "Sequential", "Sigmoid", "Softmax",
-           "Tanh", "quantize_model"]
+           "Linear", "MaxPool1d", "MaxPool2d", "Pad", "Permute", "ReLU", "ReLU6", "Residual", "Sequential", "Sigmoid",
+           "Softmax", "Tanh", "quantize_model"]

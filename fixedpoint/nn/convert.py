@@ -32,11 +32,11 @@ from ..qformat import QFormat
 from ..conversion import as_real_array
 from .calibrate import METHODS, calibration_range
 from .containers import Residual, Sequential
-from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
-                           FixedTable)
+from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPad, FixedPermute, FixedPool, FixedResidual,
+                           FixedSoftmax, FixedTable)
 from .fixed_model import FixedModel
-from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d,
-                     ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d, Pad,
+                     Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
 
 PRECISIONS = {"i8": (8, 8), "i16": (16, 16), "a16w8": (16, 8)}   # name -> (activation bits, weight bits)
 SCALES = ("pow2", "multiplier")
@@ -152,6 +152,7 @@ class _Builder:
                 if fused:
                     y = _float_forward(follower, y, name)
                 out = self._layer(layer, name, fmt, y, follower if fused else None)
+                out.source = (layer, follower) if fused else (layer,)
             fixed.append(out)
             x, fmt = y, out.out_fmt
             i += 2 if fused else 1
@@ -164,13 +165,18 @@ class _Builder:
         if isinstance(layer, (ReLU, ReLU6, Flatten)):
             return FixedElementwise(name, kind, in_fmt, self.act_dtype,
                                     _six(in_fmt) if isinstance(layer, ReLU6) else None)
+        if isinstance(layer, Permute):
+            return FixedPermute(name, in_fmt, self.act_dtype, layer.axes)
+        if isinstance(layer, Pad):
+            return FixedPad(name, in_fmt, self.act_dtype, layer.pads, layer.value)
         if isinstance(layer, _POOLS):
-            return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride)
+            padding = layer.padding if isinstance(layer, (AvgPool1d, AvgPool2d)) and layer.padded else None
+            return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride, padding)
         unit = QFormat.for_range(1.0, self.act_bits)
         if isinstance(layer, (Sigmoid, Tanh)):
             return FixedTable(name, kind, in_fmt, unit, self.act_dtype)
         if isinstance(layer, Softmax):
-            return FixedSoftmax(name, in_fmt, unit, self.act_dtype)
+            return FixedSoftmax(name, in_fmt, unit, self.act_dtype, layer.n_axes)
         if isinstance(layer, Add):
             raise ValueError(f"layer {name}: a two-input Add converts only as the join of a Residual")
         raise ValueError(f"layer {name}: cannot convert a {kind}")
@@ -222,7 +228,9 @@ class _Builder:
         """Bias in the accumulator dtype: rounded into 32 bits, saturated to leave room for k products."""
         limit = min((1 << 31) - 1, bias_limit(self.kind, k))
         raw = self._quantize(scaled, 32).astype(np.int64)
-        saturated = int(np.count_nonzero(np.abs(raw) > limit))
+        # the 32-bit quantizer itself saturates at 2**31 - 1, which equals the limit of int64 accumulators: a value
+        # above the limit that lands on it was saturated too
+        saturated = int(np.count_nonzero((np.abs(raw) > limit) | ((np.abs(raw) == limit) & (np.abs(scaled) > limit))))
         return np.clip(raw, -limit, limit).astype(self.kind.acc), saturated
 
 

@@ -10,8 +10,10 @@ Where rounding and saturation happen:
   exact accumulator (int32 for int8 x int8, int64 for int16 x int16 and int16 x int8), bias added exactly; ONE
   rounding in the kernel's fused requantization y = round(acc * multiplier / 2**shift), optional fused ReLU, then
   saturation into the activation bits (counted). The accumulator is never materialized here.
-- ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten keep the
-  format; average pools round the window mean once (deterministic modes; half_even under stochastic ones).
+- ReLU6 clamps at the raw value of 6 in the output format (after the fused ReLU); ReLU/pools/Flatten/Permute/Pad
+  keep the format (Pad fills with raw 0, or with the format's lowest value where the float layer pads -inf);
+  average pools round the window mean once (deterministic modes; half_even under stochastic ones); with
+  uncounted padding the exact int64 window sum is divided by each window's element count, rounded once.
 - Add (residual join): both inputs aligned exactly, one rounding into the output format, saturation (counted).
 - Sigmoid / Tanh: lookup tables (see `activations`): at most 0.5 output LSB of error.
 - Softmax: see `FixedSoftmax`.
@@ -26,6 +28,7 @@ from ..kernels.modes import Rounding, as_rounding
 from ..qformat import QFormat
 from ..stats import OverflowStats
 from .activations import activation_table, apply_table
+from .layers import window_combine, window_counts
 
 
 class Run:
@@ -52,6 +55,7 @@ class FixedLayer:
     kind = "layer"
     weight_text = None
     scale = "pow2"   # activations are always power-of-two Q formats; Linear/Conv may use "multiplier"
+    source = ()      # the (folded) float layers this layer computes, set at conversion (see FixedModel.layer_report)
 
     def __init__(self, name: str, in_fmt: QFormat, out_fmt: QFormat, out_dtype):
         self.name, self.in_fmt, self.out_fmt, self.out_dtype = name, in_fmt, out_fmt, np.dtype(out_dtype)
@@ -130,6 +134,12 @@ class FixedGemm(FixedLayer):
             self._kernels[key] = kernel
         return kernel
 
+    def weight_lsb(self) -> np.ndarray:
+        """Real value of one weight LSB per output channel: M * 2**(in_frac - out_frac - shift) (M = 1 for pow2)."""
+        multiplier = 1.0 if self.multiplier is None else np.asarray(self.multiplier, dtype=np.float64)
+        shift = np.broadcast_to(self.shift, (self.weight.shape[0],)).astype(np.int64)
+        return np.ldexp(multiplier, self.in_fmt.frac - self.out_fmt.frac - shift)
+
     def __getstate__(self):
         """Prepared kernels (bound to backend modules and packed buffers) are rebuilt after a copy."""
         return dict(self.__dict__, _kernels={})
@@ -162,19 +172,60 @@ class FixedElementwise(FixedLayer):
         return y
 
 
+class FixedPermute(FixedLayer):
+    """Permute: the raw integers transposed (a contiguous copy); the format is unchanged."""
+
+    kind = "Permute"
+
+    def __init__(self, name, fmt, out_dtype, axes):
+        super().__init__(name, fmt, fmt, out_dtype)
+        self.axes = axes
+
+    def forward(self, raw, run: Run):
+        y = np.ascontiguousarray(raw.transpose(self.axes))
+        run.counter(self.name).add(0, y.size)
+        return y
+
+
+class FixedPad(FixedLayer):
+    """Pad: raw 0 for zero padding, the format's lowest raw value for -inf padding (before a max pool)."""
+
+    kind = "Pad"
+
+    def __init__(self, name, fmt, out_dtype, pads, value):
+        super().__init__(name, fmt, fmt, out_dtype)
+        self.pads = pads
+        self.fill = 0 if value == 0 else fmt.qmin
+
+    def forward(self, raw, run: Run):
+        y = np.pad(raw, ((0, 0),) + self.pads + ((0, 0),), constant_values=self.fill)
+        run.counter(self.name).add(0, y.size)
+        return y
+
+
 class FixedPool(FixedLayer):
-    """MaxPool1d/2d and AvgPool1d/2d through the kernel API; the format is unchanged."""
+    """MaxPool1d/2d and AvgPool1d/2d through the kernel API; the format is unchanged.
+
+    An average pool with uncounted `padding` ((begin, end) per spatial axis) sums each window exactly in int64
+    and rounds the sum divided by the window's element count once.
+    """
 
     _FUNCTIONS = {"MaxPool1d": kernels.max_pool1d, "MaxPool2d": kernels.max_pool2d,
                   "AvgPool1d": kernels.avg_pool1d, "AvgPool2d": kernels.avg_pool2d}
 
-    def __init__(self, name, kind, fmt, out_dtype, kernel, stride):
+    def __init__(self, name, kind, fmt, out_dtype, kernel, stride, padding=None):
         super().__init__(name, fmt, fmt, out_dtype)
-        self.kind, self.kernel, self.stride = kind, kernel, stride
+        self.kind, self.kernel, self.stride, self.padding = kind, kernel, stride, padding
 
     def forward(self, raw, run: Run):
         function = self._FUNCTIONS[self.kind]
-        if self.kind.startswith("Avg"):
+        if self.padding is not None:
+            window = (self.kernel, self.stride) if self.kind == "AvgPool2d" else ((self.kernel,), (self.stride,))
+            wide = np.pad(raw.astype(np.int64), ((0, 0),) + self.padding + ((0, 0),))
+            counts = window_counts(raw.shape[1:-1], *window, self.padding)
+            y = kernels.divide(window_combine(wide, *window, np.add), counts, out_bits=8 * self.out_dtype.itemsize,
+                               rounding=run.deterministic_rounding, backend=run.backend)
+        elif self.kind.startswith("Avg"):
             y = function(raw, self.kernel, self.stride, rounding=run.deterministic_rounding, backend=run.backend)
         else:
             y = function(raw, self.kernel, self.stride, backend=run.backend)
@@ -212,19 +263,22 @@ class FixedSoftmax(FixedLayer):
     kind = "Softmax"
     EXP_FRAC = 30
 
-    def __init__(self, name, in_fmt, out_fmt, out_dtype):
+    def __init__(self, name, in_fmt, out_fmt, out_dtype, n_axes=1):
         super().__init__(name, in_fmt, out_fmt, out_dtype)
+        self.n_axes = n_axes
         container_bits = 8 * np.dtype(out_dtype).itemsize
         steps = np.arange(1 << container_bits, dtype=np.float64)          # -d = 0 .. 2**bits - 1
         self.exp_table = np.rint(np.ldexp(np.exp(-np.ldexp(steps, -in_fmt.frac)), self.EXP_FRAC)).astype(np.int64)
 
     def forward(self, raw, run: Run):
-        wide = raw.astype(np.int64)
+        """Softmax over the last `n_axes` axes taken together (one row of the table per leading index)."""
+        shape = raw.shape
+        wide = raw.reshape(shape[:raw.ndim - self.n_axes] + (-1,)).astype(np.int64)
         e = self.exp_table[wide.max(axis=-1, keepdims=True) - wide]
         total = e.sum(axis=-1, keepdims=True)
         out = kernels.divide(e << self.out_fmt.frac, total, out_bits=self.out_fmt.bits, rounding=run.rounding,
                              rng=run.rng, backend=run.backend, stats=run.counter(self.name))
-        return out.astype(self.out_dtype, copy=False)
+        return out.astype(self.out_dtype, copy=False).reshape(shape)
 
 
 class FixedResidual(FixedLayer):
@@ -237,20 +291,28 @@ class FixedResidual(FixedLayer):
         self.body = body
         self.add_name = f"{name}.add"
 
+    @property
+    def body_fmt(self) -> QFormat:
+        return self.body[-1].out_fmt if self.body else self.in_fmt
+
     def forward(self, raw, run: Run):
-        y, fmt = raw, self.in_fmt
+        y = raw
         for layer in self.body:
-            y, fmt = layer.forward(y, run), layer.out_fmt
-        out = kernels.add(raw, self.in_fmt.frac, y, fmt.frac, self.out_fmt.frac, out_bits=self.out_fmt.bits,
-                          rounding=run.rounding, backend=run.backend, rng=run.rng, stats=run.counter(self.add_name))
+            y = layer.forward(y, run)
+        return self.join(raw, y, run)
+
+    def join(self, raw, body_raw, run: Run):
+        """The add of the skip `raw` (in_fmt) and the body's output `body_raw` (body_fmt) into out_fmt."""
+        out = kernels.add(raw, self.in_fmt.frac, body_raw, self.body_fmt.frac, self.out_fmt.frac,
+                          out_bits=self.out_fmt.bits, rounding=run.rounding, backend=run.backend, rng=run.rng,
+                          stats=run.counter(self.add_name))
         return out.astype(self.out_dtype, copy=False)
 
     def stored_bytes(self) -> int:
         return sum(layer.stored_bytes() for layer in self.body)
 
     def rows(self) -> list[dict]:
-        body_out = self.body[-1].out_fmt if self.body else self.in_fmt
-        add_row = {"layer": self.add_name, "input": f"{self.in_fmt} + {body_out}", "weight": None,
+        add_row = {"layer": self.add_name, "input": f"{self.in_fmt} + {self.body_fmt}", "weight": None,
                    "output": str(self.out_fmt), "scale": "pow2"}
         return [row for layer in self.body for row in layer.rows()] + [add_row]
 

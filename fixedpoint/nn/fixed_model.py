@@ -9,6 +9,7 @@ import numpy as np
 from .. import kernels
 from ..conversion import dequantize
 from .fixed_layers import FixedInput, Run
+from .layer_report import LayerReport, layer_report
 
 # The batch runs in equal chunks whose quantized input holds at most this many bytes, so the integer activations
 # of one chunk stay small (and cache-resident); the per-layer results are the same as for the whole batch.
@@ -45,7 +46,7 @@ class FixedModel:
         return FixedModel(self.input_layer, self.layers, self.input_shape, precision=self.precision,
                           scale=self.scale, rounding=self.rounding, seed=self.seed, backend=name)
 
-    def __call__(self, x, raw: bool = False):
+    def _check_input(self, x) -> np.ndarray:
         x = np.asarray(x)
         native = x.dtype.newbyteorder("=")
         if native not in (np.float32, np.float64):
@@ -54,6 +55,10 @@ class FixedModel:
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) like the "
                              f"calibration data, got {x.shape}")
+        return x
+
+    def __call__(self, x, raw: bool = False):
+        x = self._check_input(x)
         run = Run(self._backend, self.rounding, self.seed)
         row_bytes = self.input_layer.out_dtype.itemsize * math.prod(self.input_shape)
         max_rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
@@ -93,6 +98,21 @@ class FixedModel:
                 report.append({"layer": name, "saturated": stats.overflowed if stats else 0,
                                "total": stats.total if stats else 0})
         return report
+
+    def layer_report(self, x) -> LayerReport:
+        """Per layer on float input `x` (B, ...): output format, saturated/total elements, the measured SQNR (dB)
+        of the dequantized integer activations against the float64 model's activations on the same input, and
+        the SQNR the quantization-noise model predicts (see `fixedpoint.nn.noise`: uniform rounding noise of
+        LSB**2/12 per rounding, propagated through every layer). Both compare the whole model up to that layer,
+        so errors accumulate down the table; `str()` of the result is a table.
+
+        The float64 activations are those of the folded float layers the model was converted from (BatchNorm
+        folded, as at conversion); the batch runs unchunked, with the model's backend and rounding.
+        """
+        x = self._check_input(x)
+        if x.shape[0] == 0:
+            raise ValueError("x must hold at least one sample")
+        return layer_report(self, x)
 
     @property
     def weight_bytes(self) -> int:

@@ -2,7 +2,8 @@
 
 Every layer computes in the dtype of its input (float32 or float64); parameters are stored as float64 and cast
 to the input dtype on each call, so a float64 forward pass is the reference. Layouts are channels-last:
-Conv1d takes NLC (B, L, C), Conv2d takes NHWC (B, H, W, C).
+Conv1d takes NLC (B, L, C), Conv2d takes NHWC (B, H, W, C); `Permute` converts a channels-first input
+(NCL, NCHW) at the boundary.
 """
 
 from __future__ import annotations
@@ -223,16 +224,84 @@ class Tanh(Layer):
 
 
 class Softmax(Layer):
-    """Softmax over the last axis (max-subtracted)."""
+    """Softmax over the last `n_axes` axes taken together (max-subtracted); default the last axis only."""
+
+    def __init__(self, n_axes=1):
+        if isinstance(n_axes, bool) or not isinstance(n_axes, (int, np.integer)) or n_axes < 1:
+            raise ValueError(f"Softmax: n_axes must be an int >= 1, got {n_axes!r}")
+        self.n_axes = int(n_axes)
 
     def __call__(self, x):
         x = as_float_input(x, "Softmax")
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        if x.ndim <= self.n_axes:
+            raise ValueError(f"Softmax: expected a batched input with more than {self.n_axes} axes, got {x.shape}")
+        rows = x.reshape(x.shape[:x.ndim - self.n_axes] + (-1,))
+        e = np.exp(rows - rows.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).reshape(x.shape)
+
+    def param_shapes(self) -> str:
+        return "" if self.n_axes == 1 else f"n_axes={self.n_axes}"
+
+
+def spatial_pads(value, spatial: int, layer: str) -> tuple[tuple[int, int], ...]:
+    """Per spatial axis (begin, end) zero counts from an int, (for 2-D) an (h, w) pair, or (begin, end) pairs.
+
+    1-D layers take an int or one (begin, end) pair; 2-D layers an int, (ph, pw) or ((top, bottom), (left, right)).
+    """
+    def count(v):
+        if isinstance(v, bool) or int(v) != v or int(v) < 0:
+            raise ValueError
+        return int(v)
+
+    try:
+        if np.ndim(value) == 0:
+            pads = ((count(value),) * 2,) * spatial
+        elif spatial == 1:
+            begin, end = value
+            pads = ((count(begin), count(end)),)
+        elif all(np.ndim(v) == 0 for v in value) and len(value) == spatial:
+            pads = tuple((count(v), count(v)) for v in value)
+        else:
+            pads = tuple((count(b), count(e)) for b, e in value)
+            if len(pads) != spatial:
+                raise ValueError
+    except (TypeError, ValueError):
+        shapes = ("an int or a (begin, end) pair" if spatial == 1
+                  else "an int, (ph, pw) or ((top, bottom), (left, right))")
+        raise ValueError(f"{layer}: padding must be {shapes} of counts >= 0, got {value!r}") from None
+    return pads
+
+
+def window_slices(shape, kernel, stride):
+    """One index per window offset into channels-last arrays of `shape` (B, *spatial, C): the strided slice of
+    every window's element at that offset (windows without padding)."""
+    out = [(n - k) // s + 1 for n, k, s in zip(shape[1:-1], kernel, stride)]
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        yield (slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, out))
+
+
+def window_combine(x, kernel, stride, combine):
+    """`combine` (np.maximum or np.add) over the (kernel) windows of channels-last `x` (B, *spatial, C), no padding.
+
+    One strided slice per window offset, combined element-wise: whole-array numpy operations, as a user's fast
+    float implementation would do (a reduction over a sliding-window view is many times slower). Integer input
+    summed with np.add should be int64, so window sums are exact.
+    """
+    result = None
+    for index in window_slices(x.shape, kernel, stride):
+        result = x[index].copy() if result is None else combine(result, x[index], out=result)
+    return result
+
+
+def window_counts(spatial_shape, kernel, stride, pads) -> np.ndarray:
+    """Input (not padding) elements in each window: int64 of shape (*out spatial, 1) for an input of
+    `spatial_shape` padded by `pads` ((begin, end) per spatial axis)."""
+    ones = np.pad(np.ones((1,) + tuple(spatial_shape) + (1,), dtype=np.int64), ((0, 0),) + tuple(pads) + ((0, 0),))
+    return window_combine(ones, kernel, stride, np.add)[0]
 
 
 class _Pool(Layer):
-    """Window pooling over the spatial axes of channels-last input; no padding, stride defaults to kernel."""
+    """Window pooling over the spatial axes of channels-last input; stride defaults to kernel."""
 
     spatial = 2
     combine = None  # element-wise ufunc joining the window offsets: np.maximum (max) or np.add (mean)
@@ -246,46 +315,126 @@ class _Pool(Layer):
             self.kernel = _pair(kernel, "kernel", name, 1)[0]
             self.stride = self.kernel if stride is None else _pair(stride, "stride", name, 1)[0]
 
-    def __call__(self, x):
+    @property
+    def window(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(kernel, stride) as tuples over the spatial axes."""
+        if self.spatial == 2:
+            return self.kernel, self.stride
+        return (self.kernel,), (self.stride,)
+
+    def _check(self, x, pads):
         name = type(self).__name__
-        x = as_float_input(x, name)
-        kernel = self.kernel if self.spatial == 2 else (self.kernel,)
-        stride = self.stride if self.spatial == 2 else (self.stride,)
-        if x.ndim != self.spatial + 2 or any(x.shape[1 + i] < k for i, k in enumerate(kernel)):
+        kernel, _ = self.window
+        if x.ndim != self.spatial + 2 or any(x.shape[1 + i] + sum(p) < k for i, (k, p) in enumerate(zip(kernel, pads))):
             raise ValueError(f"{name}: expected input (B, {'H, W' if self.spatial == 2 else 'L'}, C) "
                              f"at least as large as kernel {kernel}, got shape {x.shape}")
-        # One strided slice per window offset, combined element-wise: whole-array numpy operations, as a
-        # user's fast float implementation would do (a reduction over a sliding-window view is many times slower).
-        out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], kernel, stride)]
-        result = None
-        for offset in itertools.product(*(range(k) for k in kernel)):
-            part = x[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s)
-                                            for o, s, n in zip(offset, stride, out))]
-            result = part.copy() if result is None else type(self).combine(result, part, out=result)
-        return result if type(self).combine is np.maximum else result / np.asarray(math.prod(kernel), x.dtype)
+
+    def __call__(self, x):
+        x = as_float_input(x, type(self).__name__)
+        self._check(x, ((0, 0),) * self.spatial)
+        result = window_combine(x, *self.window, type(self).combine)
+        return result if type(self).combine is np.maximum else result / np.asarray(math.prod(self.window[0]), x.dtype)
 
     def param_shapes(self) -> str:
         return f"kernel={self.kernel}, stride={self.stride}"
 
 
 class MaxPool2d(_Pool):
-    """Max over (kh, kw) windows of NHWC input."""
+    """Max over (kh, kw) windows of NHWC input (no padding: put a `Pad` with value -inf before it)."""
     spatial, combine = 2, np.maximum
 
 
-class AvgPool2d(_Pool):
-    """Mean over (kh, kw) windows of NHWC input."""
-    spatial, combine = 2, np.add
-
-
 class MaxPool1d(_Pool):
-    """Max over k-windows of NLC input."""
+    """Max over k-windows of NLC input (no padding: put a `Pad` with value -inf before it)."""
     spatial, combine = 1, np.maximum
 
 
-class AvgPool1d(_Pool):
-    """Mean over k-windows of NLC input."""
-    spatial, combine = 1, np.add
+class _AvgPool(_Pool):
+    """Mean over windows; `padding` adds zeros that are not counted (each window's mean is over its input
+    elements only, ONNX count_include_pad=0). For zeros that count, put a `Pad` before the pool."""
+
+    combine = np.add
+
+    def __init__(self, kernel, stride=None, padding=0):
+        super().__init__(kernel, stride)
+        self.padding = spatial_pads(padding, self.spatial, type(self).__name__)
+
+    @property
+    def padded(self) -> bool:
+        return any(any(p) for p in self.padding)
+
+    def __call__(self, x):
+        if not self.padded:
+            return super().__call__(x)
+        x = as_float_input(x, type(self).__name__)
+        self._check(x, self.padding)
+        sums = window_combine(np.pad(x, ((0, 0),) + self.padding + ((0, 0),)), *self.window, np.add)
+        return sums / window_counts(x.shape[1:-1], *self.window, self.padding).astype(x.dtype)
+
+    def param_shapes(self) -> str:
+        return super().param_shapes() + (f", padding={self.padding}" if self.padded else "")
+
+
+class AvgPool2d(_AvgPool):
+    """Mean over (kh, kw) windows of NHWC input; `padding` as in `spatial_pads`, excluded from the count."""
+    spatial = 2
+
+
+class AvgPool1d(_AvgPool):
+    """Mean over k-windows of NLC input; `padding` an int or (begin, end), excluded from the count."""
+    spatial = 1
+
+
+class Pad(Layer):
+    """Constant padding of the spatial axes of channels-last input (B, *spatial, C).
+
+    `pads` holds one (begin, end) pair per spatial axis, e.g. ((1, 2),) for NLC or ((0, 1), (0, 1)) for NHWC;
+    `value` is 0.0 (zeros, as a convolution or counted average pads) or -inf (ignored by a following max pool).
+    """
+
+    VALUES = (0.0, -math.inf)
+
+    def __init__(self, pads, value=0.0):
+        try:
+            pads = tuple((int(b), int(e)) for b, e in pads)
+        except (TypeError, ValueError):
+            pads = ()
+        if not pads or any(p < 0 for pair in pads for p in pair):
+            raise ValueError(f"Pad: pads must be one (begin, end) pair of counts >= 0 per spatial axis, got {pads!r}")
+        if value not in self.VALUES:
+            raise ValueError(f"Pad: value must be 0.0 or -inf, got {value!r}")
+        self.pads, self.value = pads, float(value)
+
+    def __call__(self, x):
+        x = as_float_input(x, "Pad")
+        if x.ndim != len(self.pads) + 2:
+            raise ValueError(f"Pad: expected input (B, {len(self.pads)} spatial axes, C), got shape {x.shape}")
+        return np.pad(x, ((0, 0),) + self.pads + ((0, 0),), constant_values=x.dtype.type(self.value))
+
+    def param_shapes(self) -> str:
+        return f"pads={self.pads}, value={self.value:g}"
+
+
+class Permute(Layer):
+    """Reorder the axes: y = x.transpose(axes) (a contiguous copy); the batch axis stays first (axes[0] == 0).
+
+    Permute((0, 2, 3, 1)) turns NCHW into NHWC and Permute((0, 2, 1)) NCL into NLC.
+    """
+
+    def __init__(self, axes):
+        axes = tuple(int(a) for a in axes)
+        if sorted(axes) != list(range(len(axes))) or len(axes) < 2 or axes[0] != 0:
+            raise ValueError(f"Permute: axes must be a permutation of 0..n-1 that keeps 0 first, got {axes!r}")
+        self.axes = axes
+
+    def __call__(self, x):
+        x = as_float_input(x, "Permute")
+        if x.ndim != len(self.axes):
+            raise ValueError(f"Permute: expected an input with {len(self.axes)} axes, got shape {x.shape}")
+        return np.ascontiguousarray(x.transpose(self.axes))
+
+    def param_shapes(self) -> str:
+        return f"axes={self.axes}"
 
 
 class Flatten(Layer):
