@@ -341,8 +341,21 @@ def test_tiny_weights_or_data_give_the_integers_of_their_power_of_two_multiple(t
     assert fmt.frac == base_fmt.frac + 1016 and np.abs(base_raw).max() > 0
 
 
-def test_int16_bias_beyond_32_bits_is_counted_as_saturated():
+def test_int16_bias_beyond_32_bits_is_kept_in_the_int64_accumulator():
     model = nn.Sequential([nn.Linear(np.full((2, 3), 0.004), [3.0, 0.001])])   # 3.0 needs ~2**35 at w_frac 22
-    fixed = nn.quantize_model(model, _data((3,)), "i16")
+    x = _data((3,))
+    fixed = nn.quantize_model(model, x, "i16")
+    layer = fixed.layers[0]
+    acc_frac = fixed.layers[0].in_fmt.frac + 22
+    assert fixed.formats()[1]["bias_saturated"] == 0
+    assert layer.bias.dtype == np.int64 and layer.bias[0] == round(3.0 * 2**acc_frac) > 2**31
+    y = model(x)
+    assert 10 * np.log10(np.sum(y**2) / np.sum((y - fixed(x))**2)) > 60
+
+
+def test_int8_bias_beyond_the_int32_accumulator_is_counted_as_saturated():
+    model = nn.Sequential([nn.Linear(np.full((2, 3), 0.004), [1e5, 0.001])])   # 1e5 needs ~2**36 at w_frac 14
+    fixed = nn.quantize_model(model, _data((3,)), "i8")
+    limit = (1 << 31) - 1 - 3 * (1 << 14)
     assert fixed.formats()[1]["bias_saturated"] == 1
-    assert fixed.layers[0].bias[0] == (1 << 31) - 1
+    assert fixed.layers[0].bias[0] == limit

@@ -58,9 +58,9 @@ def test_rows_follow_the_overflow_report_and_print_as_a_table(every_kind):
 
 
 def test_saturated_biases_are_shown_beside_the_prediction():
-    model = nn.Sequential([nn.Linear(_w(8, 16, scale=0.02), np.full(8, 3.0))])
+    model = nn.Sequential([nn.Linear(_w(8, 16, scale=0.02), np.full(8, 1e5))])   # beyond the int32 accumulator
     calib = rng.normal(size=(200, 16))
-    report = nn.quantize_model(model, calib, "i16").layer_report(calib)
+    report = nn.quantize_model(model, calib, "i8").layer_report(calib)
     row = report[1]
     assert row["bias_saturated"] == 8 and row["sqnr_db"] < row["predicted_sqnr_db"] - 20
     assert "bias 8" in str(report)

@@ -28,6 +28,7 @@ from .. import kernels
 from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..kernels.modes import as_rounding
+from ..kernels.reference.quantize import quantize_float
 from ..qformat import QFormat
 from ..conversion import as_real_array
 from .calibrate import METHODS, calibration_range
@@ -225,11 +226,13 @@ class _Builder:
         return raw
 
     def _bias(self, scaled, k):
-        """Bias in the accumulator dtype: rounded into 32 bits, saturated to leave room for k products."""
-        limit = min((1 << 31) - 1, bias_limit(self.kind, k))
-        raw = self._quantize(scaled, 32).astype(np.int64)
-        # the 32-bit quantizer itself saturates at 2**31 - 1, which equals the limit of int64 accumulators: a value
-        # above the limit that lands on it was saturated too
+        """Bias in the accumulator dtype (int32, or int64 with a 16-bit operand): rounded once into the
+        accumulator's width, saturated to leave room for k products (``kinds.bias_limit``)."""
+        limit = min(int(np.iinfo(self.kind.acc).max), bias_limit(self.kind, k))
+        raw, _ = quantize_float(scaled, 0, 8 * self.kind.acc.itemsize, rounding=self.rounding, rng=self.rng)
+        raw = raw.astype(np.int64)
+        # the quantizer itself saturates at the accumulator's maximum, which may equal the limit: a value above
+        # the limit that lands on it was saturated too
         saturated = int(np.count_nonzero((np.abs(raw) > limit) | ((np.abs(raw) == limit) & (np.abs(scaled) > limit))))
         return np.clip(raw, -limit, limit).astype(self.kind.acc), saturated
 

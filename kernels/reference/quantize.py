@@ -34,7 +34,7 @@ def quantize_float(
     overflow: Overflow | str = Overflow.SATURATE,
     rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Raw integers ``overflow(round(x * 2**frac))`` in the container dtype of ``bits``.
+    """Raw integers ``overflow(round(x * 2**frac))`` in the container dtype of ``bits`` (up to 64).
 
     ``x``: a real (float or integer) array.  Returns ``(raw, overflow_count)``.
     NaN raises ``ValueError``; +-inf saturate under ``saturate`` and
@@ -55,6 +55,8 @@ def quantize_float(
         raise TypeError(f"x must be a real float or integer array, got dtype {x.dtype}")
     frac = max(-QUANTIZE_FRAC_BOUND, min(int(frac), QUANTIZE_FRAC_BOUND))
     exponent = exponent + frac                # value = mantissa * 2**exponent, exactly
+    if bits > 32:                             # the int64 stand-ins hold <= 32-bit formats: use Python ints
+        mantissa = mantissa.astype(object)
     value, shift = _split_exact_part(mantissa, exponent, bits)
     y = round_shift(value, shift, rounding, rng)
     y = np.where(shift == 0, round_exact_integer(value, rounding), y)
