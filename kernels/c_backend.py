@@ -118,9 +118,8 @@ def _scratch(kind_code, m, n, k) -> np.ndarray:
     return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k)), 64), dtype=np.uint8)
 
 
-def _scratch_pointer(kind_code, m, n, k):
-    """A cffi pointer to scratch of fxp_gemm_scratch_bytes bytes (and the array that owns it, or None)."""
-    nbytes = int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k))
+def _scratch_pointer(nbytes: int):
+    """A cffi pointer to ``nbytes`` of scratch (and the array that owns it, or None for the per-thread one)."""
     if nbytes <= _SMALL_SCRATCH_BYTES:
         return _small_scratch.pointer, None
     owner = np.empty(nbytes, dtype=np.uint8)
@@ -145,6 +144,8 @@ def prepare_gemm(w, bias, kind, epilogue):
     layout; other kinds are bound unpacked.  The epilogue becomes its C struct once."""
     if kind.name == "s8":
         return PackedInt8Weights(w, bias, epilogue)
+    if kind.name == "s16s8":
+        return PackedInt16Int8Weights(w, bias, epilogue)
     return CWeights(w, bias, kind, epilogue)
 
 
@@ -207,7 +208,7 @@ class PackedInt8Weights(CWeights):
             return
         m, k = x.shape
         n = self.w.shape[0]
-        scratch, _owner = _scratch_pointer(self.kind.code, m, n, k)
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, n, k)))
         _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
                                              m, n, k, scratch))
 
@@ -216,11 +217,60 @@ class PackedInt8Weights(CWeights):
         if packed is None:
             return super().gemm_requant(x, out)
         m, k = x.shape
-        scratch, _owner = _scratch_pointer(self.kind.code, m, self._n, k)
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, self._n, k)))
         count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
                                                ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch)
         _check_packed(count)
         return count
+
+
+class PackedInt16Int8Weights(CWeights):
+    """int8 (N, K) weights of an int16 x int8 layer, packed once (without the int64 bias) for the paths that
+    split x into bytes and run the int8 VNNI kernels (``fxp_gemm_s16s8_packed_run``); elsewhere, and for
+    K > 65536, the plain kernels on the stored ``w``."""
+
+    def __init__(self, w, bias, epilogue):
+        super().__init__(w, bias, gemm_kind(np.int16, np.int8), epilogue)
+        self._n = w.shape[0]
+        self._path = -1
+        self._packed = None
+        self._packed_ptr = None
+        self._bias_ptr = _ptr("int64_t *", bias)
+
+    def _packed_for_active_path(self):
+        path = lib.fxp_active_path()
+        if path != self._path:
+            n, k = self.w.shape
+            size = int(lib.fxp_gemm_s16s8_packed_bytes(n, k))
+            self._packed = np.empty(size, dtype=np.uint8) if size else None
+            self._packed_ptr = ffi.from_buffer(self._packed) if size else None
+            if size:
+                lib.fxp_gemm_s16s8_pack(ffi.from_buffer("int8_t[]", self.w), n, k, self._packed_ptr)
+            self._path = path
+        return self._packed_ptr
+
+    def _run(self, x, acc, qout) -> int:
+        """The exact int64 accumulator into ``acc`` (qout None), or the epilogue into ``qout``."""
+        m, k = x.shape
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s16s8_scratch_bytes(m, k)))
+        count = lib.fxp_gemm_s16s8_packed_run(
+            ffi.from_buffer("int16_t[]", x), self._packed_ptr, self._bias_ptr,
+            ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc),
+            ffi.NULL if qout is None else self._epilogue.struct,
+            ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch)
+        _check_packed(count)
+        return count
+
+    def gemm(self, x, out) -> None:
+        if self._packed_for_active_path() is None:
+            super().gemm(x, out)
+        else:
+            self._run(x, out, None)
+
+    def gemm_requant(self, x, out) -> int:
+        if self._packed_for_active_path() is None:
+            return super().gemm_requant(x, out)
+        return self._run(x, None, out)
 
 
 def _check_packed(status) -> None:

@@ -169,16 +169,19 @@ def test_peak_probes_report_positive_rates():
     assert all(value > 0 for value in peaks.values())
 
 
+@pytest.mark.parametrize("xt", [np.int8, np.int16], ids=["i8", "a16w8"])
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 8, 9])
 @pytest.mark.parametrize("n,k", [(1, 1), (47, 3), (48, 4), (49, 5), (96, 64), (97, 785), (150, 9)])
-def test_int8_tiles_small_m_and_the_register_epilogue(path, m, n, k):
+def test_int8_weight_tiles_small_m_and_the_register_epilogue(path, xt, m, n, k):
     """Every tile shape (small-M kernels for 1..4 rows, full tiles with masked rows), strip edges,
-    and both epilogues: int32 lanes (shifts in [0, 31], no multiplier) and the exact int64 path."""
+    and both epilogues: int32 lanes (shifts in [0, 31], no multiplier) and the exact int64 path;
+    int16 x int8 runs the same tiles on x split into bytes."""
     rng = np.random.default_rng(m * 7919 + n * 31 + k)
-    x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
-    bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
-    acc_got, acc_want = np.empty((m, n), np.int32), np.empty((m, n), np.int32)
-    prepared = c.prepare_gemm(w, bias, gemm_kind(np.int8, np.int8), None)
+    x, w = _ints(rng, xt, (m, k)), _ints(rng, np.int8, (n, k))
+    kind = gemm_kind(xt, np.int8)
+    bias = rng.integers(-2**20, 2**20, n).astype(kind.acc)
+    acc_got, acc_want = np.empty((m, n), kind.acc), np.empty((m, n), kind.acc)
+    prepared = c.prepare_gemm(w, bias, kind, None)
     prepared.gemm(x, acc_got)
     ref.gemm(x, w, bias, acc_want)
     np.testing.assert_array_equal(acc_got, acc_want)
@@ -194,3 +197,20 @@ def test_int8_tiles_small_m_and_the_register_epilogue(path, m, n, k):
                 got, want = np.full((m, n), 7, out_dtype), np.full((m, n), -7, out_dtype)
                 assert gemm_requant(c, x, w, bias, epi, got) == gemm_requant(ref, x, w, bias, epi, want)
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("k", [65536, 65537])
+def test_int16_by_int8_extremes_at_the_split_bound(path, k):
+    """All -32768 x -128 (and 32767 x -128) sums at the largest K the byte split keeps exact, and one past it
+    (which runs the plain int64 kernels)."""
+    x = np.full((3, k), -32768, np.int16)
+    x[1] = 32767
+    w = np.full((2, k), -128, np.int8)
+    kind = gemm_kind(np.int16, np.int8)
+    got = np.empty((3, 2), np.int64)
+    c.prepare_gemm(w, None, kind, None).gemm(x, got)
+    assert got[0].tolist() == [k * 32768 * 128] * 2 and got[1].tolist() == [-k * 32767 * 128] * 2
+    epi = epilogue(np.full(2, 20), None, Rounding.HALF_EVEN, Overflow.SATURATE, 16, np.int16)
+    out, want = np.empty((3, 2), np.int16), np.empty((3, 2), np.int16)
+    assert gemm_requant(c, x, w, None, epi, out) == gemm_requant(ref, x, w, None, epi, want)
+    np.testing.assert_array_equal(out, want)

@@ -72,6 +72,16 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch);
 
+/* Pre-packed int8 weights of int16 x int8 layers (no bias inside: it is int64), on the paths that have a
+ * packed layout for it (fxp_gemm_s16s8_packed_bytes returns 0 elsewhere, and for K > 65536).
+ * fxp_gemm_s16s8_packed_run writes the exact int64 accumulator to out (qout == NULL) or the epilogue
+ * e into qout, returns the overflow count, or -1 for a buffer packed on another path. */
+int64_t fxp_gemm_s16s8_packed_bytes(int64_t n, int64_t k);
+void fxp_gemm_s16s8_pack(const int8_t *w, int64_t n, int64_t k, void *packed);
+int64_t fxp_gemm_s16s8_scratch_bytes(int64_t m, int64_t k);
+int64_t fxp_gemm_s16s8_packed_run(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
+                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
+
 /* rows x cols accumulators, per-column epilogue parameters. */
 int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);
 int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);

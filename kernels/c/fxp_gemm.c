@@ -162,6 +162,58 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
     return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch) < 0 ? -1 : 0;
 }
 
+/* ---- pre-packed int8 weights for int16 x int8: the int8 strips without bias, on the AVX-512 VNNI path only
+ * (the split of x into bytes keeps K <= 65536 exact in int32). */
+
+int64_t fxp_gemm_s16s8_packed_bytes(int64_t n, int64_t k)
+{
+#ifdef FXP_X86
+    if (fxp_active_path() == FXP_PATH_AVX512VNNI && k <= 65536)
+        return PACK_HEADER + fxp_s8_packed_bytes_avx512(n, k);
+#endif
+    (void)n;
+    (void)k;
+    return 0;
+}
+
+void fxp_gemm_s16s8_pack(const int8_t *w, int64_t n, int64_t k, void *packed)
+{
+    int32_t path = fxp_active_path();
+    memcpy(packed, &path, sizeof path);
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI)
+        fxp_s8_pack_avx512(w, NULL, n, k, (char *)packed + PACK_HEADER);
+#else
+    (void)w, (void)n, (void)k;
+#endif
+}
+
+int64_t fxp_gemm_s16s8_scratch_bytes(int64_t m, int64_t k)
+{
+#ifdef FXP_X86
+    return fxp_s16s8_scratch_avx512(m, k);
+#else
+    (void)m, (void)k;
+    return 64;
+#endif
+}
+
+int64_t fxp_gemm_s16s8_packed_run(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
+                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    int32_t path;
+    memcpy(&path, packed, sizeof path);
+    if (path != fxp_active_path())
+        return -1;
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI)
+        return fxp_gemm_s16s8_packed_avx512(x, (const char *)packed + PACK_HEADER, bias, out, e, qout, m, n, k,
+                                            scratch);
+#endif
+    (void)x, (void)bias, (void)out, (void)e, (void)qout, (void)m, (void)n, (void)k, (void)scratch;
+    return -1;
+}
+
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch)
 {

@@ -401,4 +401,98 @@ int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *
     pack_x(x, m, k, kp, xp);
     return run(xp, (const char *)fxp_align64((void *)packed), stride, m, n, kp, &o);
 }
+
+/* ---------------------------------------------------------------- int16 x int8 (a16w8) */
+
+/* x int16 splits exactly into a signed high byte and an unsigned low byte, x = 256 * xh + xl
+ * (xh in [-128, 127], xl in [0, 255]), so x * w = 256 * xh * w + xl * w and both halves run
+ * on the int8 kernels above with the same packed w: H = sum (xh + 128) * w with the
+ * correction -128 * sum w (pack_w_strip without bias), L = sum xl * w with none.  Each
+ * product is at most 255 * 128 = 32640 in magnitude, so H and L are exact in int32 for
+ * K <= 65536 (the caller checks); 256 * H + L + bias is formed in int64. */
+
+int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k)
+{
+    return 2 * padded_m(m) * padded_k(k) + 128;
+}
+
+/* x as two u8 tile sets like pack_x: high bytes + 128 and low bytes (padding: x = 0). */
+static void pack_x16(const int16_t *x, int64_t m, int64_t k, int64_t kp, uint8_t *xph, uint8_t *xpl)
+{
+    const int64_t groups = kp >> 2;
+    for (int64_t i0 = 0; i0 < m; i0 += MR)
+        for (int64_t r = 0; r < MR; r++) {
+            const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
+            for (int64_t g = 0; g < groups; g++) {
+                uint8_t *hi = xph + i0 * kp + g * (MR * 4) + r * 4, *lo = xpl + (hi - xph);
+                for (int j = 0; j < 4; j++) {
+                    int64_t kk = 4 * g + j;
+                    uint16_t v = row && kk < k ? (uint16_t)row[kk] : 0;
+                    hi[j] = (uint8_t)((v >> 8) ^ 0x80u);
+                    lo[j] = (uint8_t)(v & 0xffu);
+                }
+            }
+        }
+}
+
+static const int32_t zero_corr[2 * NR] __attribute__((aligned(64)));
+
+/* rows r of the high and low buffers (row strides hs, 48 columns from column c0 of each) into
+ * the int64 accumulator of output columns n0 .. n0 + nc - 1, then out64 or the epilogue. */
+FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, const int64_t *bias, int64_t row,
+                                          int64_t n0, int64_t nc, const sink *o, int64_t *out64)
+{
+    int64_t acc[NR] __attribute__((aligned(64)));
+    for (int64_t c = 0; c < nc; c++)
+        acc[c] = 256 * (int64_t)bh[c] + bl[c] + (bias ? bias[n0 + c] : 0);
+    if (o->qout == NULL) {
+        memcpy(out64 + row * o->n + n0, acc, (size_t)nc * sizeof(int64_t));
+        return 0;
+    }
+    const fxp_epilogue *e = o->rq;
+    return fxp_rq_row_s64(acc, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e,
+                          (char *)o->qout + (row * o->n + n0) * e->out_size, e->out_size);
+}
+
+/* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
+ * rq->qout, the epilogue.  Returns the overflow count. */
+int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
+                                     const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
+                                     void *scratch)
+{
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k), n_strips = (n + NR - 1) / NR;
+    const char *strips = (const char *)fxp_align64((void *)packed);
+    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kp;
+    int32_t bh[MR * NR] __attribute__((aligned(64))), bl[MR * NR] __attribute__((aligned(64)));
+    sink o = {rq, qout, NULL, n};
+    int64_t count = 0;
+    pack_x16(x, m, k, kp, xph, xpl);
+    if (m <= 4) {
+        for (int64_t j = 0; j < n_strips; j += 2) {
+            int64_t n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
+            int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
+            const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
+            const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
+            small_kernels[m](xph, w1, (const int32_t *)(s1 + kp * NR), w2,
+                             s2 ? (const int32_t *)(s2 + kp * NR) : NULL, kp, bh);
+            small_kernels[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
+            for (int half = 0; half < (s2 ? 2 : 1); half++)
+                for (int64_t r = 0; r < m; r++)
+                    count += finish16(bh + r * 2 * NR + half * NR, bl + r * 2 * NR + half * NR, bias, r,
+                                      n0 + half * NR, half ? nc2 : nc1, &o, out64);
+        }
+        return count;
+    }
+    for (int64_t j = 0; j < n_strips; j++) {
+        int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
+        const char *strip = strips + j * stride;
+        for (int64_t i0 = 0; i0 < m; i0 += MR) {
+            tile(xph + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, bh);
+            tile(xpl + i0 * kp, (const int8_t *)strip, zero_corr, kp, bl);
+            for (int64_t r = 0; r < MR && i0 + r < m; r++)
+                count += finish16(bh + r * NR, bl + r * NR, bias, i0 + r, n0, nc, &o, out64);
+        }
+    }
+    return count;
+}
 #endif
