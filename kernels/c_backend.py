@@ -144,8 +144,8 @@ def prepare_gemm(w, bias, kind, epilogue):
     layout; other kinds are bound unpacked.  The epilogue becomes its C struct once."""
     if kind.name == "s8":
         return PackedInt8Weights(w, bias, epilogue)
-    if kind.name == "s16s8":
-        return PackedInt16Int8Weights(w, bias, epilogue)
+    if kind.x == np.int16:
+        return PackedSplitWeights(w, bias, kind, epilogue)
     return CWeights(w, bias, kind, epilogue)
 
 
@@ -224,13 +224,14 @@ class PackedInt8Weights(CWeights):
         return count
 
 
-class PackedInt16Int8Weights(CWeights):
-    """int8 (N, K) weights of an int16 x int8 layer, packed once (without the int64 bias) for the paths that
-    split x into bytes and run the int8 VNNI kernels (``fxp_gemm_s16s8_packed_run``); elsewhere, and for
-    K > 65536, the plain kernels on the stored ``w``."""
+class PackedSplitWeights(CWeights):
+    """Weights of a layer with int16 activations (int16 x int8 or int16 x int16), packed once (without the
+    int64 bias) for the paths that split x exactly into bytes (``fxp_gemm_split_packed_run``: the int8 VNNI
+    tiles, or vpdpwssd on int16 pairs); elsewhere, and for int16 x int8 with K > 65536, the plain kernels
+    on the stored ``w``."""
 
-    def __init__(self, w, bias, epilogue):
-        super().__init__(w, bias, gemm_kind(np.int16, np.int8), epilogue)
+    def __init__(self, w, bias, kind, epilogue):
+        super().__init__(w, bias, kind, epilogue)
         self._n = w.shape[0]
         self._path = -1
         self._packed = None
@@ -241,20 +242,20 @@ class PackedInt16Int8Weights(CWeights):
         path = lib.fxp_active_path()
         if path != self._path:
             n, k = self.w.shape
-            size = int(lib.fxp_gemm_s16s8_packed_bytes(n, k))
+            size = int(lib.fxp_gemm_split_packed_bytes(self.kind.code, n, k))
             self._packed = np.empty(size, dtype=np.uint8) if size else None
             self._packed_ptr = ffi.from_buffer(self._packed) if size else None
             if size:
-                lib.fxp_gemm_s16s8_pack(ffi.from_buffer("int8_t[]", self.w), n, k, self._packed_ptr)
+                lib.fxp_gemm_split_pack(self.kind.code, ffi.from_buffer(self.w), n, k, self._packed_ptr)
             self._path = path
         return self._packed_ptr
 
     def _run(self, x, acc, qout) -> int:
         """The exact int64 accumulator into ``acc`` (qout None), or the epilogue into ``qout``."""
         m, k = x.shape
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s16s8_scratch_bytes(m, k)))
-        count = lib.fxp_gemm_s16s8_packed_run(
-            ffi.from_buffer("int16_t[]", x), self._packed_ptr, self._bias_ptr,
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_split_scratch_bytes(self.kind.code, m, k)))
+        count = lib.fxp_gemm_split_packed_run(
+            self.kind.code, ffi.from_buffer("int16_t[]", x), self._packed_ptr, self._bias_ptr,
             ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc),
             ffi.NULL if qout is None else self._epilogue.struct,
             ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch)

@@ -214,3 +214,27 @@ def test_int16_by_int8_extremes_at_the_split_bound(path, k):
     out, want = np.empty((3, 2), np.int16), np.empty((3, 2), np.int16)
     assert gemm_requant(c, x, w, None, epi, out) == gemm_requant(ref, x, w, None, epi, want)
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("k", [1, 2, 255, 256, 257, 512, 513, 785])
+@pytest.mark.parametrize("m", [1, 5, 8, 17])
+def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
+    """int16 x int16 (x split into bytes, vpdpwssd, widened to int64 every 256 k): blocks at and past their
+    exact bound, extreme and random operands, bias, both epilogues."""
+    rng = np.random.default_rng(m * 1000 + k)
+    n = 53
+    x, w = _ints(rng, np.int16, (m, k)), _ints(rng, np.int16, (n, k))
+    x[0] = -32768
+    w[:3] = np.array([-32768, 32767, -1], np.int16)[:, None]
+    kind = gemm_kind(np.int16, np.int16)
+    bias = rng.integers(-2**40, 2**40, n).astype(np.int64)
+    prepared = c.prepare_gemm(w, bias, kind, None)
+    got, want = np.empty((m, n), np.int64), np.empty((m, n), np.int64)
+    prepared.gemm(x, got)
+    ref.gemm(x, w, bias, want)
+    np.testing.assert_array_equal(got, want)
+    for shift, multiplier in ((np.full(n, 20), None), (rng.integers(-3, 60, n), rng.integers(1, 2**31, n))):
+        epi = epilogue(shift, multiplier, Rounding.HALF_AWAY, Overflow.SATURATE, 16, np.int16)
+        out, expected = np.empty((m, n), np.int16), np.empty((m, n), np.int16)
+        assert gemm_requant(c, x, w, bias, epi, out) == gemm_requant(ref, x, w, bias, epi, expected)
+        np.testing.assert_array_equal(out, expected)

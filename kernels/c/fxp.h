@@ -72,14 +72,15 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch);
 
-/* Pre-packed int8 weights of int16 x int8 layers (no bias inside: it is int64), on the paths that have a
- * packed layout for it (fxp_gemm_s16s8_packed_bytes returns 0 elsewhere, and for K > 65536).
- * fxp_gemm_s16s8_packed_run writes the exact int64 accumulator to out (qout == NULL) or the epilogue
- * e into qout, returns the overflow count, or -1 for a buffer packed on another path. */
-int64_t fxp_gemm_s16s8_packed_bytes(int64_t n, int64_t k);
-void fxp_gemm_s16s8_pack(const int8_t *w, int64_t n, int64_t k, void *packed);
-int64_t fxp_gemm_s16s8_scratch_bytes(int64_t m, int64_t k);
-int64_t fxp_gemm_s16s8_packed_run(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
+/* Pre-packed weights of the layers with int16 activations (kind s16s8 or s16: x split exactly
+ * into bytes), on the paths that have a packed layout for them (fxp_gemm_split_packed_bytes
+ * returns 0 elsewhere, and for s16s8 with K > 65536).  The bias (int64) stays outside.
+ * fxp_gemm_split_packed_run writes the exact int64 accumulator to out (qout == NULL) or the
+ * epilogue e into qout, returns the overflow count, or -1 for a buffer packed on another path. */
+int64_t fxp_gemm_split_packed_bytes(int kind, int64_t n, int64_t k);
+void fxp_gemm_split_pack(int kind, const void *w, int64_t n, int64_t k, void *packed);
+int64_t fxp_gemm_split_scratch_bytes(int kind, int64_t m, int64_t k);
+int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
                                   const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
 
 /* rows x cols accumulators, per-column epilogue parameters. */

@@ -162,56 +162,73 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
     return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch) < 0 ? -1 : 0;
 }
 
-/* ---- pre-packed int8 weights for int16 x int8: the int8 strips without bias, on the AVX-512 VNNI path only
- * (the split of x into bytes keeps K <= 65536 exact in int32). */
+/* ---- int16 activations split into bytes (kinds s16s8 and s16), AVX-512 VNNI path only:
+ * w packed once (int8 VNNI strips without bias for s16s8, int16 pair strips for s16). */
 
-int64_t fxp_gemm_s16s8_packed_bytes(int64_t n, int64_t k)
+static int split_applies(int kind, int64_t k)
 {
 #ifdef FXP_X86
-    if (fxp_active_path() == FXP_PATH_AVX512VNNI && k <= 65536)
-        return PACK_HEADER + fxp_s8_packed_bytes_avx512(n, k);
-#endif
-    (void)n;
-    (void)k;
+    if (fxp_active_path() != FXP_PATH_AVX512VNNI)
+        return 0;
+    return kind == FXP_KIND_S16 || (kind == FXP_KIND_S16S8 && k <= 65536);
+#else
+    (void)kind, (void)k;
     return 0;
+#endif
 }
 
-void fxp_gemm_s16s8_pack(const int8_t *w, int64_t n, int64_t k, void *packed)
+int64_t fxp_gemm_split_packed_bytes(int kind, int64_t n, int64_t k)
+{
+    if (!split_applies(kind, k))
+        return 0;
+#ifdef FXP_X86
+    return PACK_HEADER + (kind == FXP_KIND_S16 ? fxp_s16_packed_bytes_avx512(n, k) : fxp_s8_packed_bytes_avx512(n, k));
+#else
+    (void)n;
+    return 0;
+#endif
+}
+
+void fxp_gemm_split_pack(int kind, const void *w, int64_t n, int64_t k, void *packed)
 {
     int32_t path = fxp_active_path();
     memcpy(packed, &path, sizeof path);
 #ifdef FXP_X86
-    if (path == FXP_PATH_AVX512VNNI)
-        fxp_s8_pack_avx512(w, NULL, n, k, (char *)packed + PACK_HEADER);
+    if (kind == FXP_KIND_S16)
+        fxp_s16_pack_avx512((const int16_t *)w, n, k, (char *)packed + PACK_HEADER);
+    else
+        fxp_s8_pack_avx512((const int8_t *)w, NULL, n, k, (char *)packed + PACK_HEADER);
 #else
-    (void)w, (void)n, (void)k;
+    (void)kind, (void)w, (void)n, (void)k;
 #endif
 }
 
-int64_t fxp_gemm_s16s8_scratch_bytes(int64_t m, int64_t k)
+int64_t fxp_gemm_split_scratch_bytes(int kind, int64_t m, int64_t k)
 {
 #ifdef FXP_X86
-    return fxp_s16s8_scratch_avx512(m, k);
+    return kind == FXP_KIND_S16 ? fxp_s16_scratch_avx512(m, k) : fxp_s16s8_scratch_avx512(m, k);
 #else
-    (void)m, (void)k;
+    (void)kind, (void)m, (void)k;
     return 64;
 #endif
 }
 
-int64_t fxp_gemm_s16s8_packed_run(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
+int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
                                   const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch)
 {
     int32_t path;
     memcpy(&path, packed, sizeof path);
-    if (path != fxp_active_path())
+    if (path != fxp_active_path() || !split_applies(kind, k))
         return -1;
 #ifdef FXP_X86
-    if (path == FXP_PATH_AVX512VNNI)
-        return fxp_gemm_s16s8_packed_avx512(x, (const char *)packed + PACK_HEADER, bias, out, e, qout, m, n, k,
-                                            scratch);
-#endif
-    (void)x, (void)bias, (void)out, (void)e, (void)qout, (void)m, (void)n, (void)k, (void)scratch;
+    const char *strips = (const char *)packed + PACK_HEADER;
+    if (kind == FXP_KIND_S16)
+        return fxp_gemm_s16_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch);
+    return fxp_gemm_s16s8_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch);
+#else
+    (void)x, (void)bias, (void)out, (void)e, (void)qout, (void)m, (void)n, (void)scratch;
     return -1;
+#endif
 }
 
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
