@@ -23,7 +23,7 @@ __all__ = [
 
 def linear(
     x, w, bias=None, *, shift=None, multiplier=None, rounding="half_even", overflow="saturate", out_dtype=None,
-    out_bits=None, relu=False, backend=None, rng=None, stats=None,
+    out_bits=None, relu=False, backend=None, rng=None, stats=None, threads=None,
 ):
     """y = x @ w.T + bias, then (integers, if ``shift`` or ``multiplier`` is given) requantized.
 
@@ -35,13 +35,15 @@ def linear(
     if x.ndim not in (1, 2):
         raise ValueError(f"linear needs x of shape (M, K) or (K,) and w of shape (N, K); got x of shape {x.shape}")
     layer = prepare_linear(w, bias, shift=shift, multiplier=multiplier, rounding=rounding, overflow=overflow,
-                           out_dtype=out_dtype, out_bits=out_bits, relu=relu, x_dtype=x.dtype, backend=backend)
+                           out_dtype=out_dtype, out_bits=out_bits, relu=relu, x_dtype=x.dtype, backend=backend,
+                           threads=threads)
     return layer(x, rng=rng, stats=stats)
 
 
 def conv2d(
     x, w, bias=None, *, stride=1, padding=0, shift=None, multiplier=None, rounding="half_even",
     overflow="saturate", out_dtype=None, out_bits=None, relu=False, backend=None, rng=None, stats=None,
+    threads=None,
 ):
     """2-d convolution (cross-correlation), NHWC: x (B, H, W, C), w (O, KH, KW, C) -> (B, OH, OW, O).
 
@@ -53,13 +55,14 @@ def conv2d(
     x = as_numeric(x, "x")
     layer = prepare_conv2d(w, bias, stride=stride, padding=padding, shift=shift, multiplier=multiplier,
                            rounding=rounding, overflow=overflow, out_dtype=out_dtype, out_bits=out_bits, relu=relu,
-                           x_dtype=x.dtype, backend=backend)
+                           x_dtype=x.dtype, backend=backend, threads=threads)
     return layer(x, rng=rng, stats=stats)
 
 
 def conv1d(
     x, w, bias=None, *, stride=1, padding=0, shift=None, multiplier=None, rounding="half_even",
     overflow="saturate", out_dtype=None, out_bits=None, relu=False, backend=None, rng=None, stats=None,
+    threads=None,
 ):
     """1-d convolution, NLC: x (B, L, C), w (O, K, C) -> (B, OL, O); ``stride``/``padding`` ints.
 
@@ -68,5 +71,5 @@ def conv1d(
     x = as_numeric(x, "x")
     layer = prepare_conv1d(w, bias, stride=stride, padding=padding, shift=shift, multiplier=multiplier,
                            rounding=rounding, overflow=overflow, out_dtype=out_dtype, out_bits=out_bits, relu=relu,
-                           x_dtype=x.dtype, backend=backend)
+                           x_dtype=x.dtype, backend=backend, threads=threads)
     return layer(x, rng=rng, stats=stats)

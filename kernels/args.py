@@ -6,6 +6,7 @@ native-byte-order numeric ndarrays; nothing below this layer parses user input a
 from __future__ import annotations
 
 import operator
+import os
 
 import numpy as np
 
@@ -100,3 +101,22 @@ def channel_param(value, n_channels: int, name: str, valid_range: tuple[int, int
         raise ValueError(f"{name} must be a scalar or have shape ({n_channels},) (one per output channel), "
                          f"got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+THREADS_VARIABLE = "FXBENCH_THREADS"
+
+
+def threads_arg(threads) -> int:
+    """``threads`` as an int >= 1; None means ``$FXBENCH_THREADS`` (read at every call), else 1."""
+    if threads is None:
+        text = os.environ.get(THREADS_VARIABLE, "").strip()
+        if not text:
+            return 1
+        try:
+            threads = int(text)
+        except ValueError:
+            raise ValueError(f"${THREADS_VARIABLE}={text!r} is not an integer >= 1") from None
+        if threads < 1:
+            raise ValueError(f"${THREADS_VARIABLE}={text!r} is not an integer >= 1")
+        return threads
+    return int_arg(threads, "threads", minimum=1)

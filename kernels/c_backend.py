@@ -139,14 +139,20 @@ def gemm(x, w, bias, out) -> None:
     _gemm_call(kind, x, w, bias, out, _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1]))
 
 
-def prepare_gemm(w, bias, kind, epilogue):
-    """int8 x int8: ``w`` and ``bias`` packed (per SIMD path, on first use) into the kernel's strip
-    layout; other kinds are bound unpacked.  The epilogue becomes its C struct once."""
+def prepare_gemm(w, bias, kind, epilogue, threads=1):
+    """int8 x int8 and int16 activations: ``w`` packed (per SIMD path, on first use) into the kernels'
+    strip layout, the packed GEMMs split over ``threads`` OpenMP threads; float kinds are bound unpacked
+    (one thread).  The epilogue becomes its C struct once."""
     if kind.name == "s8":
-        return PackedInt8Weights(w, bias, epilogue)
+        return PackedInt8Weights(w, bias, epilogue, threads)
     if kind.x == np.int16:
-        return PackedSplitWeights(w, bias, kind, epilogue)
+        return PackedSplitWeights(w, bias, kind, epilogue, threads)
     return CWeights(w, bias, kind, epilogue)
+
+
+def openmp() -> bool:
+    """Whether the library was built with OpenMP (else ``threads`` > 1 runs on one thread)."""
+    return bool(lib.fxp_openmp())
 
 
 class CWeights:
@@ -180,9 +186,9 @@ class PackedInt8Weights(CWeights):
     kernels on the stored ``w``.
     """
 
-    def __init__(self, w, bias, epilogue):
+    def __init__(self, w, bias, epilogue, threads):
         super().__init__(w, bias, gemm_kind(np.int8, np.int8), epilogue)
-        self._n = w.shape[0]
+        self._n, self._threads = w.shape[0], threads
         self._path = -1
         self._packed = None
         self._packed_ptr = None
@@ -210,7 +216,7 @@ class PackedInt8Weights(CWeights):
         n = self.w.shape[0]
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, n, k)))
         _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
-                                             m, n, k, scratch))
+                                             m, n, k, scratch, self._threads))
 
     def gemm_requant(self, x, out) -> int:
         packed = self._packed_for_active_path()
@@ -219,7 +225,8 @@ class PackedInt8Weights(CWeights):
         m, k = x.shape
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, self._n, k)))
         count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
-                                               ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch)
+                                               ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch,
+                                               self._threads)
         _check_packed(count)
         return count
 
@@ -230,9 +237,9 @@ class PackedSplitWeights(CWeights):
     tiles, or vpdpwssd on int16 pairs); elsewhere, and for int16 x int8 with K > 65536, the plain kernels
     on the stored ``w``."""
 
-    def __init__(self, w, bias, kind, epilogue):
+    def __init__(self, w, bias, kind, epilogue, threads):
         super().__init__(w, bias, kind, epilogue)
-        self._n = w.shape[0]
+        self._n, self._threads = w.shape[0], threads
         self._path = -1
         self._packed = None
         self._packed_ptr = None
@@ -258,7 +265,8 @@ class PackedSplitWeights(CWeights):
             self.kind.code, ffi.from_buffer("int16_t[]", x), self._packed_ptr, self._bias_ptr,
             ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc),
             ffi.NULL if qout is None else self._epilogue.struct,
-            ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch)
+            ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch,
+            self._threads)
         _check_packed(count)
         return count
 

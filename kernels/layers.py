@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .args import as_numeric, bool_arg, dtype_arg, generator, int_arg, pair_arg
+from .args import as_numeric, bool_arg, dtype_arg, generator, int_arg, pair_arg, threads_arg
 from .epilogue import Epilogue, make_epilogue
 from .kinds import GemmKind, check_accumulator_bound, gemm_kind
 from .modes import Overflow, as_overflow, as_rounding
@@ -32,7 +32,7 @@ _IM2COL_CHUNK_BYTES = 32 * 2**20
 
 def prepare_linear(
     w, bias=None, *, shift=None, multiplier=None, rounding="half_even", overflow="saturate", out_dtype=None,
-    out_bits=None, relu=False, x_dtype=None, backend=None,
+    out_bits=None, relu=False, x_dtype=None, backend=None, threads=None,
 ):
     """``f = prepare_linear(w, ...)``; ``f(x, rng=None, stats=None)`` is y = x @ w.T + bias, requantized.
 
@@ -49,21 +49,23 @@ def prepare_linear(
     ``relu``; then ``overflow`` into ``out_bits`` (default: all bits of ``out_dtype``;
     ``out_dtype`` default int8 for int8 inputs, int16 otherwise).  ``stats`` (anything
     with ``add(overflowed, total)``) receives the overflow count of requantized results.
+    ``threads`` (default ``$FXBENCH_THREADS``, else 1): how many threads the backend may split
+    a call over (the C backend's integer GEMMs; results are identical for any count).
     """
     gemm = BoundGemm(as_numeric(w, "w"), bias, "linear", x_dtype, backend,
                      dict(shift=shift, multiplier=multiplier, rounding=rounding, overflow=overflow,
-                          out_dtype=out_dtype, out_bits=out_bits, relu=relu))
+                          out_dtype=out_dtype, out_bits=out_bits, relu=relu), threads)
     return PreparedLinear(gemm)
 
 
 def prepare_conv2d(
     w, bias=None, *, stride=1, padding=0, shift=None, multiplier=None, rounding="half_even", overflow="saturate",
-    out_dtype=None, out_bits=None, relu=False, x_dtype=None, backend=None,
+    out_dtype=None, out_bits=None, relu=False, x_dtype=None, backend=None, threads=None,
 ):
     """2-d convolution (cross-correlation), NHWC: x (B, H, W, C), w (O, KH, KW, C) -> (B, OH, OW, O).
 
     ``stride`` and ``padding`` are an int or an (h, w) pair; padding is with zeros.
-    The same dtypes, accumulators and epilogue keywords as :func:`prepare_linear`.
+    The same dtypes, accumulators, epilogue keywords and ``threads`` as :func:`prepare_linear`.
     """
     w = as_numeric(w, "w")
     if w.ndim != 4:
@@ -71,12 +73,12 @@ def prepare_conv2d(
     return PreparedConv(w, bias, pair_arg(stride, "stride", minimum=1), pair_arg(padding, "padding", minimum=0),
                         "conv2d", x_dtype, backend,
                         dict(shift=shift, multiplier=multiplier, rounding=rounding, overflow=overflow,
-                             out_dtype=out_dtype, out_bits=out_bits, relu=relu))
+                             out_dtype=out_dtype, out_bits=out_bits, relu=relu), threads)
 
 
 def prepare_conv1d(
     w, bias=None, *, stride=1, padding=0, shift=None, multiplier=None, rounding="half_even", overflow="saturate",
-    out_dtype=None, out_bits=None, relu=False, x_dtype=None, backend=None,
+    out_dtype=None, out_bits=None, relu=False, x_dtype=None, backend=None, threads=None,
 ):
     """1-d convolution, NLC: x (B, L, C), w (O, K, C) -> (B, OL, O); ``stride``/``padding`` ints.
 
@@ -88,14 +90,15 @@ def prepare_conv1d(
     return PreparedConv(w[:, None], bias, (1, int_arg(stride, "stride", minimum=1)),
                         (0, int_arg(padding, "padding", minimum=0)), "conv1d", x_dtype, backend,
                         dict(shift=shift, multiplier=multiplier, rounding=rounding, overflow=overflow,
-                             out_dtype=out_dtype, out_bits=out_bits, relu=relu))
+                             out_dtype=out_dtype, out_bits=out_bits, relu=relu), threads)
 
 
 class BoundGemm:
     """Validated w (N, K), bias and epilogue bound to a backend's prepared weights; runs row blocks of x."""
 
-    def __init__(self, w: np.ndarray, bias, where: str, x_dtype, backend, epilogue_keywords: dict):
+    def __init__(self, w: np.ndarray, bias, where: str, x_dtype, backend, epilogue_keywords: dict, threads=None):
         self.backend_name = registry.default_backend() if backend is None else backend
+        self.threads = threads_arg(threads)
         if w.ndim != 2:
             raise ValueError(f"{where} needs w of shape (N, K) (conv: (O, KH*KW*C)), got {w.shape}")
         x_dtype = w.dtype if x_dtype is None else dtype_arg(x_dtype, "x_dtype", "int8, int16, float32, float64")
@@ -116,7 +119,8 @@ class BoundGemm:
         if self.k == 0:
             self.weights = _NoProducts(self.backend, self.bias, self.kind, self.epi if self.fused else None)
         else:
-            self.weights = self.backend.prepare_gemm(self.w, self.bias, self.kind, self.epi if self.fused else None)
+            self.weights = self.backend.prepare_gemm(self.w, self.bias, self.kind, self.epi if self.fused else None,
+                                                     self.threads)
 
     def __getstate__(self):
         """Copies and pickles keep the validated arrays and the backend's name; weights are packed again."""
@@ -249,14 +253,14 @@ class PreparedLinear:
 class PreparedConv:
     """:func:`prepare_conv2d` / :func:`prepare_conv1d`'s layer; call as ``f(x, rng=None, stats=None)``."""
 
-    def __init__(self, w, bias, stride, padding, where, x_dtype, backend, epilogue_keywords):
+    def __init__(self, w, bias, stride, padding, where, x_dtype, backend, epilogue_keywords, threads=None):
         o, kh, kw, c = w.shape
         for k, dim in zip((kh, kw), ("height", "width")):
             if k < 1:
                 raise ValueError(f"{where}: the kernel {dim} must be >= 1")
         self.kernel, self.channels = (kh, kw), c
         self.stride, self.padding, self.where = stride, padding, where
-        self._gemm = BoundGemm(w.reshape(o, kh * kw * c), bias, where, x_dtype, backend, epilogue_keywords)
+        self._gemm = BoundGemm(w.reshape(o, kh * kw * c), bias, where, x_dtype, backend, epilogue_keywords, threads)
 
     @property
     def out_dtype(self) -> np.dtype:

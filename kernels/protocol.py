@@ -66,9 +66,11 @@ class Backend(Protocol):
     NAME: str
 
     def prepare_gemm(self, w: np.ndarray, bias: np.ndarray | None, kind: GemmKind,
-                     epilogue: Epilogue | None) -> PreparedWeights:
+                     epilogue: Epilogue | None, threads: int = 1) -> PreparedWeights:
         """``w`` and ``bias`` (as for ``gemm``) bound for repeated calls with ``kind.x`` inputs,
-        packed if the backend packs; ``epilogue`` is the one ``gemm_requant`` applies (None: gemm only)."""
+        packed if the backend packs; ``epilogue`` is the one ``gemm_requant`` applies (None: gemm only).
+        ``threads`` (>= 1) is how many threads the backend may split a call over; results are
+        identical for any count."""
 
     def gemm(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
         """out[M, N] = x[M, K] @ w[N, K].T + bias[N], K >= 1.

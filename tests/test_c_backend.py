@@ -238,3 +238,40 @@ def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
         out, expected = np.empty((m, n), np.int16), np.empty((m, n), np.int16)
         assert gemm_requant(c, x, w, bias, epi, out) == gemm_requant(ref, x, w, bias, epi, expected)
         np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("xt,wt", [(np.int8, np.int8), (np.int16, np.int8), (np.int16, np.int16)])
+@pytest.mark.parametrize("m,n,k", [(1, 97, 33), (3, 200, 785), (8, 48, 4), (37, 150, 257), (130, 49, 64)])
+def test_threads_give_identical_results(path, xt, wt, m, n, k):
+    """Any thread count (1..4, more than the tiles of some shapes) gives the same integers and counts."""
+    rng = np.random.default_rng(m + n + k)
+    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
+    kind = gemm_kind(xt, wt)
+    bias = rng.integers(-2**15, 2**15, n).astype(kind.acc)
+    epi = epilogue(rng.integers(0, 30, n), None, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8)
+    results = []
+    for threads in (1, 2, 3, 4):
+        prepared = c.prepare_gemm(w, bias, kind, epi, threads)
+        acc, out = np.empty((m, n), kind.acc), np.empty((m, n), np.int8)
+        prepared.gemm(x, acc)
+        results.append((acc, out, prepared.gemm_requant(x, out)))
+    for acc, out, count in results[1:]:
+        np.testing.assert_array_equal(acc, results[0][0])
+        np.testing.assert_array_equal(out, results[0][1])
+        assert count == results[0][2]
+
+
+def test_threads_keyword_and_environment_default(monkeypatch):
+    from fixedpoint import kernels
+
+    x, w = np.ones((4, 8), np.int8), np.ones((3, 8), np.int8)
+    assert kernels.prepare_linear(w, shift=1)._gemm.threads == 1
+    monkeypatch.setenv("FXBENCH_THREADS", "3")
+    assert kernels.prepare_linear(w, shift=1)._gemm.threads == 3
+    np.testing.assert_array_equal(kernels.linear(x, w, shift=1, threads=2), kernels.linear(x, w, shift=1))
+    for bad in ("0", "two"):
+        monkeypatch.setenv("FXBENCH_THREADS", bad)
+        with pytest.raises(ValueError, match="FXBENCH_THREADS"):
+            kernels.prepare_linear(w, shift=1)
+    with pytest.raises(ValueError, match="threads"):
+        kernels.prepare_linear(w, shift=1, threads=0)

@@ -51,6 +51,7 @@ SOURCES = [
     "fxp_peak.c",
 ]
 COMPILE_ARGS = ["-O3", "-std=c99", "-fno-strict-aliasing"]
+OPENMP_ARGS = ["-fopenmp"]
 
 
 def _header() -> str:
@@ -58,10 +59,33 @@ def _header() -> str:
         return f.read()
 
 
+def _openmp_args() -> list[str]:
+    """-fopenmp when the C compiler takes it (the packed GEMMs then split over threads), else nothing."""
+    import setuptools  # noqa: F401  (provides distutils on Python 3.12+)
+    from distutils.ccompiler import new_compiler
+    from distutils.errors import CompileError, LinkError
+    from distutils.sysconfig import customize_compiler
+    import tempfile
+
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w", encoding="utf-8") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=OPENMP_ARGS)
+            compiler.link_executable(objects, os.path.join(tmp, "probe"), extra_postargs=OPENMP_ARGS)
+        except (CompileError, LinkError):
+            return []
+    return OPENMP_ARGS
+
+
 def make_builder(extra_compile_args=(), extra_link_args=(), module_name="fixedpoint.kernels._fxp_c") -> FFI:
     """An FFI builder for the library; extra flags serve ad-hoc (e.g. sanitizer) builds."""
     builder = FFI()
     builder.cdef(_header())
+    openmp = _openmp_args()
     # Relative paths keep absolute build paths out of the generated source.
     rel = os.path.relpath(HERE)
     builder.set_source(
@@ -69,8 +93,8 @@ def make_builder(extra_compile_args=(), extra_link_args=(), module_name="fixedpo
         '#include <stdint.h>\n#include <stddef.h>\n#include "fxp.h"\n',
         sources=[os.path.join(rel, s) for s in SOURCES],
         include_dirs=[rel],
-        extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
-        extra_link_args=list(extra_link_args),
+        extra_compile_args=COMPILE_ARGS + openmp + list(extra_compile_args),
+        extra_link_args=openmp + list(extra_link_args),
         define_macros=table_macros(),
         libraries=["m"] if os.name == "posix" else [],
     )

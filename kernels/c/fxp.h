@@ -59,6 +59,7 @@ int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t 
     const fxp_epilogue *e, void *out, int64_t m, int64_t n, int64_t k, void *scratch);
 
 /* Pre-packed int8 x int8 weights, for calls that reuse one w (and bias) many times.
+ * threads: how many OpenMP threads split the work (results are identical for any count).
  * fxp_gemm_s8_packed_bytes is the buffer size for the ACTIVE path (0: that path has no
  * packed layout, use the plain functions); fxp_gemm_s8_pack fills it (w and bias are
  * not needed afterwards) and records the path.  The packed gemms take the same
@@ -68,9 +69,9 @@ int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t 
 int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k);
 void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
-                           int64_t m, int64_t n, int64_t k, void *scratch);
+                           int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
-                                   int64_t m, int64_t n, int64_t k, void *scratch);
+                                   int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 
 /* Pre-packed weights of the layers with int16 activations (kind s16s8 or s16: x split exactly
  * into bytes), on the paths that have a packed layout for them (fxp_gemm_split_packed_bytes
@@ -81,7 +82,10 @@ int64_t fxp_gemm_split_packed_bytes(int kind, int64_t n, int64_t k);
 void fxp_gemm_split_pack(int kind, const void *w, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_split_scratch_bytes(int kind, int64_t m, int64_t k);
 int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
-                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
+                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch,
+                                  int threads);
+/* 1 when the library was built with OpenMP (threads > 1 split the packed GEMMs' tiles), else 0. */
+int fxp_openmp(void);
 
 /* rows x cols accumulators, per-column epilogue parameters. */
 int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);

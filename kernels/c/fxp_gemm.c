@@ -11,6 +11,15 @@
 #include "fxp.h"
 #include "fxp_internal.h"
 
+int fxp_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
 {
     (void)m;
@@ -128,7 +137,7 @@ void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 
 static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *out, const int32_t *shift,
                                   const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                                  int64_t m, int64_t n, int64_t k, void *scratch)
+                                  int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
     int32_t path;
     memcpy(&path, packed, sizeof path);
@@ -137,7 +146,7 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
     const char *strips = (const char *)packed + PACK_HEADER;
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
-        return fxp_gemm_s8_packed_avx512(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+        return fxp_gemm_s8_packed_avx512(x, strips, out, rq, qout, m, n, k, scratch, threads);
     if (path == FXP_PATH_AVX2)
         return fxp_gemm_s8_packed_avx2(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 #endif
@@ -153,13 +162,14 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
     (void)n;
     (void)k;
     (void)scratch;
+    (void)threads;
     return -1;
 }
 
 int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
-                           int64_t m, int64_t n, int64_t k, void *scratch)
+                           int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch) < 0 ? -1 : 0;
+    return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch, threads) < 0 ? -1 : 0;
 }
 
 /* ---- int16 activations split into bytes (kinds s16s8 and s16), AVX-512 VNNI path only:
@@ -214,7 +224,8 @@ int64_t fxp_gemm_split_scratch_bytes(int kind, int64_t m, int64_t k)
 }
 
 int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
-                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch)
+                                  const fxp_epilogue *e, void *qout, int64_t m, int64_t n, int64_t k, void *scratch,
+                                  int threads)
 {
     int32_t path;
     memcpy(&path, packed, sizeof path);
@@ -223,16 +234,16 @@ int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed
 #ifdef FXP_X86
     const char *strips = (const char *)packed + PACK_HEADER;
     if (kind == FXP_KIND_S16)
-        return fxp_gemm_s16_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch);
-    return fxp_gemm_s16s8_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch);
+        return fxp_gemm_s16_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch, threads);
+    return fxp_gemm_s16s8_packed_avx512(x, strips, bias, out, e, qout, m, n, k, scratch, threads);
 #else
-    (void)x, (void)bias, (void)out, (void)e, (void)qout, (void)m, (void)n, (void)scratch;
+    (void)x, (void)bias, (void)out, (void)e, (void)qout, (void)m, (void)n, (void)scratch, (void)threads;
     return -1;
 #endif
 }
 
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
-                                   int64_t m, int64_t n, int64_t k, void *scratch)
+                                   int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch);
+    return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch, threads);
 }

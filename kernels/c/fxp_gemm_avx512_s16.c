@@ -171,18 +171,20 @@ static int64_t finish_row(int64_t *row, const int64_t *bias, int64_t i, int64_t 
  * epilogue rq into qout.  Returns the overflow count. */
 FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias,
                                                      int64_t *out, const fxp_epilogue *rq, void *qout, int64_t m,
-                                                     int64_t n, int64_t k, void *scratch)
+                                                     int64_t n, int64_t k, void *scratch, int threads)
 {
     const int64_t groups = pairs_of(k), stride = strip_bytes(k), n_strips = (n + NR - 1) / NR;
     const char *strips = (const char *)fxp_align64((void *)packed);
     int16_t *xh = (int16_t *)fxp_align64(scratch), *xl = xh + padded_m(m) * groups * 2;
-    int32_t high[MR * NR] __attribute__((aligned(64))), low[MR * NR] __attribute__((aligned(64)));
-    int64_t acc[MR * NR] __attribute__((aligned(64)));
     int64_t count = 0;
     pack_x_halves(x, m, k, xh, xl);
     if (m <= 4) {
-        for (int64_t j = 0; j < n_strips; j += 2) {
-            int64_t n0 = j * NR;
+        const int64_t n_pairs = (n_strips + 1) / 2;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+        for (int64_t p = 0; p < n_pairs; p++) {
+            int32_t high[4 * 2 * NR] __attribute__((aligned(64))), low[4 * 2 * NR] __attribute__((aligned(64)));
+            int64_t acc[4 * 2 * NR] __attribute__((aligned(64)));
+            int64_t j = 2 * p, n0 = j * NR;
             const int16_t *w1 = (const int16_t *)(strips + j * stride);
             const int16_t *w2 = j + 1 < n_strips ? (const int16_t *)(strips + (j + 1) * stride) : NULL;
             memset(acc, 0, sizeof acc);
@@ -200,21 +202,24 @@ FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const voi
         }
         return count;
     }
-    for (int64_t j = 0; j < n_strips; j++) {
+    const int64_t n_tiles = (m + MR - 1) / MR;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+        int32_t high[MR * NR] __attribute__((aligned(64))), low[MR * NR] __attribute__((aligned(64)));
+        int64_t acc[MR * NR] __attribute__((aligned(64)));
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
         int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
         const int16_t *wp = (const int16_t *)(strips + j * stride);
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            const int16_t *th = xh + i0 * groups * 2, *tl = xl + i0 * groups * 2;
-            memset(acc, 0, sizeof acc);
-            for (int64_t g0 = 0; g0 < groups; g0 += KB_PAIRS) {
-                int64_t g1 = groups - g0 < KB_PAIRS ? groups : g0 + KB_PAIRS;
-                tile(th, wp, g0, g1, high);
-                tile(tl, wp, g0, g1, low);
-                widen(high, low, acc, MR * NR);
-            }
-            for (int64_t r = 0; r < MR && i0 + r < m; r++)
-                count += finish_row(acc + r * NR, bias, i0 + r, n0, nc, n, rq, qout, out);
+        const int16_t *th = xh + i0 * groups * 2, *tl = xl + i0 * groups * 2;
+        memset(acc, 0, sizeof acc);
+        for (int64_t g0 = 0; g0 < groups; g0 += KB_PAIRS) {
+            int64_t g1 = groups - g0 < KB_PAIRS ? groups : g0 + KB_PAIRS;
+            tile(th, wp, g0, g1, high);
+            tile(tl, wp, g0, g1, low);
+            widen(high, low, acc, MR * NR);
         }
+        for (int64_t r = 0; r < MR && i0 + r < m; r++)
+            count += finish_row(acc + r * NR, bias, i0 + r, n0, nc, n, rq, qout, out);
     }
     return count;
 }

@@ -299,16 +299,21 @@ static const small_fn small_kernels[5] = {NULL, small_1, small_2, small_3, small
  * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
 static int64_t packed_strip_bytes(int64_t k) { return padded_k(k) * NR + NR * 4; }
 
-/* Every tile of packed x times the strips [first, last) of `strips` (stride bytes apart). */
+/* Every tile of packed x times every strip of `strips` (stride bytes apart); `threads` OpenMP
+ * threads take contiguous runs of (strip, tile) pairs in strip-major order, so each keeps its
+ * strips in its own cache (every output element is computed by one thread: results do not
+ * depend on the count). */
 FXP_TARGET_AVX512 static int64_t run(const uint8_t *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
-                                     int64_t kp, const sink *o)
+                                     int64_t kp, const sink *o, int threads)
 {
-    int32_t buf[MR * NR] __attribute__((aligned(64)));    /* also 4 x 2 NR for the small kernels */
     int64_t count = 0;
     const int64_t n_strips = (n + NR - 1) / NR;
     if (m <= 4) {
-        for (int64_t j = 0; j < n_strips; j += 2) {
-            int64_t n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
+        const int64_t n_pairs = (n_strips + 1) / 2;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+        for (int64_t p = 0; p < n_pairs; p++) {
+            int32_t buf[4 * 2 * NR] __attribute__((aligned(64)));
+            int64_t j = 2 * p, n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
             int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
             const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
             small_kernels[m](xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * NR), (const int8_t *)s2,
@@ -327,15 +332,17 @@ FXP_TARGET_AVX512 static int64_t run(const uint8_t *xp, const char *strips, int6
         }
         return count;
     }
-    for (int64_t j = 0; j < n_strips; j++) {
+    const int64_t n_tiles = (m + MR - 1) / MR;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+        int32_t buf[MR * NR] __attribute__((aligned(64)));
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
         int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
         const char *strip = strips + j * stride;
         strip_rq q;
         strip_rq_init(&q, o, n0, nc);
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            tile(xp + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, buf);
-            count += finish_tile(buf, i0, m - i0 < MR ? m - i0 : MR, n0, nc, &q, o);
-        }
+        tile(xp + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, buf);
+        count += finish_tile(buf, i0, m - i0 < MR ? m - i0 : MR, n0, nc, &q, o);
     }
     return count;
 }
@@ -368,7 +375,7 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
             e.mult = rq->mult ? rq->mult + n0 : NULL;
             part.rq = &e;
         }
-        count += run(xp, strip, stride, m, nc, kp, &part);
+        count += run(xp, strip, stride, m, nc, kp, &part, 1);
     }
     return count;
 }
@@ -390,16 +397,14 @@ void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t
 }
 
 /* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds packed x only. */
-int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
-                                  const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                                  int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
+int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
+                                  void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    (void)shift, (void)mult, (void)out_size;   /* carried by rq */
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
     uint8_t *xp = (uint8_t *)fxp_align64(scratch);
     sink o = {rq, qout, out, n};
     pack_x(x, m, k, kp, xp);
-    return run(xp, (const char *)fxp_align64((void *)packed), stride, m, n, kp, &o);
+    return run(xp, (const char *)fxp_align64((void *)packed), stride, m, n, kp, &o, threads);
 }
 
 /* ---------------------------------------------------------------- int16 x int8 (a16w8) */
@@ -458,18 +463,20 @@ FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, 
  * rq->qout, the epilogue.  Returns the overflow count. */
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
-                                     void *scratch)
+                                     void *scratch, int threads)
 {
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k), n_strips = (n + NR - 1) / NR;
     const char *strips = (const char *)fxp_align64((void *)packed);
     uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kp;
-    int32_t bh[MR * NR] __attribute__((aligned(64))), bl[MR * NR] __attribute__((aligned(64)));
     sink o = {rq, qout, NULL, n};
     int64_t count = 0;
     pack_x16(x, m, k, kp, xph, xpl);
     if (m <= 4) {
-        for (int64_t j = 0; j < n_strips; j += 2) {
-            int64_t n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
+        const int64_t n_pairs = (n_strips + 1) / 2;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+        for (int64_t p = 0; p < n_pairs; p++) {
+            int32_t bh[4 * 2 * NR] __attribute__((aligned(64))), bl[4 * 2 * NR] __attribute__((aligned(64)));
+            int64_t j = 2 * p, n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
             int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
             const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
             const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
@@ -483,15 +490,17 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         }
         return count;
     }
-    for (int64_t j = 0; j < n_strips; j++) {
+    const int64_t n_tiles = (m + MR - 1) / MR;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+        int32_t bh[MR * NR] __attribute__((aligned(64))), bl[MR * NR] __attribute__((aligned(64)));
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
         int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
         const char *strip = strips + j * stride;
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            tile(xph + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, bh);
-            tile(xpl + i0 * kp, (const int8_t *)strip, zero_corr, kp, bl);
-            for (int64_t r = 0; r < MR && i0 + r < m; r++)
-                count += finish16(bh + r * NR, bl + r * NR, bias, i0 + r, n0, nc, &o, out64);
-        }
+        tile(xph + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, bh);
+        tile(xpl + i0 * kp, (const int8_t *)strip, zero_corr, kp, bl);
+        for (int64_t r = 0; r < MR && i0 + r < m; r++)
+            count += finish16(bh + r * NR, bl + r * NR, bias, i0 + r, n0, nc, &o, out64);
     }
     return count;
 }

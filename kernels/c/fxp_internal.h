@@ -96,18 +96,18 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
 /* Pre-packed int8 weights (all column strips of w with their bias corrections, packed once). */
 int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k);
 void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
-int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out,
-                                  const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                                  int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
+int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
+                                  void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k);
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
-                                     void *scratch);
+                                     void *scratch, int threads);
 int64_t fxp_s16_packed_bytes_avx512(int64_t n, int64_t k);
 int64_t fxp_s16_scratch_avx512(int64_t m, int64_t k);
 void fxp_s16_pack_avx512(const int16_t *w, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
-                                   const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
+                                   const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch,
+                                   int threads);
 int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k);
 void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,

@@ -211,9 +211,9 @@ def gemm(x, w, bias, out) -> None:
     PackedWeights(w, bias, gemm_kind(x.dtype, w.dtype), None).gemm(x, out)
 
 
-def prepare_gemm(w, bias, kind, epilogue):
+def prepare_gemm(w, bias, kind, epilogue, threads=1):
     """Integer ``w`` packed once into its int16 panel (with the bias in the accumulator dtype) and the
-    epilogue resolved once; float ``w`` is bound as it is (``np.matmul`` needs no packing)."""
+    epilogue resolved once; float ``w`` is bound as it is (``np.matmul`` needs no packing).  One thread."""
     if not kind.integer:
         return UnpackedWeights(sys.modules[__name__], w, bias, kind, epilogue)
     return PackedWeights(w, bias, kind, epilogue)

@@ -29,8 +29,8 @@ def gemm(x, w, bias, out) -> None:
     out[...] = _accumulate(x, w, bias)
 
 
-def prepare_gemm(w, bias, kind, epilogue) -> UnpackedWeights:
-    """Nothing to pack: ``gemm`` with the stored ``w`` and ``bias``, then :func:`requant`."""
+def prepare_gemm(w, bias, kind, epilogue, threads=1) -> UnpackedWeights:
+    """Nothing to pack: ``gemm`` with the stored ``w`` and ``bias``, then :func:`requant` (one thread)."""
     return UnpackedWeights(sys.modules[__name__], w, bias, kind, epilogue)
 
 
