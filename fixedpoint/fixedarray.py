@@ -286,7 +286,7 @@ def _exact_pow2_shift(raw: np.ndarray, shift: int):
         return widened, shift
     if widened.dtype != object and widened.size and _max_bits(widened) - shift > 62:
         widened = widened.astype(object)
-    return widened << (-shift), 0
+    return np.asarray(widened << (-shift)), 0   # (0-d object results would come back as Python ints)
 
 
 def _max_bits(a: np.ndarray) -> int:

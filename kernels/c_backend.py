@@ -8,17 +8,27 @@ overflow mode) happens in C, fused per block in ``gemm_requant``.  The SIMD path
 with :func:`force_path` or the environment variable ``FXBENCH_C_SIMD`` (read at import).
 Scratch memory (packed weight strips, row tiles) is allocated here with numpy, so
 ``tracemalloc`` sees it.  Raises ImportError when the extension was not built.
+The environment variable ``FXBENCH_C_EXTENSION`` (read at import) names another build
+of the cffi extension to load instead of ``fixedpoint.kernels._fxp_c``, such as the
+AddressSanitizer build CI runs the C tests against.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 
 import numpy as np
 
-from ._fxp_c import ffi, lib
 from .kinds import gemm_kind
+
+EXTENSION = os.environ.get("FXBENCH_C_EXTENSION", "").strip() or f"{__package__}._fxp_c"
+try:
+    _extension = importlib.import_module(EXTENSION)
+except ImportError as exc:
+    raise ImportError(f"the C extension {EXTENSION!r} (see FXBENCH_C_EXTENSION) cannot be imported: {exc}") from exc
+ffi, lib = _extension.ffi, _extension.lib
 
 NAME = "c"
 ENV_VAR = "FXBENCH_C_SIMD"

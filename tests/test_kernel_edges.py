@@ -160,3 +160,21 @@ def test_quantize_error_names_the_input_beyond_the_int64_range(backend):
         K.quantize(np.array([1e300, 3.0]), 0, 8, overflow="error", backend=backend)
     with pytest.raises(OverflowError, match="worst raw value -300$"):
         K.quantize(np.array([200.0, -300.0]), 0, 8, overflow="error", backend=backend)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_zero_dimensional_add_with_an_alignment_past_int64(backend, relu, overflow):
+    """0-d operands aligned beyond 64 bits (Python integers inside the reference) stay exact."""
+    a, b = np.array(89, np.int8), np.array(35, np.int8)
+    got = K.add(a, 0, b, -64, 0, rounding="floor", overflow=overflow, relu=relu, backend=backend)
+    assert got.shape == () and int(got) == (127 if overflow == "saturate" else 89)
+    got = K.add(a, 1, b, -64, -64, rounding="floor", overflow=overflow, relu=relu, backend=backend)
+    assert int(got) == 35
+
+
+def test_zero_dimensional_wide_cast():
+    import fixedpoint as fx
+
+    x = fx.FixedArray(np.array(7948370527, dtype=np.uint64), fx.QFormat(33, 0, signed=False))
+    assert x.cast(fx.QFormat(1, 1, signed=False), "floor").raw.tolist() == 1

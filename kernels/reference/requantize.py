@@ -57,7 +57,7 @@ def requantize(
         value = value << (left.astype(object) if wide else left)
     y = round_shift(value, np.maximum(shift, 0), rounding, rng)
     if relu:
-        y = np.where(y < 0, 0, y)
+        y = np.where(y < 0, np.zeros_like(y), y)
     return apply_overflow(y, bits, signed, overflow)
 
 

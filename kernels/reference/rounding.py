@@ -55,6 +55,8 @@ def round_shift(v, s, mode: Rounding | str, rng: np.random.Generator | None = No
     v, s = np.broadcast_arrays(np.asarray(v), np.asarray(s, dtype=np.int64))
     if np.any(s < 0):
         raise ValueError("round_shift needs s >= 0; a negative shift is an exact left shift")
+    if v.ndim == 0:   # numpy turns 0-d object results into Python scalars; round one element instead
+        return round_shift(v.reshape(1), s.reshape(1), mode, rng).reshape(())
     if v.dtype == object:
         q, r_bits = _floor_and_rest_object(v, s)
     else:
@@ -81,7 +83,7 @@ def round_exact_integer(v, mode: Rounding | str) -> np.ndarray:
     v = np.asarray(v)
     if mode.is_stochastic:
         return v
-    return v + _round_up(mode, (v & 1) == 1, v < 0, np.full(v.shape, REST_ZERO))
+    return _plus(v, _round_up(mode, (v & 1) == 1, v < 0, np.full(v.shape, REST_ZERO)))
 
 
 def round_div(v, d, mode: Rounding | str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -93,6 +95,8 @@ def round_div(v, d, mode: Rounding | str, rng: np.random.Generator | None = None
     """
     mode = as_rounding(mode)
     v, d = np.broadcast_arrays(np.asarray(v, dtype=np.int64), np.asarray(d, dtype=np.int64))
+    if v.ndim == 0:
+        return round_div(v.reshape(1), d.reshape(1), mode, rng).reshape(())
     if np.any(d < 1):
         raise ValueError("round_div needs a divisor d >= 1")
     q = np.floor_divide(v, d)
@@ -112,7 +116,12 @@ def _apply_mode(q, inexact, half_cmp, negative, mode, rng):
         coin = _require_rng(rng, mode).integers(0, 2, size=q.shape, dtype=np.int64)
         return q + (inexact & (coin == 1)).astype(np.int64)
     rest = np.where(inexact, 2 + half_cmp.astype(np.int64), REST_ZERO)   # below / half / above: 1 / 2 / 3
-    return q + _round_up(mode, (q & 1) == 1, negative, rest)
+    return _plus(q, _round_up(mode, (q & 1) == 1, negative, rest))
+
+
+def _plus(q, up):
+    """q + up for int64 or Python-int (object) q: up joins q's kind, so wide values never pass through int64."""
+    return q + (up.astype(object) if np.asarray(q).dtype == object else up)
 
 
 def _round_up(mode, q_odd, negative, rest) -> np.ndarray:
