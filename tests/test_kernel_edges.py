@@ -176,5 +176,5 @@ def test_zero_dimensional_add_with_an_alignment_past_int64(backend, relu, overfl
 def test_zero_dimensional_wide_cast():
     import fixedpoint as fx
 
-    x = fx.FixedArray(np.array(7948370527, dtype=np.uint64), fx.QFormat(33, 0, signed=False))
+    x = fx.FixedArray(np.array(7948370527, dtype=np.uint64), fx.QFormat(33, 0, signed=False, wide=True))
     assert x.cast(fx.QFormat(1, 1, signed=False), "floor").raw.tolist() == 1
