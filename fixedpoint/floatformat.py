@@ -173,13 +173,14 @@ class FloatFormat:
         return text + ("FN" if self.finite_only else "") + ("" if self.subnormals else "FTZ")
 
     @classmethod
-    def parse(cls, text: str) -> "FloatFormat":
-        """Read ``E<E>M<M>[B<bias>][FN][FTZ]`` or a precision name (bf16, fp16, fp8e4m3, fp8e5m2)."""
+    def parse(cls, text: str, argument: str = "text") -> "FloatFormat":
+        """Read ``E<E>M<M>[B<bias>][FN][FTZ]`` or a precision name (bf16, fp16, fp8e4m3, fp8e5m2); text that
+        does not parse raises ``ValueError`` naming ``argument``."""
         if isinstance(text, str) and text.strip().lower() in NAMED:
             return NAMED[text.strip().lower()]
         match = _TEXT.match(text) if isinstance(text, str) else None
         if not match:
-            raise ValueError(f"text={text!r} is not a float format; expected E<E>M<M>[B<bias>][FN][FTZ] "
+            raise ValueError(f"{argument}={text!r} is not a float format; expected E<E>M<M>[B<bias>][FN][FTZ] "
                              f"(e.g. 'E4M3FN', 'E5M2', 'E8M7FTZ') or one of {', '.join(NAMED)}")
         exp_bits, man_bits, bias, fn, ftz = match.groups()
         return cls(int(exp_bits), int(man_bits), bias=None if bias is None else int(bias),
