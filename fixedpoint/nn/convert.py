@@ -31,17 +31,14 @@ from ..kernels.modes import as_rounding
 from ..qformat import QFormat
 from ..conversion import as_real_array
 from .calibrate import METHODS, calibration_range
-from .containers import Residual, Sequential
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
                            FixedTable)
 from .fixed_model import FixedModel
-from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d,
-                     ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+from .folding import GEMMS, POOLS, calibration_forward, flatten_and_fold, steps
+from .layers import Add, Flatten, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 
 PRECISIONS = {"i8": (8, 8), "i16": (16, 16), "a16w8": (16, 8)}   # name -> (activation bits, weight bits)
 SCALES = ("pow2", "multiplier")
-_GEMMS = (Linear, Conv1d, Conv2d)
-_POOLS = (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d)
 
 
 def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None, activation_bits=None,
@@ -71,7 +68,7 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     precision_name = precision if (act_bits, w_bits) == PRECISIONS[precision] else f"w{w_bits}a{act_bits}"
     builder = _Builder(act_bits, w_bits, method, bool(per_channel), scale, rounding, seed)
     input_layer = FixedInput("input", builder.fmt(calib), builder.fmt(calib), builder.act_dtype)
-    layers, _, _ = builder.convert(_prepare(model), calib, input_layer.out_fmt, "")
+    layers, _, _ = builder.convert(flatten_and_fold(model), calib, input_layer.out_fmt, "")
     return FixedModel(input_layer, layers, calib.shape[1:], precision=precision_name, scale=scale,
                       rounding=rounding, seed=seed, backend=backend_name)
 
@@ -86,37 +83,6 @@ def _widths(precision, weight_bits, activation_bits) -> tuple[int, int]:
             raise ValueError(f"{name} must be an int in 2..16 (or None), got {value!r}")
     return (act_bits if activation_bits is None else int(activation_bits),
             w_bits if weight_bits is None else int(weight_bits))
-
-
-def _prepare(model) -> list:
-    """Flat list of float layers (nested Sequentials inlined, BatchNorm folded); Residual bodies likewise."""
-    items = list(model) if isinstance(model, Sequential) else [model]
-    out = []
-    for layer in items:
-        if isinstance(layer, Sequential):
-            out.extend(_prepare(layer))
-        elif isinstance(layer, Residual):
-            out.append(("residual", _prepare(layer.body)))
-        elif isinstance(layer, BatchNorm):
-            if not out or not isinstance(out[-1], _GEMMS):
-                raise ValueError(f"BatchNorm at position {len(out)} must follow a Linear/Conv1d/Conv2d to be folded")
-            out[-1] = _fold(out[-1], layer)
-        else:
-            out.append(layer)
-    return out
-
-
-def _fold(gemm, bn: BatchNorm):
-    """A copy of `gemm` with w'[o] = w[o] * scale[o] and b' = b * scale + offset (float64)."""
-    scale, offset = bn.scale_offset()
-    if scale.shape[0] != gemm.out_channels:
-        raise ValueError(f"BatchNorm has {scale.shape[0]} channels but the {type(gemm).__name__} before it "
-                         f"has {gemm.out_channels} outputs")
-    bias = offset if gemm.bias is None else gemm.bias * scale + offset
-    weight = gemm.weight * scale.reshape((-1,) + (1,) * (gemm.weight.ndim - 1))
-    if isinstance(gemm, Linear):
-        return Linear(weight, bias)
-    return type(gemm)(weight, bias, stride=gemm.stride, padding=gemm.padding)
 
 
 class _Builder:
@@ -135,36 +101,29 @@ class _Builder:
 
     def convert(self, layers, x, in_fmt, prefix):
         """(integer layers, float64 output on the calibration data, output format)."""
-        fixed, fmt, i = [], in_fmt, 0
-        while i < len(layers):
-            layer = layers[i]
-            follower = layers[i + 1] if i + 1 < len(layers) else None
-            fused = isinstance(layer, _GEMMS) and isinstance(follower, (ReLU, ReLU6))
-            name = f"{prefix}{i}:{type(layer).__name__ if not isinstance(layer, tuple) else 'Residual'}"
-            if fused:
-                name += f"+{type(follower).__name__}"
+        fixed, fmt = [], in_fmt
+        for name, layer, activation in steps(layers, prefix):
             if isinstance(layer, tuple):
                 body, y, _ = self.convert(layer[1], x, fmt, f"{name}.")
                 y = x + y
                 out = FixedResidual(name, fmt, self.fmt(y), self.act_dtype, body)
             else:
-                y = _float_forward(layer, x, name)
-                if fused:
-                    y = _float_forward(follower, y, name)
-                out = self._layer(layer, name, fmt, y, follower if fused else None)
+                y = calibration_forward(layer, x, name)
+                if activation is not None:
+                    y = calibration_forward(activation, y, name)
+                out = self._layer(layer, name, fmt, y, activation)
             fixed.append(out)
             x, fmt = y, out.out_fmt
-            i += 2 if fused else 1
         return fixed, x, fmt
 
     def _layer(self, layer, name, in_fmt, y, activation):
         kind = type(layer).__name__
-        if isinstance(layer, _GEMMS):
+        if isinstance(layer, GEMMS):
             return self._gemm(layer, name, in_fmt, self.fmt(y), activation)
         if isinstance(layer, (ReLU, ReLU6, Flatten)):
             return FixedElementwise(name, kind, in_fmt, self.act_dtype,
                                     _six(in_fmt) if isinstance(layer, ReLU6) else None)
-        if isinstance(layer, _POOLS):
+        if isinstance(layer, POOLS):
             return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride)
         unit = QFormat.for_range(1.0, self.act_bits)
         if isinstance(layer, (Sigmoid, Tanh)):
@@ -224,13 +183,6 @@ class _Builder:
         raw = self._quantize(scaled, 32).astype(np.int64)
         saturated = int(np.count_nonzero(np.abs(raw) > limit))
         return np.clip(raw, -limit, limit).astype(self.kind.acc), saturated
-
-
-def _float_forward(layer, x, name):
-    try:
-        return layer(x)
-    except ValueError as exc:
-        raise ValueError(f"calibration_data does not fit the model at layer {name}: {exc}") from None
 
 
 def _six(fmt: QFormat):
