@@ -28,12 +28,15 @@ from .. import kernels
 from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..kernels.modes import as_rounding
-from ..qformat import QFormat
 from ..conversion import as_real_array
+from ..float_conversion import as_float_rounding
+from ..floatformat import NAMED, FloatFormat
+from ..qformat import QFormat
 from .calibrate import METHODS, calibration_range
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPool, FixedResidual, FixedSoftmax,
                            FixedTable)
 from .fixed_model import FixedModel
+from .float_model import to_float_format
 from .folding import GEMMS, POOLS, calibration_forward, flatten_and_fold, steps
 from .layers import Add, Flatten, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 
@@ -42,8 +45,10 @@ SCALES = ("pow2", "multiplier")
 
 
 def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None, activation_bits=None,
-                   method="max", per_channel=True, scale="pow2", rounding="half_even", seed=None, backend=None):
-    """The fixed-point version of float `model` (a Layer or Sequential), calibrated on `calibration_data`.
+                   method="max", per_channel=True, scale="pow2", rounding="half_even", seed=None, backend=None,
+                   prescale=False):
+    """The fixed-point (or float-format) version of float `model` (a Layer or Sequential), calibrated on
+    `calibration_data`.
 
     `precision` "i8" (int8 x int8, int32 accumulator), "i16" (int16 x int16, int64) or "a16w8" (int16
     activations x int8 weights, int64) sets the default widths; `weight_bits` / `activation_bits` (2..16)
@@ -51,7 +56,31 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     whenever the weights do). The model's `precision` is then "w{W}a{A}" (unless the widths are those of
     `precision`). `method` ("max", "percentile",
     "mse") picks the activation clipping ranges; weights always use their max |w|. Returns a `FixedModel`.
+
+    A float format as `precision` ("bf16", "fp16", "fp8e4m3" = E4M3FN, "fp8e5m2", or the text of any
+    `FloatFormat`: "e4m3", "e3m4fn", "e8m7ftz", ...) returns a `FloatModel` instead (see `float_model`):
+    weights and activations rounded to the format at layer boundaries in `rounding` (the float roundings:
+    half_even, half_away, to_zero, floor, ceil, stochastic), products and sums in float32; `calibration_data`
+    may then be None, `prescale=True` adds per-tensor power-of-two scales chosen on it (`method` "max" or
+    "percentile"); `weight_bits`, `activation_bits` and scale="multiplier" are fixed-point settings, and
+    `per_channel` is not used.
     """
+    if precision not in PRECISIONS:
+        fmt = _float_format(precision)
+        for name, value in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
+            if value is not None:
+                raise ValueError(f"{name} applies to the fixed-point precisions {tuple(PRECISIONS)}; the float "
+                                 f"format {fmt} sets its own widths (got {name}={value!r})")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if scale != "pow2":
+            raise ValueError(f"scale={scale!r} applies to the fixed-point precisions; float formats scale by "
+                             "powers of two (prescale=True)")
+        return to_float_format(model, calibration_data, fmt, method=method, rounding=as_float_rounding(rounding),
+                               seed=seed, backend=backend, prescale=prescale)
+    if prescale is not False:
+        raise ValueError(f"prescale applies to float-format precisions, not to {precision!r} (fixed point "
+                         "calibrates its Q formats)")
     act_bits, w_bits = _widths(precision, weight_bits, activation_bits)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -71,6 +100,18 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     layers, _, _ = builder.convert(flatten_and_fold(model), calib, input_layer.out_fmt, "")
     return FixedModel(input_layer, layers, calib.shape[1:], precision=precision_name, scale=scale,
                       rounding=rounding, seed=seed, backend=backend_name)
+
+
+def _float_format(precision) -> FloatFormat:
+    """The float format named by `precision`; ValueError naming `precision` and the accepted values."""
+    try:
+        return FloatFormat.parse(precision, "precision")
+    except ValueError as exc:
+        if str(exc).startswith("precision="):   # not a format's text at all
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)} or a float format "
+                             f"({', '.join(map(repr, NAMED))} or 'e<E>m<M>[b<bias>][fn][ftz]'), "
+                             f"got {precision!r}") from None
+        raise ValueError(f"precision={precision!r}: {exc}") from None
 
 
 def _widths(precision, weight_bits, activation_bits) -> tuple[int, int]:
