@@ -21,7 +21,10 @@ from fixedpoint import kernels
 
 from .metrics import predicted_dot_sqnr_db
 
-PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+# precisions of the kernel workloads (linear, conv, quantize, pools) and, with the float formats, of the models
+KERNEL_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+FLOAT_FORMAT_PRECISIONS = ("bf16", "fp8e4m3", "fp8e5m2")
+PRECISIONS = KERNEL_PRECISIONS + FLOAT_FORMAT_PRECISIONS
 # (activation bits, weight bits, output bits) of the integer precisions
 INT_BITS = {"i16": (16, 16, 16), "a16w8": (16, 8, 16), "i8": (8, 8, 8)}
 NUMPY = "numpy"
@@ -133,7 +136,7 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
         return Case(op, shape, precision, backend, call, ops, wf.nbytes, xf.nbytes + out_bytes, reference,
                     decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
     if precision not in INT_BITS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(KERNEL_PRECISIONS)}")
     if backend == NUMPY:
         raise ValueError("numpy rows exist for f32 and f64 only")
     a_bits, w_bits, y_bits = INT_BITS[precision]
@@ -306,7 +309,7 @@ def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
     factories = []
     for op, dims_list in shapes.items():
         for dims in dims_list:
-            for precision in precisions:
+            for precision in [p for p in precisions if p in KERNEL_PRECISIONS]:
                 for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
                     factories.append((f"{op} {dims} {precision} {backend}",
                                       lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))
