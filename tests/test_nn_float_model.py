@@ -192,3 +192,14 @@ def test_bad_inputs_at_run_time():
     with pytest.raises(ValueError, match="at least one sample"):
         converted(np.ones((0, 6), dtype=np.float32))
     assert_same_values(converted(np.ones((2, 6), dtype=">f4")), converted(np.ones((2, 6), dtype=np.float32)))
+
+
+def test_gemms_run_on_the_bf16_kind_where_every_operand_is_a_bf16_number():
+    from fixedpoint.nn.float_layers import FloatGemm
+
+    for precision, bf16 in (("bf16", True), ("fp8e4m3", True), ("fp8e5m2", True), ("e3m4", True), ("fp16", False),
+                            ("e8m10", False), ("e9m3", False)):
+        converted = nn.quantize_model(_mlp(), None, precision)
+        assert [layer.bf16 for layer in converted.layers if isinstance(layer, FloatGemm)] == [bf16, bf16], precision
+    tiny = nn.quantize_model(nn.Sequential([nn.Linear(np.array([[1e-30]]))]), np.ones((4, 1)), "bf16", prescale=True)
+    assert not tiny.layers[0].bf16          # scaled by 2**-16 the weights leave bf16's range: the float32 kind

@@ -10,7 +10,9 @@ Where rounding and saturation happen:
   sums in float32 on the kernel backend (``kernels.prepare_linear`` / ``prepare_conv*``; every product of
   two values of a format with at most 11 significant bits is exact in float32, the sums round in float32
   as a float32 GEMM does), the float32 bias added, ReLU fused, ReLU6 clamped at 6, then ONE rounding of
-  the layer's output into the format (saturating; overflowed and flushed elements counted).
+  the layer's output into the format (saturating; overflowed and flushed elements counted).  Where the
+  inputs and weights are bf16 numbers (bf16 and the fp8 formats) the GEMM is the bf16 kind (the C
+  backend's vdpbf16ps, which treats bf16 subnormals as zero), else the float32 kind (fp16).
 - ReLU, MaxPool, Flatten: exact on values of the format; nothing rounds.
 - ReLU6, AvgPool, Sigmoid, Tanh, Softmax: the float layer in float32 (numpy), then one rounding.
 - Residual join: the float32 sum of both branches, then one rounding.
@@ -24,6 +26,7 @@ import numpy as np
 
 from .. import kernels
 from ..float_conversion import quantize_float
+from ..kernels import bf16
 from ..float_rounding import round_scaled
 from ..kernels.modes import Rounding
 from ..stats import FloatStats
@@ -99,15 +102,16 @@ class FloatGemm(FloatLayer):
     """Linear (x (..., K)), Conv1d (NLC) or Conv2d (NHWC) on format values, bias and ReLU fused, then rounding.
 
     ``weight``: float32 values of the format times ``2**-w_exp``; ``bias``: float32 or None; ``clamp``: 6.0
-    for a fused ReLU6, else None; ``exponent_bytes``: bytes of the stored scale exponents.
+    for a fused ReLU6, else None; ``exponent_bytes``: bytes of the stored scale exponents; ``bf16``: run on
+    the bf16 GEMM kind (inputs and weights are bf16 numbers), else on the float32 kind.
     """
 
     def __init__(self, name, kind, fmt, in_exp, out_exp, weight, bias, w_exp, *, relu, clamp, stride, padding,
-                 exponent_bytes):
+                 exponent_bytes, bf16):
         super().__init__(name, fmt, in_exp, out_exp)
         self.kind, self.weight, self.bias, self.w_exp = kind, weight, bias, w_exp
         self.relu, self.clamp, self.stride, self.padding = relu, clamp, stride, padding
-        self.exponent_bytes = exponent_bytes
+        self.exponent_bytes, self.bf16 = exponent_bytes, bf16
         self.weight_text = scaled_text(fmt, w_exp)
         self._kernels = {}
 
@@ -117,6 +121,8 @@ class FloatGemm(FloatLayer):
 
     def forward(self, x, run: FloatRun):
         kernel = self._prepared(run.backend)
+        if self.bf16:
+            x = bf16.from_float32(x)
         if self.kind == "Linear":
             y = kernel(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (-1,))
         else:
@@ -126,15 +132,16 @@ class FloatGemm(FloatLayer):
         return run.round(self.name, y, self.fmt, self.out_exp)
 
     def _prepared(self, backend):
-        """The float32 kernel with weights and bias bound, made once per backend."""
+        """The bf16 or float32 kernel with weights and bias bound, made once per backend."""
         kernel = self._kernels.get(backend)
         if kernel is None:
-            options = dict(relu=self.relu, x_dtype=np.float32, backend=backend)
+            weight = bf16.from_float32(self.weight) if self.bf16 else self.weight
+            options = dict(relu=self.relu, x_dtype=weight.dtype, backend=backend)
             if self.kind == "Linear":
-                kernel = kernels.prepare_linear(self.weight, self.bias, **options)
+                kernel = kernels.prepare_linear(weight, self.bias, **options)
             else:
                 prepare = kernels.prepare_conv1d if self.kind == "Conv1d" else kernels.prepare_conv2d
-                kernel = prepare(self.weight, self.bias, stride=self.stride, padding=self.padding, **options)
+                kernel = prepare(weight, self.bias, stride=self.stride, padding=self.padding, **options)
             self._kernels[backend] = kernel
         return kernel
 

@@ -9,7 +9,10 @@ input and each layer's output) gets a power-of-two scale ``2**k``, as fp8 traini
 ``fmt.max / amax``: ``k`` is the largest integer with ``amax * 2**k <= fmt.max``, ``amax`` the tensor's
 calibration range (``max`` or ``percentile`` of the float64 model's activations on ``calibration_data``;
 the weights' max |w|), clamped so that the scaled-back values stay float32 numbers.  The stored tensor is
-then the format's values of ``x * 2**k``, and the model computes with ``Q(x * 2**k) * 2**-k`` (exact).
+then the format's values of ``x * 2**k``, and the model computes with ``Q(x * 2**k) * 2**-k`` (exact).  Linear/Conv layers whose
+inputs and weights are bf16 numbers (bf16, the fp8 formats, any E<=8, M<=7 format in bf16's range) run on
+the bf16 GEMM kind of the kernel backend (vdpbf16ps on the C backend where the CPU has it), the others
+(fp16) on the float32 kind.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .. import kernels
 from ..conversion import as_real_array
 from ..float_conversion import quantize_float
 from ..float_rounding import descaled_exponent_range
-from ..floatformat import NAMED
+from ..floatformat import BF16, NAMED
 from .calibrate import calibration_range
 from .float_layers import EXPONENT_BYTES, FloatGemm, FloatInput, FloatPointwise, FloatResidual, FloatRun
 from .folding import GEMMS, POOLS, calibration_forward, flatten_and_fold, steps
@@ -219,5 +222,13 @@ class _Builder:
                          relu=activation is not None, clamp=6.0 if isinstance(activation, ReLU6) else None,
                          stride=None if kind == "Linear" else layer.stride,
                          padding=None if kind == "Linear" else layer.padding,
-                         exponent_bytes=2 * EXPONENT_BYTES if self.prescale else 0)
+                         exponent_bytes=2 * EXPONENT_BYTES if self.prescale else 0,
+                         bf16=all(_bf16_numbers(self.fmt, k) for k in (in_exp, w_exp)))
+
+
+def _bf16_numbers(fmt, exponent: int) -> bool:
+    """Whether every value of ``fmt`` times ``2**-exponent`` is a bf16 number (8 significant bits, exponents
+    -133 .. 127)."""
+    return (fmt.man_bits <= BF16.man_bits and fmt.emax - exponent <= BF16.emax
+            and fmt.emin - fmt.man_bits - exponent >= BF16.emin - BF16.man_bits)
 
