@@ -70,10 +70,12 @@ def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     plt = _pyplot()
     labels = [f"{r['workload']} {r['precision']} {r['backend']}" for r in records]
     fig, ax = plt.subplots(figsize=(10, 0.25 * max(8, len(records)) + 1.5))
+    colors = {"i8": "tab:orange", "bf16": "tab:green"}
     ax.barh(range(len(records)), [r["pct_of_peak"] for r in records],
-            color=["tab:orange" if r["precision"] == "i8" else "tab:blue" for r in records])
+            color=[colors.get(r["precision"], "tab:blue") for r in records])
     ax.set_yticks(range(len(records)), labels, fontsize=6)
-    ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange)")
+    ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange, "
+                  "bf16 dot for bf16 in green)")
     ax.set_title(f"Throughput vs peak — {machine}")
     return _save(plt, fig, path)
 

@@ -39,7 +39,7 @@ def sqnr_sweep(bits_range=range(2, 17), n: int = 4096) -> list[dict]:
 
 
 # which measured peak (context "peak_gops") bounds each precision's instruction class
-PEAK_CLASS = {"f32": "fp32_fma", "i8": "int8_dot"}
+PEAK_CLASS = {"f32": "fp32_fma", "i8": "int8_dot", "bf16": "bf16_dot"}
 
 
 def allocation_peak_bytes(function) -> int:

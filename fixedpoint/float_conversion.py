@@ -230,7 +230,7 @@ def _parts(x: np.ndarray):
     Floats (and integers below 2**53) give int64 mantissas of 53 bits (0 for 0); larger integers give
     Python ints (an object array), whose rounding round_shift does exactly as well.
     """
-    if x.dtype.kind == "f" or (x.size == 0 or int(np.max(np.abs(x.astype(object)))) < _EXACT_INTEGER):
+    if x.dtype.kind == "f" or x.size == 0 or (int(x.min()) > -_EXACT_INTEGER and int(x.max()) < _EXACT_INTEGER):
         fraction, exponent = np.frexp(x.astype(np.float64))
         mantissa = np.ldexp(fraction, _FLOAT64_MANTISSA).astype(np.int64)
         length = np.where(mantissa == 0, 0, _FLOAT64_MANTISSA)

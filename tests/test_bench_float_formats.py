@@ -68,8 +68,24 @@ def test_model_rows_of_the_float_formats_run_on_every_backend():
     assert case.activation_bytes == (4 * 128 + 4 * 128) * 1    # the ReLU: input and output, one byte each
     assert case.extra["accuracy"] == pytest.approx(case.extra["float64_accuracy"], abs=0.01)
     assert np.all(np.isfinite(case.decode(case.call())))
-    assert set(workloads.FLOAT_FORMAT_PRECISIONS) <= set(workloads.PRECISIONS)
-    assert not set(workloads.FLOAT_FORMAT_PRECISIONS) & set(workloads.KERNEL_PRECISIONS)
+    assert set(workloads.FLOAT_FORMAT_PRECISIONS) | set(workloads.KERNEL_PRECISIONS) == set(workloads.PRECISIONS)
+    assert len(workloads.PRECISIONS) == len(set(workloads.PRECISIONS))
+
+
+@pytest.mark.parametrize("op, dims", [("linear", (3, 40, 17)), ("conv1d", (2, 9, 4, 5, 3)), ("conv2d", (1, 6, 5, 3, 4, 3))])
+def test_bf16_kernel_rows_round_once_and_run_the_bf16_kind(op, dims):
+    for backend in workloads.timed_backends():
+        case = workloads.dot_case(op, dims, "bf16", backend)
+        out = case.decode(case.call())
+        weights = dims[2] * dims[1] if op == "linear" else np.prod(dims[2:5]) if op == "conv1d" else \
+            dims[3] * dims[4] * dims[5] ** 2
+        assert out.dtype == np.float32 and case.weight_bytes == 2 * weights
+        assert 40 < metrics.sqnr_db(case.reference, out) < 70      # bf16 inputs: about 8 bits of precision
+    with pytest.raises(ValueError, match="numpy rows exist for f32 and f64 only"):
+        workloads.dot_case("linear", (1, 4, 2), "bf16", workloads.NUMPY)
+    labels = [label for label, _ in workloads.all_cases(quick=True, backends=["c"], precisions=["bf16"])]
+    assert labels[:2] == ["linear (1, 784, 256) bf16 c", "linear (32, 784, 256) bf16 c"]
+    assert not any("quantize" in label or "max_pool" in label for label in labels)
 
 
 def _model(task, precision, accuracy, median=1e-3):
