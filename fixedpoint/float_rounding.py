@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .float_conversion import FLOAT_ROUNDINGS
 from .floatformat import FloatFormat
 from .kernels.modes import Rounding
 from .stats import FloatStats
@@ -23,7 +24,7 @@ _LAYOUT = {  # input dtype -> (unsigned view, signed work type, mantissa bits, e
     np.dtype(np.float32): (np.uint32, np.int32, 23, 127, 0xFF),
     np.dtype(np.float64): (np.uint64, np.int64, 52, 1023, 0x7FF),
 }
-DETERMINISTIC = (Rounding.HALF_EVEN, Rounding.HALF_AWAY, Rounding.TO_ZERO, Rounding.FLOOR, Rounding.CEIL)
+DETERMINISTIC = tuple(mode for mode in FLOAT_ROUNDINGS if not mode.is_stochastic)
 
 
 def descaled_exponent_range(fmt: FloatFormat) -> tuple[int, int]:

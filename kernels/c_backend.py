@@ -125,10 +125,12 @@ def gemm(x, w, bias, out) -> None:
     """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16, float32 for
     bf16 bit patterns."""
     kind = gemm_kind(x.dtype, w.dtype)
-    if kind.name == "bf16":
-        PackedBf16Weights(w, bias).gemm(x, out)
-        return
-    _gemm_call(kind, x, w, bias, out, _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1]))
+    if kind.name == "bf16":   # packs w into its scratch
+        scratch = np.empty(max(int(lib.fxp_gemm_bf16_scratch_bytes(x.shape[0], w.shape[0], x.shape[1], 0)), 64),
+                           dtype=np.uint8)
+    else:
+        scratch = _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1])
+    _gemm_call(kind, x, w, bias, out, scratch)
 
 
 def prepare_gemm(w, bias, kind, epilogue):
