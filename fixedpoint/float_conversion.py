@@ -87,7 +87,9 @@ def quantize_float(x, fmt, rounding: Rounding | str = Rounding.HALF_EVEN, overfl
     value = np.where(value == 0, np.copysign(0.0, finite.astype(np.float64)), value)
     if special.any():
         value = np.where(nan, np.nan, value)
-        inf_value = np.copysign(np.inf if overflow == "inf" else fmt.max, x.astype(np.float64))
+        with np.errstate(invalid="ignore"):                                # signalling NaNs widen quietly
+            sign = x.astype(np.float64)
+        inf_value = np.copysign(np.inf if overflow == "inf" else fmt.max, sign)
         value = np.where(inf, inf_value, value)
         if overflow == "saturate":
             overflowed += int(np.count_nonzero(inf))
@@ -111,7 +113,8 @@ def to_bits(values, fmt) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype not in _INPUT_DTYPES:
         raise TypeError(f"values must be a float16, float32 or float64 array, got dtype {values.dtype}")
-    v = values.astype(np.float64)
+    with np.errstate(invalid="ignore"):                                    # signalling NaNs widen quietly
+        v = values.astype(np.float64)
     nan, inf = np.isnan(v), np.isinf(v)
     magnitude = np.where(nan | inf, 0.0, np.abs(v))
     exponent = np.frexp(magnitude)[1].astype(np.int64) - 1                # floor(log2 |v|) for v != 0
