@@ -141,7 +141,7 @@ def test_the_kind_and_its_argument_checks():
         kernels.prepare_linear(w.astype(np.int8), x_dtype=np.uint16)
 
 
-def test_bit_pattern_helpers_are_exact_for_bf16_values():
+def test_bit_pattern_conversions_are_exact_for_bf16_values():
     codes = np.arange(1 << 16, dtype=np.uint16)
     values = bf16.to_float32(codes)
     np.testing.assert_array_equal(values.view(np.uint32) >> 16, codes)
