@@ -46,6 +46,33 @@ def sine_sqnr_theory_db(bits: int) -> float:
     return 6.02 * bits + 1.76
 
 
+def float_sine_sqnr_theory_db(man_bits: int, emin: int, amplitude: float = 1.0) -> float:
+    """SQNR of a sine of ``amplitude`` rounded to nearest in a float format with ``man_bits`` mantissa bits
+    and smallest normal exponent ``emin`` (no overflow: amplitude <= the format's max).
+
+    The noise model of floating-point quantization (Widrow and Kollar, *Quantization Noise*, Cambridge
+    University Press 2008, chapter 12): each rounding adds uniform noise of variance ulp(x)**2 / 12, where
+    ulp(x) = 2**(e - M) is set by the binade e = max(floor(log2|x|), emin) of the value (all subnormals
+    share the ulp of emin).  A sine spends the share P_e = (2/pi) * (asin(min(1, 2**(e+1)/A)) -
+    asin(min(1, 2**e/A))) of its time in binade e (below emin: (2/pi) * asin(2**emin / A)), so
+
+        SQNR = (A**2 / 2) / sum_e P_e * 4**(e - M) / 12.
+
+    For A just below a power of two this is about 6.02*(M + 1) + 9.2 dB; for a signal whose mantissa is
+    log-uniform (the model's E[ulp**2 / x**2] / 12 = 0.180 * 2**(-2p) with p = M + 1 significant bits,
+    Widrow and Kollar's floating-point noise power) it is 6.02*(M + 1) + 7.45 dB.
+    """
+    top = math.floor(math.log2(amplitude))
+
+    def share_below(level):
+        return (2 / math.pi) * math.asin(min(1.0, level / amplitude))
+
+    noise = share_below(2.0 ** emin) * 4.0 ** (emin - man_bits) / 12
+    for e in range(emin, top + 1):
+        noise += (share_below(2.0 ** (e + 1)) - share_below(2.0 ** e)) * 4.0 ** (e - man_bits) / 12
+    return 10.0 * math.log10(amplitude ** 2 / 2 / noise)
+
+
 def predicted_dot_sqnr_db(reference, x, w, k: int, lsb_x: float, lsb_w: float, lsb_y: float) -> float:
     """Noise-model SQNR of outputs that each sum ``k`` products of x and w entries.
 

@@ -2,7 +2,8 @@
 
 f64 / f32 rows feed the float model (numpy inside) inputs of that dtype; i16 / a16w8 / i8 rows run the
 model converted by ``fixedpoint.nn.quantize_model`` (calibrated on the task's calibration set) on one
-kernel backend, float input in, dequantized float64 logits out, so every row does the same job.
+kernel backend, float input in, dequantized float64 logits out, so every row does the same job; bf16 /
+fp8e4m3 / fp8e5m2 rows run the float-format model of ``quantize_model`` (no prescale) the same way.
 Errors are taken against the float64 model's logits on the same inputs; accuracy is on ``task.x_test``.
 """
 from __future__ import annotations
@@ -12,12 +13,13 @@ import importlib
 
 import numpy as np
 
-from .workloads import INT_BITS, NUMPY, Case
+from .workloads import FLOAT_FORMAT_PRECISIONS, INT_BITS, NUMPY, Case
 
 BATCHES = (1, 256)
 FLOAT_DTYPES = {"f64": np.float64, "f32": np.float32}
-# bytes per activation element of each precision (integer precisions store activations in int8 / int16)
-ACTIVATION_ITEMSIZE = {"f64": 8, "f32": 4, "i16": 2, "a16w8": 2, "i8": 1}
+# bytes per stored activation element of each precision (integers in int8 / int16, float formats in their
+# 8- or 16-bit encodings)
+ACTIVATION_ITEMSIZE = {"f64": 8, "f32": 4, "i16": 2, "a16w8": 2, "i8": 1, "bf16": 2, "fp8e4m3": 1, "fp8e5m2": 1}
 
 
 def quantize_model_function():
@@ -82,8 +84,9 @@ def forward_function(task_name: str, precision: str, backend: str):
             raise ValueError(f"float model rows run on backend {NUMPY!r}, not {backend!r}")
         dtype = FLOAT_DTYPES[precision]
         return lambda x: task.model(np.asarray(x, dtype=dtype))
-    if precision not in INT_BITS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: f64, f32, {', '.join(INT_BITS)}")
+    if precision not in INT_BITS and precision not in FLOAT_FORMAT_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: f64, f32, "
+                         f"{', '.join(tuple(INT_BITS) + FLOAT_FORMAT_PRECISIONS)}")
     return converted(task_name, precision, backend)
 
 

@@ -24,11 +24,12 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
-    """Speedup of i16/a16w8/i8 vs f32 (best backend each) per workload."""
+    """Speedup of f64, the integer precisions and the float formats vs f32 (best backend each) per workload."""
     plt = _pyplot()
-    precisions = ("f64", "i16", "a16w8", "i8")
+    precisions = [p for p in ("f64", "bf16", "i16", "a16w8", "fp8e4m3", "fp8e5m2", "i8")
+                  if any(row["speedup"].get(p) for row in rows)]
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(4, len(rows)) + 1.5))
-    height = 0.8 / len(precisions)
+    height = 0.8 / max(1, len(precisions))
     for i, precision in enumerate(precisions):
         values = [row["speedup"].get(precision) or 0.0 for row in rows]
         ax.barh([j + i * height for j in range(len(rows))], values, height=height, label=precision)
@@ -41,16 +42,26 @@ def speedup_bars(rows: list[dict], machine: str, path: Path) -> Path:
 
 
 def sqnr_vs_bits(rows: list[dict], machine: str, path: Path) -> Path:
-    """Measured SQNR of a quantized full-scale sine vs the 6.02*b + 1.76 dB line."""
+    """Measured SQNR of a quantized full-scale sine vs the 6.02*b + 1.76 dB line; float-format rows (those with
+    "exp_bits") per exponent width beside their theory line (the binade noise model of
+    ``metrics.float_sine_sqnr_theory_db``), at the formats' total bits."""
     plt = _pyplot()
-    bits = [row["bits"] for row in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(bits, [row["theory_db"] for row in rows], "k--", label="theory 6.02*b + 1.76")
-    ax.plot(bits, [row["sqnr_db"] for row in rows], "o", label="measured (sine)")
-    ax.set_xlabel("bits")
+    fixed = [row for row in rows if "exp_bits" not in row]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if fixed:
+        bits = [row["bits"] for row in fixed]
+        ax.plot(bits, [row["theory_db"] for row in fixed], "k--", label="fixed point: theory 6.02*b + 1.76")
+        ax.plot(bits, [row["sqnr_db"] for row in fixed], "ko", markersize=4, label="fixed point: measured")
+    for exp_bits in sorted({row["exp_bits"] for row in rows if "exp_bits" in row}):
+        chosen = sorted((row for row in rows if row.get("exp_bits") == exp_bits), key=lambda row: row["bits"])
+        bits = [row["bits"] for row in chosen]
+        line, = ax.plot(bits, [row["theory_db"] for row in chosen], ":", label=f"float E{exp_bits}: theory")
+        ax.plot(bits, [row["sqnr_db"] for row in chosen], "s", color=line.get_color(), markersize=4,
+                label=f"float E{exp_bits}: measured")
+    ax.set_xlabel("bits (fixed point: all bits; float: sign + exponent + mantissa)")
     ax.set_ylabel("SQNR (dB)")
-    ax.set_title(f"SQNR vs bits — {machine}")
-    ax.legend()
+    ax.set_title(f"SQNR vs bits (sine) — {machine}")
+    ax.legend(fontsize=7)
     return _save(plt, fig, path)
 
 
@@ -59,10 +70,12 @@ def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     plt = _pyplot()
     labels = [f"{r['workload']} {r['precision']} {r['backend']}" for r in records]
     fig, ax = plt.subplots(figsize=(10, 0.25 * max(8, len(records)) + 1.5))
+    colors = {"i8": "tab:orange", "bf16": "tab:green"}
     ax.barh(range(len(records)), [r["pct_of_peak"] for r in records],
-            color=["tab:orange" if r["precision"] == "i8" else "tab:blue" for r in records])
+            color=[colors.get(r["precision"], "tab:blue") for r in records])
     ax.set_yticks(range(len(records)), labels, fontsize=6)
-    ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange)")
+    ax.set_xlabel("throughput (% of measured peak: fp32 FMA for f32 in blue, int8 dot for i8 in orange, "
+                  "bf16 dot for bf16 in green)")
     ax.set_title(f"Throughput vs peak — {machine}")
     return _save(plt, fig, path)
 
@@ -71,7 +84,7 @@ def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
     """Median latency vs output SQNR of every case with error figures (lower left = fast and inaccurate)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
-    for precision in ("f64", "f32", "i16", "a16w8", "i8"):
+    for precision in ("f64", "f32", "bf16", "i16", "a16w8", "fp8e4m3", "fp8e5m2", "i8"):
         chosen = [r for r in records if r["precision"] == precision]
         if chosen:
             ax.scatter([r["median_s"] * 1e3 for r in chosen],
@@ -95,7 +108,8 @@ def _task_grid(plt, n_tasks, width=4.2, height=3.4):
 
 
 def accuracy_vs_bits(points: list[dict], machine: str, path: Path) -> Path:
-    """Per task: test accuracy vs bits (weights = activations = b) for the defaults and each variant."""
+    """Per task: test accuracy vs bits (weights = activations = b) for the defaults, each variant and the
+    float-format curves (dashed: total bits of the float format)."""
     plt = _pyplot()
     task_names = sorted({p["task"] for p in points})
     fig, axes = _task_grid(plt, len(task_names))
@@ -109,8 +123,8 @@ def accuracy_vs_bits(points: list[dict], machine: str, path: Path) -> Path:
         for variant, chosen in curves.items():
             chosen = sorted(chosen, key=lambda p: p["weight_bits"])
             if chosen:
-                ax.plot([p["weight_bits"] for p in chosen], [100 * p["accuracy"] for p in chosen], "o-",
-                        markersize=3, label=variant)
+                ax.plot([p["weight_bits"] for p in chosen], [100 * p["accuracy"] for p in chosen],
+                        "s--" if variant.startswith("float") else "o-", markersize=3, label=variant)
         ax.axhline(100 * mine[0]["float64_accuracy"], color="black", linestyle="--", linewidth=0.8, label="float64")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("bits (weights = activations)")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from . import plots, results, user_report
 
-TABLE_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+TABLE_PRECISIONS = ("f64", "f32", "bf16", "i16", "a16w8", "fp8e4m3", "fp8e5m2", "i8")
+FLOAT_FORMATS = ("bf16", "fp8e4m3", "fp8e5m2")
 # other libraries' integer kernels and the naive Numba loop: in the results, not in the verdict
 NOT_IN_VERDICT = ("torch", "onnxruntime", "naive-numba")
 NAIVE = "naive-numba"
@@ -54,7 +55,7 @@ def _fmt(value, spec):
 
 
 def _accuracies(best) -> str:
-    """"98.2/98.2/98.0/98.2/97.9" from the rows' test accuracies, "-" where a precision has none."""
+    """"98.2/98.2/-/98.0/98.2/-/-/97.9" from the rows' test accuracies, "-" where a precision has none."""
     values = [best.get(p, {}).get("accuracy") for p in TABLE_PRECISIONS]
     if all(v is None for v in values):
         return "-"
@@ -63,9 +64,10 @@ def _accuracies(best) -> str:
 
 def verdict_table(rows) -> list[str]:
     head = ("| workload | " + " | ".join(f"{p} ms" for p in TABLE_PRECISIONS)
-            + " | i8 speedup vs f32 | i16 speedup vs f32 | i8/f32 weight bytes | i8/f32 allocation peak"
-            " | i8 SQNR dB | i16 SQNR dB | test accuracy % (f64/f32/i16/a16w8/i8) |")
-    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 8) + "|"]
+            + " | i8 speedup vs f32 | i16 speedup vs f32 | bf16 speedup vs f32 | i8/f32 weight bytes"
+            " | i8/f32 allocation peak | i8 SQNR dB | i16 SQNR dB"
+            f" | test accuracy % ({'/'.join(TABLE_PRECISIONS)}) |")
+    lines = [head, "|---" * (len(TABLE_PRECISIONS) + 9) + "|"]
     for row in rows:
         best = row["best"]
         f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
@@ -74,7 +76,8 @@ def verdict_table(rows) -> list[str]:
         cells = [_ms(best.get(p)) for p in TABLE_PRECISIONS]
         alloc = (i8["allocation_peak_bytes"] / f32["allocation_peak_bytes"]
                  if i8 and f32 and f32.get("allocation_peak_bytes") and "allocation_peak_bytes" in i8 else None)
-        cells += [_fmt(row["speedup"].get("i8"), ".2f"), _fmt(row["speedup"].get("i16"), ".2f"), _fmt(mem, ".2f"),
+        cells += [_fmt(row["speedup"].get("i8"), ".2f"), _fmt(row["speedup"].get("i16"), ".2f"),
+                  _fmt(row["speedup"].get("bf16"), ".2f"), _fmt(mem, ".2f"),
                   _fmt(alloc, ".2f"),
                   _fmt(i8 and i8.get("sqnr_db"), ".1f"), _fmt(i16 and i16.get("sqnr_db"), ".1f"),
                   _accuracies(best)]
@@ -137,6 +140,16 @@ def _model_answer(rows) -> list[str]:
     if drops:
         drop, task = max(drops)
         sentences.append(f"Int8 test accuracy is at most {drop:.1f} points below float32 ({task}).")
+    formats = []
+    for precision in FLOAT_FORMATS:
+        changes = [(100 * (row["best"]["f32"]["accuracy"] - row["best"][precision]["accuracy"]),
+                    row["best"][precision].get("task", row["workload"])) for row in rows
+                   if "accuracy" in row["best"].get(precision, {}) and "accuracy" in row["best"].get("f32", {})]
+        if changes:
+            drop, task = max(changes)
+            formats.append(f"{precision} {drop:.1f} points ({task})" if drop > 0 else f"{precision} none")
+    if formats:
+        sentences.append("The float formats lose at most: " + ", ".join(formats) + ".")
     return sentences
 
 
@@ -216,7 +229,7 @@ def sweep_lines(points) -> list[str]:
     for task in sorted({p["task"] for p in points}):
         mine = [p for p in points if p["task"] == task and p["weight_bits"] == p["activation_bits"]]
         cells = []
-        for variant in ("default", "per-tensor", "multiplier", "floor", "stochastic"):
+        for variant in SWEEP_VARIANTS:
             ok = sorted(p["weight_bits"] for p in mine
                         if p["variant"] == variant and p["accuracy"] >= p["float64_accuracy"] - 0.01)
             tried = any(p["variant"] == variant for p in mine)
@@ -225,9 +238,31 @@ def sweep_lines(points) -> list[str]:
         lines.append(f"| {task} | {n_test} | " + " | ".join(cells) + " |")
     return ["### Accuracy vs bit width", "",
             "Fewest bits (weights = activations) whose test accuracy is within 1 point of float64, per variant "
-            "(default: per-channel, pow2 scales, round half to even):", "",
-            "| task | test samples | default | per-tensor | multiplier | floor | stochastic |", "|---" * 7 + "|",
-            *lines, ""]
+            "(default: per-channel, pow2 scales, round half to even; float E<n>: weights and activations in the "
+            "float format of that many bits with n exponent bits):", "",
+            "| task | test samples | " + " | ".join(SWEEP_VARIANTS) + " |", "|---" * (len(SWEEP_VARIANTS) + 2) + "|",
+            *lines, "", *equal_width_lines(points)]
+
+
+def equal_width_lines(points) -> list[str]:
+    """Per task: test accuracy of fixed point and of the float formats at the same total width (8 and 16 bits)."""
+    def at(task, bits, variant):
+        return [p for p in points if p["variant"] == variant and p["weight_bits"] == p["activation_bits"] == bits
+                and (task is None or p["task"] == task)]
+
+    columns = [(bits, variant) for bits in EQUAL_WIDTHS for variant in ("default",) + FLOAT_VARIANTS
+               if at(None, bits, variant)]
+    if not any(variant != "default" for _, variant in columns):
+        return []
+    head = [f"{bits}-bit {at(None, bits, variant)[0].get('float_format') or f'int{bits}'}"
+            for bits, variant in columns]
+    lines = []
+    for task in sorted({p["task"] for p in points}):
+        cells = [f"{100 * found[0]['accuracy']:.1f}" if (found := at(task, bits, variant)) else "-"
+                 for bits, variant in columns]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return ["Test accuracy (%) at equal width, fixed point (default settings) beside the float formats:", "",
+            "| task | " + " | ".join(head) + " |", "|---" * (len(columns) + 1) + "|", *lines, ""]
 
 
 def side_by_side(datasets) -> list[str]:
@@ -250,6 +285,9 @@ def machine_name(data: dict) -> str:
     return f"{context.get('cpu', 'unknown CPU')} ({context.get('node', '?')})"
 
 
+SWEEP_VARIANTS = ("default", "per-tensor", "multiplier", "floor", "stochastic", "float E4", "float E5", "float E8")
+FLOAT_VARIANTS = ("float E4", "float E5", "float E8")
+EQUAL_WIDTHS = (8, 16)
 TITLE = "# fxbench report"
 PLOTS = ("speedup", "sqnr_vs_bits", "latency_vs_sqnr", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap")
 _PLOT_LINK = re.compile(r"!\[[^\]]*\]\(((?:" + "|".join(PLOTS) + r")(?:-\d+)?\.png)\)")

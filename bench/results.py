@@ -109,8 +109,9 @@ RECORD_FIELDS = {
     # a user model's sweep without labels has no accuracy (null) but an SQNR of its outputs
     "sweep": ({"task": "text", "weight_bits": "integer", "activation_bits": "integer", "variant": "text",
                "accuracy": "number or null", "float64_accuracy": "number or null"},
-              {"n_test": "integer", "sqnr_db": "figure"}),
-    "sqnr_sine": ({"bits": "integer", "sqnr_db": "number", "theory_db": "number"}, {}),
+              {"n_test": "integer", "sqnr_db": "figure", "float_format": "text"}),
+    "sqnr_sine": ({"bits": "integer", "sqnr_db": "number", "theory_db": "number"},
+                  {"format": "text", "exp_bits": "integer"}),
     "not_available": ({"section": "text", "reason": "text"}, {}),
     "failed": ({"label": "text", "reason": "text"}, {}),
     "memory": ({"peak_rss_bytes": "count"}, {}),

@@ -11,7 +11,9 @@ from .timing import measure
 
 
 def sqnr_sweep(bits_range=range(2, 17), n: int = 4096) -> list[dict]:
-    """SQNR of a full-scale sine quantized to each bit width, beside 6.02*b + 1.76 dB."""
+    """SQNR of a full-scale sine quantized to each bit width, beside 6.02*b + 1.76 dB; then the same sine
+    (amplitude 1) rounded to the float formats of each total width of the sweep's families (E4, E5, E8
+    exponent bits, round half to even), beside ``metrics.float_sine_sqnr_theory_db``."""
     from fixedpoint import kernels
 
     signal = np.sin(2 * np.pi * 0.1234567 * np.arange(n))
@@ -23,11 +25,21 @@ def sqnr_sweep(bits_range=range(2, 17), n: int = 4096) -> list[dict]:
         rows.append({"kind": "sqnr_sine", "bits": bits,
                      "sqnr_db": metrics.sqnr_db(full_scale, raw.astype(np.float64) / 2.0 ** frac),
                      "theory_db": metrics.sine_sqnr_theory_db(bits)})
+    from fixedpoint import quantize_float
+
+    for family in sweeps.FLOAT_FAMILIES:
+        for bits in bits_range:
+            fmt = sweeps.float_family_format(family, bits)
+            if fmt is None:
+                continue
+            rows.append({"kind": "sqnr_sine", "bits": bits, "format": str(fmt), "exp_bits": fmt.exp_bits,
+                         "sqnr_db": metrics.sqnr_db(signal, quantize_float(signal, fmt)),
+                         "theory_db": metrics.float_sine_sqnr_theory_db(fmt.man_bits, fmt.emin)})
     return rows
 
 
 # which measured peak (context "peak_gops") bounds each precision's instruction class
-PEAK_CLASS = {"f32": "fp32_fma", "i8": "int8_dot"}
+PEAK_CLASS = {"f32": "fp32_fma", "i8": "int8_dot", "bf16": "bf16_dot"}
 
 
 def allocation_peak_bytes(function) -> int:

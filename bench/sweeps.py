@@ -6,7 +6,11 @@ calibration set) and one evaluation on the task's test samples (optionally a fix
 - the grid: every (weight bits, activation bits) pair with the defaults (per-channel, pow2, half_even);
 - the variant curves, over bits b used for weights and activations alike: per-tensor instead of
   per-channel, multiplier instead of pow2 scales, floor or stochastic (seed 0) instead of half_even
-  rounding, each changing one setting of the defaults.
+  rounding, each changing one setting of the defaults;
+- the float-format curves at the same total widths b: weights and activations in a float format of
+  b bits (sign, E exponent bits, b - 1 - E mantissa bits) for E = 4 (OCP-style finite formats: at 8
+  bits E4M3FN), 5 (IEEE style: E5M2 at 8 bits, fp16 at 16) and 8 (bf16 at 16 bits), round half to even,
+  no prescale; widths too narrow for a family's exponent are left out.
 
 The integer container follows the widths: int8 when both fit 8 bits, int16 activations with int8
 weights (a16w8) when only the weights do, int16 otherwise.
@@ -23,6 +27,8 @@ from .model_workloads import quantize_model_function
 DEFAULTS = {"per_channel": True, "scale": "pow2", "rounding": "half_even"}
 VARIANTS = {"per-tensor": {"per_channel": False}, "multiplier": {"scale": "multiplier"},
             "floor": {"rounding": "floor"}, "stochastic": {"rounding": "stochastic"}}
+# float-format curves: variant name -> (exponent bits, finite_only)
+FLOAT_FAMILIES = {"float E4": (4, True), "float E5": (5, False), "float E8": (8, False)}
 MIN_BITS, MAX_BITS = 2, 16
 # the smaller sweep inside ``fxbench run`` (the full grid is ``fxbench sweep``)
 RUN_BITS = (2, 3, 4, 6, 8, 12, 16)
@@ -41,6 +47,7 @@ class SweepPoint:
     per_channel: bool = True
     scale: str = "pow2"
     rounding: str = "half_even"
+    float_format: str | None = None   # the text of the float format of a float-format point
 
 
 def container_precision(weight_bits: int, activation_bits: int) -> str:
@@ -65,17 +72,32 @@ def parse_bits(text: str, argument: str) -> list[int]:
     return sorted(set(values))
 
 
-def sweep_points(task_names, weight_bits, activation_bits, variants=tuple(VARIANTS)) -> list[SweepPoint]:
-    """The grid (weight_bits x activation_bits) then the variant curves over the weight widths, per task."""
-    unknown = [v for v in variants if v not in VARIANTS]
+def float_family_format(family: str, bits: int):
+    """The float format of ``bits`` total bits in ``family`` (a key of FLOAT_FAMILIES), or None when too narrow."""
+    from fixedpoint import FloatFormat
+
+    exp_bits, finite_only = FLOAT_FAMILIES[family]
+    man_bits = bits - 1 - exp_bits
+    return FloatFormat(exp_bits, man_bits, finite_only=finite_only) if man_bits >= 0 else None
+
+
+def sweep_points(task_names, weight_bits, activation_bits, variants=tuple(VARIANTS),
+                 float_families=tuple(FLOAT_FAMILIES)) -> list[SweepPoint]:
+    """The grid (weight_bits x activation_bits), the variant curves and the float-format curves over the
+    weight widths, per task."""
+    unknown = [v for v in variants if v not in VARIANTS] + [f for f in float_families if f not in FLOAT_FAMILIES]
     if unknown:
-        raise ValueError(f"unknown sweep variant {unknown[0]!r}; accepted: {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown sweep variant {unknown[0]!r}; accepted: {', '.join(VARIANTS)}, "
+                         f"{', '.join(FLOAT_FAMILIES)}")
     points = []
     for task in task_names:
         points += [SweepPoint(task, w, a) for w in weight_bits for a in activation_bits]
         for variant in variants:
             settings = {**DEFAULTS, **VARIANTS[variant]}
             points += [SweepPoint(task, b, b, variant, **settings) for b in weight_bits]
+        for family in float_families:
+            points += [SweepPoint(task, b, b, family, float_format=str(fmt)) for b in weight_bits
+                       if (fmt := float_family_format(family, b)) is not None]
     return points
 
 
@@ -111,11 +133,17 @@ def evaluate_point(point: SweepPoint, n_test=None, backend=None) -> dict:
         raise RuntimeError(reason)
     task = tasks.get(point.task)
     x, y = _test_subset(task, n_test)
-    fixed = quantize_model(task.model, task.x_calib, container_precision(point.weight_bits, point.activation_bits),
-                           weight_bits=point.weight_bits, activation_bits=point.activation_bits,
-                           per_channel=point.per_channel, scale=point.scale, rounding=point.rounding,
-                           seed=0 if point.rounding == "stochastic" else None, backend=backend)
-    return {"kind": "sweep", **asdict(point), "accuracy": _accuracy(fixed, x, y),
+    if point.float_format is not None:
+        converted = quantize_model(task.model, task.x_calib, point.float_format, rounding=point.rounding,
+                                   backend=backend)
+    else:
+        converted = quantize_model(task.model, task.x_calib,
+                                   container_precision(point.weight_bits, point.activation_bits),
+                                   weight_bits=point.weight_bits, activation_bits=point.activation_bits,
+                                   per_channel=point.per_channel, scale=point.scale, rounding=point.rounding,
+                                   seed=0 if point.rounding == "stochastic" else None, backend=backend)
+    record = {key: value for key, value in asdict(point).items() if key != "float_format" or value is not None}
+    return {"kind": "sweep", **record, "accuracy": _accuracy(converted, x, y),
             "float64_accuracy": float64_accuracy(point.task, n_test),
             "n_test": int(x.shape[0])}
 

@@ -359,11 +359,16 @@ def evaluate_point(user: UserModel, point, reference, float64_accuracy, backend=
     from fixedpoint import nn
 
     samples, source = user.evaluation
-    fixed = nn.quantize_model(user.model, user.calib,
-                              sweeps.container_precision(point.weight_bits, point.activation_bits),
-                              weight_bits=point.weight_bits, activation_bits=point.activation_bits,
-                              per_channel=point.per_channel, scale=point.scale, rounding=point.rounding,
-                              seed=0 if point.rounding == "stochastic" else None, backend=backend)
+    seed = 0 if point.rounding == "stochastic" else None
+    if point.float_format is not None:       # a float-format point: the format sets both widths
+        fixed = nn.quantize_model(user.model, user.calib, point.float_format, rounding=point.rounding, seed=seed,
+                                  backend=backend)
+    else:
+        fixed = nn.quantize_model(user.model, user.calib,
+                                  sweeps.container_precision(point.weight_bits, point.activation_bits),
+                                  weight_bits=point.weight_bits, activation_bits=point.activation_bits,
+                                  per_channel=point.per_channel, scale=point.scale, rounding=point.rounding,
+                                  seed=seed, backend=backend)
     out = _in_batches(fixed, samples)
     accuracy = None if user.y_test is None else float(np.mean(np.argmax(out, axis=1) == user.y_test))
     return {"kind": "sweep", **asdict(point), "accuracy": accuracy, "float64_accuracy": float64_accuracy,

@@ -2,7 +2,8 @@
 
 A :class:`Case` holds prepared inputs and a zero-argument ``call`` to time, plus the
 float64 reference and a ``decode`` turning the call's output into real values for the
-error figures.  Integer precisions quantize inputs symmetrically per tensor with a
+error figures.  bf16 rounds inputs and weights to bf16 (half to even) and runs the bf16
+GEMM kind (bf16 bit patterns in, float32 sums and result out).  Integer precisions quantize inputs symmetrically per tensor with a
 power-of-two scale (frac = bits-1 - ceil(log2 max|v|)); the GEMM accumulates exactly
 (int32 for i8, int64 for i16 and a16w8) and one rounding (half_even, saturate) brings the
 result to an int8 (i8) or int16 output whose frac fits the float64 result's range.
@@ -21,7 +22,11 @@ from fixedpoint import kernels
 
 from .metrics import predicted_dot_sqnr_db
 
-PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8")
+# precisions of the kernel workloads (linear, conv, quantize, pools); the float formats of the whole models;
+# every precision (the models take all of them)
+KERNEL_PRECISIONS = ("f64", "f32", "i16", "a16w8", "i8", "bf16")
+FLOAT_FORMAT_PRECISIONS = ("bf16", "fp8e4m3", "fp8e5m2")
+PRECISIONS = tuple(dict.fromkeys(KERNEL_PRECISIONS + FLOAT_FORMAT_PRECISIONS))
 # (activation bits, weight bits, output bits) of the integer precisions
 INT_BITS = {"i16": (16, 16, 16), "a16w8": (16, 8, 16), "i8": (8, 8, 8)}
 NUMPY = "numpy"
@@ -132,8 +137,10 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
         out_bytes = reference.size * xf.itemsize
         return Case(op, shape, precision, backend, call, ops, wf.nbytes, xf.nbytes + out_bytes, reference,
                     decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
+    if precision == "bf16":
+        return _bf16_dot_case(op, shape, x, w, kwargs, reference, ops, backend)
     if precision not in INT_BITS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(KERNEL_PRECISIONS)}")
     if backend == NUMPY:
         raise ValueError("numpy rows exist for f32 and f64 only")
     a_bits, w_bits, y_bits = INT_BITS[precision]
@@ -149,6 +156,18 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
                 xq.nbytes + reference.size * np.dtype(out_dtype).itemsize, reference,
                 decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted,
                 extra={"frac_x": fx, "frac_w": fw, "frac_y": fy})
+
+
+def _bf16_dot_case(op, shape, x, w, kwargs, reference, ops, backend) -> Case:
+    """x and w rounded to bf16 once (outside the timed call), the prepared bf16 layer on their bit patterns."""
+    from fixedpoint import BF16, quantize_float, to_bits
+
+    if backend == NUMPY:
+        raise ValueError("numpy rows exist for f32 and f64 only")
+    xb, wb = (to_bits(quantize_float(v, BF16), BF16) for v in (x, w))
+    call = _prepared_call(op, xb, wb, backend, kwargs)
+    return Case(op, shape, "bf16", backend, call, ops, wb.nbytes, xb.nbytes + reference.size * 4, reference,
+                decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
 
 
 def _predicted_dot(reference, x, w, lsb_x, lsb_w, lsb_y):
@@ -307,7 +326,7 @@ def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
     factories = []
     for op, dims_list in shapes.items():
         for dims in dims_list:
-            for precision in precisions:
+            for precision in [p for p in precisions if p in KERNEL_PRECISIONS]:
                 for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
                     factories.append((f"{op} {dims} {precision} {backend}",
                                       lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))

@@ -20,8 +20,13 @@ if importlib.util.find_spec(f"{__name__}.kernels") is None:   # a source checkou
 _EXPORTS = {
     "FixedArray": ".fixedarray", "Overflow": ".kernels.modes", "OverflowStats": ".stats", "QFormat": ".qformat",
     "Rounding": ".kernels.modes", "dequantize": ".conversion", "quantize": ".conversion",
+    "BF16": ".floatformat", "FP16": ".floatformat", "FP8_E4M3": ".floatformat", "FP8_E5M2": ".floatformat",
+    "FloatFormat": ".floatformat", "FloatStats": ".stats", "from_bits": ".float_conversion",
+    "quantize_float": ".float_conversion", "to_bits": ".float_conversion",
 }
-__all__ = ["FixedArray", "Overflow", "OverflowStats", "QFormat", "Rounding", "dequantize", "nn", "quantize"]
+__all__ = ["BF16", "FP16", "FP8_E4M3", "FP8_E5M2", "FixedArray", "FloatFormat", "FloatStats", "Overflow",
+           "OverflowStats", "QFormat", "Rounding", "dequantize", "from_bits", "nn", "quantize", "quantize_float",
+           "to_bits"]
 
 
 def __getattr__(name):

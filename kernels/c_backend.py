@@ -1,7 +1,9 @@
 """The C backend: cffi bindings to ``kernels/c`` implementing ``kernels/protocol.py``.
 
 Integer results are bit-identical to the reference backend.  int8 x int8 sums
-accumulate in int32, anything with an int16 operand in int64; requantization (one
+accumulate in int32, anything with an int16 operand in int64, bf16 x bf16 (uint16 bit
+patterns) in float32 (vdpbf16ps where the CPU has AVX512_BF16, see ``kernels/c/fxp_gemm_bf16.c``);
+requantization (one
 rounding of the exact rational ``acc * multiplier / 2**shift``, then relu, then the
 overflow mode) happens in C, fused per block in ``gemm_requant``.  The SIMD path
 (AVX-512 VNNI, AVX2 or portable C) is chosen at run time from CPUID; it can be forced
@@ -35,7 +37,8 @@ ENV_VAR = "FXBENCH_C_SIMD"
 PATHS = ("portable", "avx2", "avx512vnni")
 
 _CTYPES = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *", np.dtype(np.int8): "int8_t *",
-           np.dtype(np.int16): "int16_t *", np.dtype(np.int32): "int32_t *", np.dtype(np.int64): "int64_t *"}
+           np.dtype(np.int16): "int16_t *", np.dtype(np.int32): "int32_t *", np.dtype(np.int64): "int64_t *",
+           np.dtype(np.uint16): "uint16_t *"}
 _POOL_DTYPES = {
     np.dtype(np.int8): 0, np.dtype(np.int16): 1, np.dtype(np.int32): 2, np.dtype(np.int64): 3,
     np.dtype(np.float32): 4, np.dtype(np.float64): 5, np.dtype(np.uint8): 6, np.dtype(np.uint16): 7,
@@ -66,11 +69,20 @@ def _path_code(name) -> int:
     return PATHS.index(name)
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs vdpbf16ps (AVX512_BF16): the bf16 GEMM uses it on the avx512vnni path."""
+    return bool(lib.fxp_bf16_supported())
+
+
 def peak_gops(seconds: float = 0.2) -> dict[str, float]:
     """This machine's single-thread peak in GOPS (a multiply-add counts 2): ``"fp32_fma"``
-    (512-bit FMA if available) and ``"int8_dot"`` (vpdpbusd 512-bit, else an AVX2 chain),
-    each the best of a few timed runs of a dependency-free C loop."""
-    return {"fp32_fma": _probe(lib.fxp_peak_fma_f32, seconds), "int8_dot": _probe(lib.fxp_peak_dot_s8, seconds)}
+    (512-bit FMA if available), ``"int8_dot"`` (vpdpbusd 512-bit, else an AVX2 chain) and, where
+    AVX512_BF16 is supported, ``"bf16_dot"`` (vdpbf16ps), each the best of a few timed runs of a
+    dependency-free C loop."""
+    peaks = {"fp32_fma": _probe(lib.fxp_peak_fma_f32, seconds), "int8_dot": _probe(lib.fxp_peak_dot_s8, seconds)}
+    if bf16_supported():
+        peaks["bf16_dot"] = _probe(lib.fxp_peak_dot_bf16, seconds)
+    return peaks
 
 
 def _probe(fn, seconds) -> float:
@@ -144,17 +156,25 @@ def _gemm_call(kind, x, w, bias, out, scratch) -> None:
 
 
 def gemm(x, w, bias, out) -> None:
-    """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16."""
+    """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16, float32 for
+    bf16 bit patterns."""
     kind = gemm_kind(x.dtype, w.dtype)
-    _gemm_call(kind, x, w, bias, out, _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1]))
+    if kind.name == "bf16":   # packs w into its scratch
+        scratch = np.empty(max(int(lib.fxp_gemm_bf16_scratch_bytes(x.shape[0], w.shape[0], x.shape[1], 0)), 64),
+                           dtype=np.uint8)
+    else:
+        scratch = _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1])
+    _gemm_call(kind, x, w, bias, out, scratch)
 
 
 def prepare_gemm(w, bias, kind, epilogue, threads=1):
-    """int8 x int8 and int16 activations: ``w`` packed (per SIMD path, on first use) into the kernels'
-    strip layout, the packed GEMMs split over ``threads`` OpenMP threads; float kinds are bound unpacked
+    """int8 x int8, int16 activations and bf16: ``w`` packed (per SIMD path, on first use) into the kernels'
+    layouts, the packed integer GEMMs split over ``threads`` OpenMP threads; float kinds are bound unpacked
     (one thread).  The epilogue becomes its C struct once."""
     if kind.name == "s8":
         return PackedInt8Weights(w, bias, epilogue, threads)
+    if kind.name == "bf16":
+        return PackedBf16Weights(w, bias)
     if kind.x == np.int16:
         return PackedSplitWeights(w, bias, kind, epilogue, threads)
     return CWeights(w, bias, kind, epilogue)
@@ -290,6 +310,38 @@ class PackedSplitWeights(CWeights):
         if self._packed_for_active_path() is None:
             return super().gemm_requant(x, out)
         return self._run(x, None, out)
+
+
+class PackedBf16Weights:
+    """bf16 (N, K) weights (uint16 bit patterns) with a float32 bias, packed once for the active path
+    (``fxp_gemm_bf16_pack``: vdpbf16ps panels, or float32 for the paths that convert) and packed
+    again when :func:`force_path` changes the path.  The sums are float32: no epilogue."""
+
+    def __init__(self, w, bias):
+        self.w, self.bias = w, bias
+        self._path = -1
+        self._packed = None
+
+    def _packed_for_active_path(self) -> np.ndarray:
+        path = lib.fxp_active_path()
+        if path != self._path:
+            n, k = self.w.shape
+            self._packed = np.empty(int(lib.fxp_gemm_bf16_packed_bytes(n, k)), dtype=np.uint8)
+            lib.fxp_gemm_bf16_pack(ffi.from_buffer("uint16_t[]", self.w), n, k, ffi.from_buffer(self._packed))
+            self._path = path
+        return self._packed
+
+    def gemm(self, x, out) -> None:
+        packed = self._packed_for_active_path()
+        m, k = x.shape
+        n = self.w.shape[0]
+        scratch = np.empty(max(int(lib.fxp_gemm_bf16_scratch_bytes(m, n, k, 1)), 64), dtype=np.uint8)
+        _check_packed(lib.fxp_gemm_bf16_packed(ffi.from_buffer("uint16_t[]", x), ffi.from_buffer(packed),
+                                               _ptr("float *", self.bias), ffi.from_buffer("float[]", out), m,
+                                               n, k, ffi.from_buffer(scratch)))
+
+    def gemm_requant(self, x, out) -> int:
+        raise TypeError("bf16 GEMMs return float32 sums; there is no requantizing epilogue")
 
 
 def _check_packed(status) -> None:

@@ -2,7 +2,9 @@
 
 Accumulators are exact: float32 x float32 sums in float32 and float64 x float64 in
 float64; int8 x int8 sums in int32 (exact for K <= ``INT8_MAX_K``, see
-:func:`check_accumulator_bound`); anything with an int16 operand sums in int64.  The C
+:func:`check_accumulator_bound`); anything with an int16 operand sums in int64.  bf16 x bf16
+(both as uint16 bit patterns, the high half of a float32) sums in float32: every product of
+two bf16 values is exact there, the sums round as float32 sums do.  The C
 build reads ``GEMM_KINDS`` to number its kernels (``FXP_KIND_<NAME>``), so this module
 imports only numpy and :mod:`.limits`.
 """
@@ -41,6 +43,7 @@ GEMM_KINDS = (
     GemmKind(2, "s8", np.dtype(np.int8), np.dtype(np.int8), np.dtype(np.int32)),
     GemmKind(3, "s16", np.dtype(np.int16), np.dtype(np.int16), np.dtype(np.int64)),
     GemmKind(4, "s16s8", np.dtype(np.int16), np.dtype(np.int8), np.dtype(np.int64)),
+    GemmKind(5, "bf16", np.dtype(np.uint16), np.dtype(np.uint16), np.dtype(np.float32)),
 )
 _BY_DTYPES = {(kind.x, kind.w): kind for kind in GEMM_KINDS}
 

@@ -41,7 +41,8 @@ def prepare_linear(
     (x, w) dtypes: float32/float32 and float64/float64 (accumulate and return in that
     dtype; ``shift``/``multiplier``/``out_dtype``/``out_bits`` must be None),
     int8/int8 (exact int32 accumulator, K <= 65536), int16/int16 and int16/int8 (exact
-    int64 accumulator); ``x_dtype`` (default: ``w``'s dtype) is the one input dtype
+    int64 accumulator), uint16/uint16 (bf16 bit patterns: exact products, float32 sums and
+    result, a float32 bias; no epilogue, like the float kinds); ``x_dtype`` (default: ``w``'s dtype) is the one input dtype
     the layer accepts.  Integer inputs with ``shift`` and ``multiplier`` both None
     return the exact accumulator.  Otherwise ``y = round(acc * multiplier / 2**shift)``
     (``shift`` in [-63, 127], absent meaning 0; ``multiplier`` in [1, 2**31-1], absent
@@ -101,7 +102,8 @@ class BoundGemm:
         self.threads = threads_arg(threads)
         if w.ndim != 2:
             raise ValueError(f"{where} needs w of shape (N, K) (conv: (O, KH*KW*C)), got {w.shape}")
-        x_dtype = w.dtype if x_dtype is None else dtype_arg(x_dtype, "x_dtype", "int8, int16, float32, float64")
+        x_dtype = w.dtype if x_dtype is None else dtype_arg(x_dtype, "x_dtype",
+                                                            "int8, int16, float32, float64, uint16 (bf16)")
         self.kind: GemmKind = gemm_kind(x_dtype, w.dtype, where)
         self.n, self.k = w.shape
         self.w = np.ascontiguousarray(w)

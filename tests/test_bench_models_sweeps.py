@@ -137,13 +137,13 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| model a batch 256 |" in text and "| 4.00 |" in text
-    assert "-/95.0/-/-/94.0" in text
+    assert "-/95.0/-/-/-/-/-/94.0" in text
     assert "| a | c | 400 | 100 | 64 | 64 | 1.0 | 0.4 | 0.40 | met |" in text
     assert "allocates 0.40-0.60x the float32 peak; the target of at most 0.5x is met on 1 of 2 task models" in text
     assert "| 0.60 | not met |" in text
     assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text
     assert "| linear 1x2x3 | - | 1 | - | 2 |" in text  # peers beside this library, outside the verdict
-    assert "| a | 100 | 4 | 8 | - | - | - |" in text
+    assert "| a | 100 | 4 | 8 | - | - | - | - | - | - |" in text
     assert "at batch 256, int8 runs at 2.00-4.00x the speed of float32" in text
     assert "at most 1.0 points below float32 (a)" in text
     assert (tmp_path / "out" / "accuracy_vs_bits.png").stat().st_size > 0
@@ -234,8 +234,8 @@ def test_sweep_command_writes_sweep_only_results_and_report(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     data = results.load(run_dir / "results.json")
     points = [r for r in data["records"] if r["kind"] == "sweep"]
-    assert len(points) == 2 + 4 * 2 and all(p["n_test"] == 60 for p in points)
-    assert {p["variant"] for p in points} == {"default", *sweeps.VARIANTS}
+    assert len(points) == 2 + 4 * 2 + 2 and all(p["n_test"] == 60 for p in points)   # E4M3FN, E5M2 at 8 bits
+    assert {p["variant"] for p in points} == {"default", *sweeps.VARIANTS, "float E4", "float E5"}
     text = (run_dir / "report.md").read_text()
     assert "### Accuracy vs bit width" in text and "### Verdict" not in text and "Peak RSS" in text
     assert (run_dir / "bits_heatmap.png").stat().st_size > 0

@@ -105,7 +105,11 @@ def test_sweep_model_records_sqnr_and_accuracy(files, tmp_path):
                           "--test", str(files / "test.npz"), "--weight-bits", "4,8", "--activation-bits", "8",
                           "--backend", "reference"], tmp_path)
     points = [r for r in data["records"] if r["kind"] == "sweep"]
-    assert len(points) == 2 + 4 * 2                       # the grid, then four variants over the weight widths
+    floats = [p for p in points if p.get("float_format")]
+    assert not [r for r in data["records"] if r["kind"] == "failed"]
+    assert len(points) - len(floats) == 2 + 4 * 2         # the grid, then four variants over the weight widths
+    assert {p["float_format"] for p in floats} >= {"E4M3FN", "E5M2"}   # float formats of the same 8 bits
+    assert all(p["weight_bits"] == p["activation_bits"] and p["sqnr_db"] > 0 for p in floats)
     grid = {p["weight_bits"]: p for p in points if p["variant"] == "default"}
     assert grid[8]["sqnr_db"] > grid[4]["sqnr_db"] and 0 <= grid[4]["accuracy"] <= 1
     assert "SQNR of the outputs vs float64 (dB)" in text and "### Accuracy vs bit width" in text

@@ -101,5 +101,6 @@ def test_every_entry_point_of_every_backend_follows_the_rule(backend, mode):
 def test_the_kinds_table_is_the_design():
     table = {(k.x.name, k.w.name): k.acc.name for k in GEMM_KINDS}
     assert table == {("float32", "float32"): "float32", ("float64", "float64"): "float64",
-                     ("int8", "int8"): "int32", ("int16", "int16"): "int64", ("int16", "int8"): "int64"}
+                     ("int8", "int8"): "int32", ("int16", "int16"): "int64", ("int16", "int8"): "int64",
+                     ("uint16", "uint16"): "float32"}   # bf16 bit patterns, float32 sums
     assert sorted(k.code for k in GEMM_KINDS) == list(range(len(GEMM_KINDS)))

@@ -29,25 +29,27 @@ from ..kernels.kinds import bias_limit, gemm_kind
 from ..kernels.limits import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..kernels.modes import as_rounding
 from ..kernels.reference.quantize import quantize_float
-from ..qformat import QFormat
 from ..conversion import as_real_array
+from ..float_conversion import as_float_rounding
+from ..floatformat import NAMED, FloatFormat
+from ..qformat import QFormat
 from .calibrate import METHODS, calibration_range
-from .containers import Residual, Sequential
 from .fixed_layers import (FixedElementwise, FixedGemm, FixedInput, FixedPad, FixedPermute, FixedPool, FixedResidual,
                            FixedSoftmax, FixedTable)
 from .fixed_model import FixedModel
-from .layers import (Add, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Flatten, Linear, MaxPool1d, MaxPool2d, Pad,
-                     Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh)
+from .float_model import to_float_format
+from .folding import GEMMS, POOLS, calibration_forward, flatten_and_fold, steps
+from .layers import Add, AvgPool1d, AvgPool2d, Flatten, Pad, Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 
 PRECISIONS = {"i8": (8, 8), "i16": (16, 16), "a16w8": (16, 8)}   # name -> (activation bits, weight bits)
 SCALES = ("pow2", "multiplier")
-_GEMMS = (Linear, Conv1d, Conv2d)
-_POOLS = (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d)
 
 
 def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None, activation_bits=None,
-                   method="max", per_channel=True, scale="pow2", rounding="half_even", seed=None, backend=None):
-    """The fixed-point version of float `model` (a Layer or Sequential), calibrated on `calibration_data`.
+                   method="max", per_channel=True, scale="pow2", rounding="half_even", seed=None, backend=None,
+                   prescale=False):
+    """The fixed-point (or float-format) version of float `model` (a Layer or Sequential), calibrated on
+    `calibration_data`.
 
     `precision` "i8" (int8 x int8, int32 accumulator), "i16" (int16 x int16, int64) or "a16w8" (int16
     activations x int8 weights, int64) sets the default widths; `weight_bits` / `activation_bits` (2..16)
@@ -55,7 +57,31 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     whenever the weights do). The model's `precision` is then "w{W}a{A}" (unless the widths are those of
     `precision`). `method` ("max", "percentile",
     "mse") picks the activation clipping ranges; weights always use their max |w|. Returns a `FixedModel`.
+
+    A float format as `precision` ("bf16", "fp16", "fp8e4m3" = E4M3FN, "fp8e5m2", or the text of any
+    `FloatFormat`: "e4m3", "e3m4fn", "e8m7ftz", ...) returns a `FloatModel` instead (see `float_model`):
+    weights and activations rounded to the format at layer boundaries in `rounding` (the float roundings:
+    half_even, half_away, to_zero, floor, ceil, stochastic), products and sums in float32; `calibration_data`
+    may then be None, `prescale=True` adds per-tensor power-of-two scales chosen on it (`method` "max" or
+    "percentile"); `weight_bits`, `activation_bits` and scale="multiplier" are fixed-point settings, and
+    `per_channel` is not used.
     """
+    if precision not in PRECISIONS:
+        fmt = _float_format(precision)
+        for name, value in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
+            if value is not None:
+                raise ValueError(f"{name} applies to the fixed-point precisions {tuple(PRECISIONS)}; the float "
+                                 f"format {fmt} sets its own widths (got {name}={value!r})")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if scale != "pow2":
+            raise ValueError(f"scale={scale!r} applies to the fixed-point precisions; float formats scale by "
+                             "powers of two (prescale=True)")
+        return to_float_format(model, calibration_data, fmt, method=method, rounding=as_float_rounding(rounding),
+                               seed=seed, backend=backend, prescale=prescale)
+    if prescale is not False:
+        raise ValueError(f"prescale applies to float-format precisions, not to {precision!r} (fixed point "
+                         "calibrates its Q formats)")
     act_bits, w_bits = _widths(precision, weight_bits, activation_bits)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -72,9 +98,21 @@ def quantize_model(model, calibration_data, precision="i8", *, weight_bits=None,
     precision_name = precision if (act_bits, w_bits) == PRECISIONS[precision] else f"w{w_bits}a{act_bits}"
     builder = _Builder(act_bits, w_bits, method, bool(per_channel), scale, rounding, seed)
     input_layer = FixedInput("input", builder.fmt(calib), builder.fmt(calib), builder.act_dtype)
-    layers, _, _ = builder.convert(_prepare(model), calib, input_layer.out_fmt, "")
+    layers, _, _ = builder.convert(flatten_and_fold(model), calib, input_layer.out_fmt, "")
     return FixedModel(input_layer, layers, calib.shape[1:], precision=precision_name, scale=scale,
                       rounding=rounding, seed=seed, backend=backend_name)
+
+
+def _float_format(precision) -> FloatFormat:
+    """The float format named by `precision`; ValueError naming `precision` and the accepted values."""
+    try:
+        return FloatFormat.parse(precision, "precision")
+    except ValueError as exc:
+        if str(exc).startswith("precision="):   # not a format's text at all
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)} or a float format "
+                             f"({', '.join(map(repr, NAMED))} or 'e<E>m<M>[b<bias>][fn][ftz]'), "
+                             f"got {precision!r}") from None
+        raise ValueError(f"precision={precision!r}: {exc}") from None
 
 
 def _widths(precision, weight_bits, activation_bits) -> tuple[int, int]:
@@ -87,37 +125,6 @@ def _widths(precision, weight_bits, activation_bits) -> tuple[int, int]:
             raise ValueError(f"{name} must be an int in 2..16 (or None), got {value!r}")
     return (act_bits if activation_bits is None else int(activation_bits),
             w_bits if weight_bits is None else int(weight_bits))
-
-
-def _prepare(model) -> list:
-    """Flat list of float layers (nested Sequentials inlined, BatchNorm folded); Residual bodies likewise."""
-    items = list(model) if isinstance(model, Sequential) else [model]
-    out = []
-    for layer in items:
-        if isinstance(layer, Sequential):
-            out.extend(_prepare(layer))
-        elif isinstance(layer, Residual):
-            out.append(("residual", _prepare(layer.body)))
-        elif isinstance(layer, BatchNorm):
-            if not out or not isinstance(out[-1], _GEMMS):
-                raise ValueError(f"BatchNorm at position {len(out)} must follow a Linear/Conv1d/Conv2d to be folded")
-            out[-1] = _fold(out[-1], layer)
-        else:
-            out.append(layer)
-    return out
-
-
-def _fold(gemm, bn: BatchNorm):
-    """A copy of `gemm` with w'[o] = w[o] * scale[o] and b' = b * scale + offset (float64)."""
-    scale, offset = bn.scale_offset()
-    if scale.shape[0] != gemm.out_channels:
-        raise ValueError(f"BatchNorm has {scale.shape[0]} channels but the {type(gemm).__name__} before it "
-                         f"has {gemm.out_channels} outputs")
-    bias = offset if gemm.bias is None else gemm.bias * scale + offset
-    weight = gemm.weight * scale.reshape((-1,) + (1,) * (gemm.weight.ndim - 1))
-    if isinstance(gemm, Linear):
-        return Linear(weight, bias)
-    return type(gemm)(weight, bias, stride=gemm.stride, padding=gemm.padding)
 
 
 class _Builder:
@@ -136,32 +143,25 @@ class _Builder:
 
     def convert(self, layers, x, in_fmt, prefix):
         """(integer layers, float64 output on the calibration data, output format)."""
-        fixed, fmt, i = [], in_fmt, 0
-        while i < len(layers):
-            layer = layers[i]
-            follower = layers[i + 1] if i + 1 < len(layers) else None
-            fused = isinstance(layer, _GEMMS) and isinstance(follower, (ReLU, ReLU6))
-            name = f"{prefix}{i}:{type(layer).__name__ if not isinstance(layer, tuple) else 'Residual'}"
-            if fused:
-                name += f"+{type(follower).__name__}"
+        fixed, fmt = [], in_fmt
+        for name, layer, activation in steps(layers, prefix):
             if isinstance(layer, tuple):
                 body, y, _ = self.convert(layer[1], x, fmt, f"{name}.")
                 y = x + y
                 out = FixedResidual(name, fmt, self.fmt(y), self.act_dtype, body)
             else:
-                y = _float_forward(layer, x, name)
-                if fused:
-                    y = _float_forward(follower, y, name)
-                out = self._layer(layer, name, fmt, y, follower if fused else None)
-                out.source = (layer, follower) if fused else (layer,)
+                y = calibration_forward(layer, x, name)
+                if activation is not None:
+                    y = calibration_forward(activation, y, name)
+                out = self._layer(layer, name, fmt, y, activation)
+                out.source = (layer, activation) if activation is not None else (layer,)
             fixed.append(out)
             x, fmt = y, out.out_fmt
-            i += 2 if fused else 1
         return fixed, x, fmt
 
     def _layer(self, layer, name, in_fmt, y, activation):
         kind = type(layer).__name__
-        if isinstance(layer, _GEMMS):
+        if isinstance(layer, GEMMS):
             return self._gemm(layer, name, in_fmt, self.fmt(y), activation)
         if isinstance(layer, (ReLU, ReLU6, Flatten)):
             return FixedElementwise(name, kind, in_fmt, self.act_dtype,
@@ -170,7 +170,7 @@ class _Builder:
             return FixedPermute(name, in_fmt, self.act_dtype, layer.axes)
         if isinstance(layer, Pad):
             return FixedPad(name, in_fmt, self.act_dtype, layer.pads, layer.value)
-        if isinstance(layer, _POOLS):
+        if isinstance(layer, POOLS):
             padding = layer.padding if isinstance(layer, (AvgPool1d, AvgPool2d)) and layer.padded else None
             return FixedPool(name, kind, in_fmt, self.act_dtype, layer.kernel, layer.stride, padding)
         unit = QFormat.for_range(1.0, self.act_bits)
@@ -235,13 +235,6 @@ class _Builder:
         # the limit that lands on it was saturated too
         saturated = int(np.count_nonzero((np.abs(raw) > limit) | ((np.abs(raw) == limit) & (np.abs(scaled) > limit))))
         return np.clip(raw, -limit, limit).astype(self.kind.acc), saturated
-
-
-def _float_forward(layer, x, name):
-    try:
-        return layer(x)
-    except ValueError as exc:
-        raise ValueError(f"calibration_data does not fit the model at layer {name}: {exc}") from None
 
 
 def _six(fmt: QFormat):

@@ -87,6 +87,24 @@ int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed
 /* 1 when the library was built with OpenMP (threads > 1 split the packed GEMMs' tiles), else 0. */
 int fxp_openmp(void);
 
+/* bf16 x bf16 -> float32 (kind FXP_KIND_BF16): x (m, k) and w (n, k) hold bf16 bit patterns (the high
+ * half of a float32), out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) in float32: every product is
+ * exact, the sums round to nearest even.  vdpbf16ps runs when the active path is AVX-512 VNNI and
+ * fxp_bf16_supported() (CPUID AVX512_BF16); it treats subnormal bf16 inputs as zero and flushes
+ * subnormal results.  Every other path converts to float32 (exact) and runs fxp_gemm_f32.
+ * Packed weights: fxp_gemm_bf16_packed_bytes is the buffer size for the ACTIVE path, fxp_gemm_bf16_pack
+ * fills it (w is not needed afterwards), fxp_gemm_bf16_packed returns -1 (computing nothing) when the
+ * buffer was packed for another path, else 0.  Scratch: fxp_gemm_bf16_scratch_bytes bytes (packed for
+ * fxp_gemm_bf16, which packs w itself). */
+int fxp_bf16_supported(void);
+int64_t fxp_gemm_bf16_packed_bytes(int64_t n, int64_t k);
+void fxp_gemm_bf16_pack(const uint16_t *w, int64_t n, int64_t k, void *packed);
+int64_t fxp_gemm_bf16_scratch_bytes(int64_t m, int64_t n, int64_t k, int packed);
+int64_t fxp_gemm_bf16_packed(const uint16_t *x, const void *packed, const float *bias, float *out,
+                             int64_t m, int64_t n, int64_t k, void *scratch);
+void fxp_gemm_bf16(const uint16_t *x, const uint16_t *w, const float *bias, float *out,
+                   int64_t m, int64_t n, int64_t k, void *scratch);
+
 /* rows x cols accumulators, per-column epilogue parameters. */
 int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);
 int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out);
@@ -121,3 +139,5 @@ void fxp_lut(const void *x, int in_size, int64_t n, const void *table, void *out
  * count (a multiply-add is 2 operations) for the caller to time. */
 int64_t fxp_peak_fma_f32(int64_t iters);
 int64_t fxp_peak_dot_s8(int64_t iters);
+/* vdpbf16ps (32 bf16 multiply-adds per instruction); 0 operations when AVX512_BF16 is not supported. */
+int64_t fxp_peak_dot_bf16(int64_t iters);

@@ -40,9 +40,33 @@ static int detect_best(void)
         return FXP_PATH_AVX2;
     return FXP_PATH_PORTABLE;
 }
+
+/* AVX512_BF16 (vdpbf16ps): CPUID leaf 7 sub-leaf 1, EAX bit 5, on top of everything the AVX-512
+ * path needs (its instruction sets and the ZMM state). */
+static int detect_bf16(void)
+{
+    unsigned a, b, c, d;
+    if (detect_best() != FXP_PATH_AVX512VNNI)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1)                                  /* highest sub-leaf of leaf 7 */
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1;
+}
 #else
 static int detect_best(void) { return FXP_PATH_PORTABLE; }
+static int detect_bf16(void) { return 0; }
 #endif
+
+static int bf16_supported = -1;
+
+int fxp_bf16_supported(void)
+{
+    if (bf16_supported < 0)
+        bf16_supported = detect_bf16();
+    return bf16_supported;
+}
 
 static int best_path = -1;
 static int active_path = -1;

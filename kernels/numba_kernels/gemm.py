@@ -24,6 +24,7 @@ import sys
 import numpy as np
 from numba import njit
 
+from ..bf16 import to_float32
 from ..kinds import gemm_kind
 from ..protocol import UnpackedWeights
 from .elementwise import EpilogueParams, requant_value
@@ -200,15 +201,19 @@ def _bias_or_zeros(bias, n: int, dtype) -> np.ndarray:
 def gemm(x, w, bias, out) -> None:
     """out[M, N] = x[M, K] @ w[N, K].T + bias[N].
 
-    Floats: one BLAS call (``np.matmul``) in the input dtype, then the bias.  Integers:
-    the blocked kernel, int32 accumulators for int8 x int8, int64 otherwise; exact.
+    Floats: one BLAS call (``np.matmul``) in the input dtype, then the bias; bf16 bit patterns
+    converted to float32 (exact) first.  Integers: the blocked kernel, int32 accumulators for
+    int8 x int8, int64 otherwise; exact.
     """
-    if x.dtype.kind == "f":
+    kind = gemm_kind(x.dtype, w.dtype)
+    if not kind.integer:
+        if kind.name == "bf16":
+            x, w = to_float32(x), to_float32(w)
         np.matmul(x, w.T, out=out)
         if bias is not None:
             out += bias
         return
-    PackedWeights(w, bias, gemm_kind(x.dtype, w.dtype), None).gemm(x, out)
+    PackedWeights(w, bias, kind, None).gemm(x, out)
 
 
 def prepare_gemm(w, bias, kind, epilogue, threads=1):

@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from ..bf16 import to_float32
+from ..kinds import gemm_kind
 from ..modes import Overflow
 from ..protocol import UnpackedWeights
 from .overflow import apply_overflow
@@ -94,8 +96,11 @@ def lut(x, table, out) -> None:
 
 
 def _accumulate(x, w, bias):
-    """x @ w.T + bias: float in the input dtype, integers exactly in int64."""
-    if np.issubdtype(x.dtype, np.floating):
+    """x @ w.T + bias: float in the input dtype, bf16 bit patterns (uint16) in float32 (exact products),
+    integers exactly in int64."""
+    if gemm_kind(x.dtype, w.dtype).name == "bf16":
+        acc = to_float32(x) @ to_float32(w).T
+    elif np.issubdtype(x.dtype, np.floating):
         acc = x @ w.T
     else:
         acc = x.astype(np.int64) @ w.astype(np.int64).T

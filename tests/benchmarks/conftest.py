@@ -25,7 +25,7 @@ def dot_params(config):
         for dims in dims_list:
             if op == "linear":
                 params += [(op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
-            params += [(op, dims, p, b) for p in workloads.PRECISIONS for b in workloads.timed_backends()]
+            params += [(op, dims, p, b) for p in workloads.KERNEL_PRECISIONS for b in workloads.timed_backends()]
             if op == "linear":
                 params.append((op, dims, "i8", workloads.NAIVE))
                 params.extend((op, dims, "i8", peer) for peer in workloads.peers())
