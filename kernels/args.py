@@ -23,6 +23,12 @@ def as_numeric(value, name: str) -> np.ndarray:
     return arr
 
 
+def c_array(value, dtype=None) -> np.ndarray:
+    """``value`` as a C-contiguous, aligned array (of ``dtype``): what the backends read through raw pointers.
+    A view that is not (Fortran order, strides, an unaligned buffer) is copied."""
+    return np.require(value, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
+
+
 def int_arg(value, name: str, minimum: int | None = None) -> int:
     """``value`` as a Python int (anything with ``__index__``; bool refused), at least ``minimum``."""
     if isinstance(value, (bool, np.bool_)):

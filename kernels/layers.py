@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .args import as_numeric, bool_arg, dtype_arg, generator, int_arg, pair_arg, threads_arg
+from .args import as_numeric, bool_arg, c_array, dtype_arg, generator, int_arg, pair_arg, threads_arg
 from .epilogue import Epilogue, make_epilogue
 from .kinds import GemmKind, check_accumulator_bound, gemm_kind
 from .modes import Overflow, as_overflow, as_rounding
@@ -106,7 +106,7 @@ class BoundGemm:
                                                             "int8, int16, float32, float64, uint16 (bf16)")
         self.kind: GemmKind = gemm_kind(x_dtype, w.dtype, where)
         self.n, self.k = w.shape
-        self.w = np.ascontiguousarray(w)
+        self.w = c_array(w)
         self.bias = _check_bias(bias, self.n, self.kind.acc)
         bias_bound = 0 if self.bias is None or self.bias.size == 0 else max(-int(self.bias.min()),
                                                                             int(self.bias.max()))
@@ -223,7 +223,7 @@ def _check_bias(bias, n, acc_dtype):
                         f"got {bias.dtype}")
     if bias.shape != (n,):
         raise ValueError(f"bias must have shape ({n},) (one per output channel), got {bias.shape}")
-    return np.ascontiguousarray(bias, dtype=acc_dtype)
+    return c_array(bias, acc_dtype)
 
 
 class PreparedLinear:
@@ -246,7 +246,7 @@ class PreparedLinear:
         rng = g.call_rng(rng)
         out = np.empty((x2.shape[0], g.n), dtype=g.out_dtype)
         if out.size:
-            x2 = np.ascontiguousarray(x2)
+            x2 = c_array(x2)
             count = g.rows(x2, rng, out)
             g.finish(count, out.size, stats, lambda: g.accumulate(x2))
         return out.reshape(-1) if single_row else out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .args import as_numeric, axis_arg, bool_arg, generator, int_arg
+from .args import as_numeric, axis_arg, bool_arg, c_array, generator, int_arg
 from .epilogue import Epilogue, make_epilogue
 from .limits import ADD_ALIGN_SLACK, ADD_INT64_MAX_LSHIFT, SHIFT_RANGE
 from .modes import Overflow, as_overflow, as_rounding
@@ -53,8 +53,8 @@ def requantize(
         y, count = epi.reference(acc, rng, axis=axis)
     else:
         moved = np.moveaxis(acc, axis, -1)
-        acc2 = np.ascontiguousarray(moved.reshape(-1, acc.shape[axis]),
-                                    dtype=np.int64 if acc.itemsize == 8 else np.int32)
+        acc2 = c_array(moved.reshape(-1, acc.shape[axis]),
+                                    np.int64 if acc.itemsize == 8 else np.int32)
         out2 = np.empty(acc2.shape, dtype=epi.out_dtype)
         count = be.requant(acc2, epi, out2)
         if count and epi.overflow is Overflow.ERROR:
@@ -106,8 +106,8 @@ def add(
     if rounding.is_stochastic or max(a_lshift, b_lshift) > ADD_INT64_MAX_LSHIFT:
         out[...], count = _reference_add(a, b, a_lshift, b_lshift, epi, rng)
     else:
-        a_c = np.ascontiguousarray(a, dtype=wide)
-        b_c = np.ascontiguousarray(b, dtype=wide)
+        a_c = c_array(a, wide)
+        b_c = c_array(b, wide)
         count = be.add_requant(a_c, b_c, a_lshift, b_lshift, epi, out) if out.size else 0
         if count and epi.overflow is Overflow.ERROR:
             _reference_add(a, b, a_lshift, b_lshift, epi, rng)
@@ -151,8 +151,8 @@ def divide(numerator, denominator, *, out_bits, rounding="half_even", overflow="
     overflow = as_overflow(overflow)
     epi = make_epilogue(1, 0, None, rounding, overflow, None, out_bits, False, None)
     rng = generator(rng, rounding)
-    flat_num = np.ascontiguousarray(num, dtype=np.int64).reshape(-1)
-    flat_den = np.ascontiguousarray(den, dtype=np.int64).reshape(-1)
+    flat_num = c_array(num, np.int64).reshape(-1)
+    flat_den = c_array(den, np.int64).reshape(-1)
     out = np.empty(flat_num.shape, dtype=epi.out_dtype)
     if rounding.is_stochastic:
         y, count = apply_overflow(round_div(flat_num, flat_den, rounding, rng), epi.out_bits, True, overflow)
@@ -180,10 +180,10 @@ def lut(x, table, *, backend=None):
         raise TypeError(f"lut needs int8 or int16 x, got dtype {x.dtype}")
     if table.shape != (sizes[x.dtype],):
         raise ValueError(f"a {x.dtype} lut needs a 1-d table of {sizes[x.dtype]} entries, got shape {table.shape}")
-    flat = np.ascontiguousarray(x).reshape(-1)
+    flat = c_array(x).reshape(-1)
     out = np.empty(flat.shape, dtype=table.dtype)
     if out.size:
-        be.lut(flat, np.ascontiguousarray(table), out)
+        be.lut(flat, c_array(table), out)
     return out.reshape(x.shape)
 
 
@@ -211,7 +211,7 @@ def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="satu
     rng = generator(rng, rounding)
     if not _fast_quantize_applies(x, frac, bits, signed, rounding, overflow):
         return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
-    flat = np.ascontiguousarray(x).reshape(-1)
+    flat = c_array(x).reshape(-1)
     raw = np.empty(flat.shape, dtype=container_dtype(bits, True))
     saturated, nan_count = be.quantize(flat, frac, rounding, bits, raw) if raw.size else (0, 0)
     if nan_count:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .args import as_numeric, deterministic, int_arg, pair_arg
+from .args import as_numeric, c_array, deterministic, int_arg, pair_arg
 from .kinds import POOL_DTYPES
 
 
@@ -66,7 +66,7 @@ def _pool_setup(x, kernel, stride, where):
     stride = (min(stride[0], h), min(stride[1], w))     # same windows; keeps every index small
     oh = (h - kernel[0]) // stride[0] + 1
     ow = (w - kernel[1]) // stride[1] + 1
-    return np.ascontiguousarray(x), kernel, stride, np.empty((b, oh, ow, c), dtype=x.dtype)
+    return c_array(x), kernel, stride, np.empty((b, oh, ow, c), dtype=x.dtype)
 
 
 def _pool1d_input(x, where):

@@ -178,3 +178,28 @@ def test_zero_dimensional_wide_cast():
 
     x = fx.FixedArray(np.array(7948370527, dtype=np.uint64), fx.QFormat(33, 0, signed=False, wide=True))
     assert x.cast(fx.QFormat(1, 1, signed=False), "floor").raw.tolist() == 1
+
+
+def _unaligned(values, dtype):
+    """A C-contiguous view of ``values`` at an odd byte address (numpy marks it unaligned)."""
+    values = np.asarray(values, dtype=dtype)
+    buffer = np.zeros(values.nbytes + 1, np.uint8)
+    buffer[1:] = values.view(np.uint8).reshape(-1)
+    return np.frombuffer(buffer, dtype, values.size, 1).reshape(values.shape)
+
+
+def test_unaligned_inputs_are_copied_before_native_code(backend):
+    from fixedpoint.kernels.args import c_array
+
+    rng = np.random.default_rng(3)
+    x, w = rng.integers(-500, 500, (3, 4)), rng.integers(-100, 100, (5, 4))
+    ux, uw = _unaligned(x, np.int16), _unaligned(w, np.int16)
+    assert not ux.flags.aligned and c_array(ux).flags.aligned
+    want = K.linear(x.astype(np.int16), w.astype(np.int16), shift=3, backend="reference")
+    np.testing.assert_array_equal(K.linear(ux, uw, shift=3, backend=backend), want)
+    np.testing.assert_array_equal(K.lut(_unaligned(x.ravel()[:8] % 100, np.int16), np.arange(65536, dtype=np.int32),
+                                        backend=backend), x.ravel()[:8] % 100 + 32768)
+    acc = _unaligned(rng.integers(-10**6, 10**6, (4, 6)), np.int32)
+    np.testing.assert_array_equal(
+        K.requantize(acc, 4, rounding="floor", overflow="saturate", out_bits=8, backend=backend),
+        K.requantize(np.array(acc), 4, rounding="floor", overflow="saturate", out_bits=8, backend="reference"))

@@ -45,6 +45,9 @@ def quantize_float(
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
     x = np.asarray(x)
+    if x.ndim == 0:   # numpy turns 0-d object results into Python scalars; quantize one element instead
+        raw, count = quantize_float(x.reshape(1), frac, bits, signed, rounding, overflow, rng)
+        return raw.reshape(()), count
     inf = None
     if x.dtype.kind in "iu":
         mantissa, exponent = _integer_parts(x)
