@@ -150,7 +150,9 @@ def _measure_into_new_run(out, measure) -> int:
     path = report.write_report([writer.data], run_dir)
     rows = report.verdict_rows(writer.data["records"])
     if rows:
-        print("\n".join(report.verdict_table(rows)))
+        from . import verdict
+
+        print("\n".join(verdict.class_table(rows)))
     print(f"\nresults: {writer.path}\nreport:  {path}  ({time.perf_counter() - started:.0f} s)")
     return 0
 

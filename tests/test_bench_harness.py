@@ -114,7 +114,8 @@ def test_report_from_stored_results(tmp_path):
     assert cli.main(["report", str(path), str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| linear 1x2x3 |" in text and "| 2.00 |" in text and "| 0.25 |" in text
-    assert "faster than float32 on 1 of 1 kernel workloads" in text
+    assert ("Kernel class linear (1 workload): the best int8 (fxbench c) runs at 2.00x the speed of the best float32 "
+            "(fxbench c; faster on 1 of 1)") in text
     assert (tmp_path / "out" / "speedup-1.png").stat().st_size > 0
     assert (tmp_path / "out" / "sqnr_vs_bits-2.png").stat().st_size > 0
     assert report.verdict_rows(data["records"])[0]["speedup"]["i8"] == pytest.approx(2.0)

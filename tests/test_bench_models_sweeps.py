@@ -129,7 +129,8 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
                 "backend": workloads.NAIVE, "median_s": 6e-3, "weight_bytes": 6},
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
-                "backend": workloads.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6}]
+                "backend": workloads.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6, "contender": "onnxruntime",
+                "implementation": "onnxruntime MatMulInteger (int32 out)"}]
     records += [_sweep_record("a", w, a, "default", 0.95 if min(w, a) >= 4 else 0.3)
                 for w in (2, 4, 8) for a in (2, 4, 8)]
     records += [_sweep_record("a", b, b, "per-tensor", 0.95 if b >= 8 else 0.2) for b in (2, 4, 8)]
@@ -142,15 +143,19 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     assert "allocates 0.40-0.60x the float32 peak; the target of at most 0.5x is met on 1 of 2 task models" in text
     assert "| 0.60 | not met |" in text
     assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text
-    assert "| linear 1x2x3 | - | 1 | - | 2 |" in text  # peers beside this library, outside the verdict
+    assert "| linear 1x2x3 | - | 1 | 2 |" in text  # the contender beside fxbench's fastest int8
     assert "| a | 100 | 4 | 8 | - | - | - |" in text
-    assert "at batch 256, int8 runs at 2.00-4.00x the speed of float32" in text
-    assert "at most 1.0 points below float32 (a)" in text
+    assert "the best int8 (fxbench c) runs at 2.00-4.00x the speed of the best float32 (fxbench numpy" in text
+    assert "fxbench's own int8 runs at 2.00x the speed of the fastest other library's" in text
+    assert "the best int8's test accuracy is at most 1.0 points below the best float32's" in text
+    assert "Its int8 test accuracy is at most 1.0 points below its float32 (a)." in text
     assert (tmp_path / "out" / "accuracy_vs_bits.png").stat().st_size > 0
     assert (tmp_path / "out" / "bits_heatmap.png").stat().st_size > 0
     rows = report.verdict_rows(records)
     assert {workloads.NAIVE, workloads.ONNXRUNTIME}.isdisjoint(r["backend"] for row in rows
                                                                for r in row["best"].values())
+    linear = next(row for row in rows if row["workload"] == "linear 1x2x3")
+    assert linear["classes"]["int8"]["backend"] == "numba" and workloads.NAIVE not in str(linear["ranked"])
 
 
 def test_report_puts_two_machines_side_by_side(tmp_path):
