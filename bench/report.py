@@ -18,15 +18,6 @@ def verdict_rows(records: list[dict]) -> list[dict]:
     return verdict.rows(records)
 
 
-def _number(value):
-    """A float from a stored figure ("inf" strings included), or None."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value in ("inf", "-inf"):
-        return float(value)
-    return None
-
-
 def _ms(record):
     return f"{record['median_s'] * 1e3:.3g}" if record else "-"
 
@@ -226,7 +217,7 @@ def machine_name(data: dict) -> str:
 
 
 TITLE = "# fxbench report"
-PLOTS = ("speedup", "sqnr_vs_bits", "latency_vs_sqnr", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap")
+PLOTS = ("speedup", "sqnr_vs_bits", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap", r"tradeoff-[\w.-]+?")
 _PLOT_LINK = re.compile(r"!\[[^\]]*\]\(((?:" + "|".join(PLOTS) + r")(?:-\d+)?\.png)\)")
 
 
@@ -326,12 +317,7 @@ def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
         name = f"sqnr_vs_bits{suffix}.png"
         plots.sqnr_vs_bits(sine, machine, out_dir / name)
         lines += [f"![SQNR vs bits]({name})", ""]
-    with_error = [r for r in records if r.get("kind") == "speed" and _number(r.get("sqnr_db")) is not None]
-    if with_error:
-        name = f"latency_vs_sqnr{suffix}.png"
-        plots.latency_vs_sqnr([dict(r, sqnr_db=_number(r["sqnr_db"])) for r in with_error], machine,
-                              out_dir / name)
-        lines += [f"![latency vs accuracy]({name})", ""]
+    lines += _tradeoff_plots(records, machine, suffix, out_dir)
     peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
     if peaked:
         name = f"pct_of_peak{suffix}.png"
@@ -343,3 +329,27 @@ def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
         lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]
     return lines
 
+
+def _tradeoff_plots(records, machine, suffix, out_dir) -> list[str]:
+    """Per model with test accuracies: accuracy vs latency at each batch, a point per precision and contender."""
+    models = [r for r in verdict.speed_records(records) if r.get("op") == "model" and "task" in r
+              and isinstance(r.get("batch"), int) and _finite(r.get("accuracy"))]
+    lines = []
+    for task in dict.fromkeys(r["task"] for r in models):
+        mine = [r for r in models if r["task"] == task]
+        panels = []
+        for batch in sorted({r["batch"] for r in mine}):
+            points = {}
+            for r in (r for r in mine if r["batch"] == batch):
+                label = f"{r.get('quantized_as', r['precision'])} {verdict.who(r, with_blas=False)}"
+                if label not in points or r["median_s"] < points[label]["median_s"]:
+                    points[label] = dict(r, label=label)
+            panels.append((f"batch {batch}", list(points.values())))
+        name = f"tradeoff-{_file_part(task)}{suffix}.png"
+        plots.tradeoff(panels, f"{task}: test accuracy vs latency — {machine}", out_dir / name)
+        lines += [f"![{task}: accuracy vs latency]({name})", ""]
+    return lines
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)

@@ -1,7 +1,9 @@
-"""The verdict from the best of each class and the answer computed from the records."""
+"""The verdict from the best of each class, the answer computed from the records, and the trade-off pictures."""
+import json
+
 import pytest
 
-from fixedpoint.bench import classes, verdict
+from fixedpoint.bench import classes, cli, plots, report, results, verdict
 
 
 def _speed(workload, precision, backend, ms, implementation=None, **extra):
@@ -92,3 +94,24 @@ def test_a_new_precision_class_is_one_entry_of_the_table(monkeypatch):
     assert "best int8 vs best fp8" in verdict.class_table(list(rows.values()))[0]
     assert "at 1.60x the speed of the best fp8 (fxbench c; faster on 1 of 1)" in verdict.answer(
         list(rows.values()), "Test CPU", records)
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_in_speed_and_accuracy():
+    points = [{"median_s": 1.0, "accuracy": 0.90}, {"median_s": 2.0, "accuracy": 0.95},
+              {"median_s": 3.0, "accuracy": 0.94}, {"median_s": 0.5, "accuracy": 0.80},
+              {"median_s": 2.0, "accuracy": 0.97}]
+    assert plots.pareto_front(points) == [points[3], points[0], points[4]]
+
+
+def test_the_report_draws_one_tradeoff_picture_per_task_model(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
+                                "context": {"cpu": "Test CPU", "node": "box"}, "records": LINEAR + MODELS}))
+    assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "![t: accuracy vs latency](tradeoff-t.png)" in text
+    assert (tmp_path / "out" / "tradeoff-t.png").stat().st_size > 0
+    assert "latency_vs_sqnr" not in text
+    assert cli.main(["report", str(path), str(path), "--out", str(tmp_path / "two")]) == 0
+    assert {"tradeoff-t-1.png", "tradeoff-t-2.png"} <= {p.name for p in (tmp_path / "two").iterdir()}
+    assert report.verdict_rows(LINEAR)[0]["workload"] == "linear 1x8x4"
