@@ -160,10 +160,10 @@ def _measure_into_new_run(out, measure) -> int:
 def cmd_run(args) -> int:
     from fixedpoint import kernels
 
-    from . import runner, workloads
+    from . import catalog, runner
 
     _check_choices(args.backend, [b for b in kernels.available()], "backend")
-    _check_choices(args.precision, workloads.PRECISIONS, "precision")
+    _check_choices(args.precision, catalog.precisions(), "precision")
     _check_tasks(args.task)
     if args.model is not None:
         from .user_model import run_measure

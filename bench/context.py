@@ -15,7 +15,7 @@ from .threads import thread_settings
 # CPU features that decide which integer and float instructions a kernel may use.
 RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
                   "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_vnni_int8", "amx_tile",
-                  "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve", "sve2")
+                  "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
 VERSIONED_PACKAGES = ("fxbench", "numpy", "numba", "cffi", "threadpoolctl", "pytest-benchmark", "matplotlib",
                       "scikit-learn", "mnist1d", "onnx", "onnxruntime", "torch")
 

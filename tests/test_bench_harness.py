@@ -216,19 +216,6 @@ def test_ctrl_c_at_several_points_of_a_quick_run_exits_130_without_a_traceback(t
             assert results.load(path)["complete"] is False
 
 
-@pytest.mark.parametrize("peer", workloads.peers() or [pytest.param("none", marks=pytest.mark.skip(
-    reason="no peer implementation installed (the peers extra)"))])
-def test_peer_rows_compute_the_exact_int8_accumulator(peer):
-    from fixedpoint import kernels
-
-    dims = (3, 37, 5)
-    got = workloads.peer_case(peer, dims, seed=4).call()
-    x, w, _ = workloads._dot_inputs("linear", dims, np.random.default_rng(4))
-    xq, _ = workloads._quantize(x, 8, None)
-    wq, _ = workloads._quantize(w, 8, None)
-    assert got.dtype == np.int32 and np.array_equal(got, kernels.linear(xq, wq, backend="reference"))
-
-
 def _results_file(path, records, context=None):
     path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
                                 "context": context or {"cpu": "Test CPU", "node": "box"}, "records": records}))

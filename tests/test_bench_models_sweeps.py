@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from fixedpoint import kernels, nn
-from fixedpoint.bench import cli, model_workloads, naive, report, results, sweeps, workloads
+from fixedpoint.bench import (catalog, classes, cli, contenders, model_workloads, naive, report, results, sweeps,
+                              workloads)
 
 needs_quantize_model = pytest.mark.skipif(model_workloads.quantize_model_function()[0] is None,
                                           reason="fixedpoint.nn.quantize_model is not in this version")
@@ -66,11 +67,19 @@ def test_float_model_case_reports_the_trained_accuracy():
         model_workloads.forward_function("digits-mlp", "i4", "c")
 
 
-def test_model_factories_put_float_rows_on_numpy_only():
-    labels = [label for label, _ in model_workloads.model_factories(["digits-mlp"], ["c", "numba"], ["f32", "i8"])]
-    assert labels == ["model digits-mlp batch 1 f32 numpy", "model digits-mlp batch 1 i8 c",
-                      "model digits-mlp batch 1 i8 numba", "model digits-mlp batch 256 f32 numpy",
-                      "model digits-mlp batch 256 i8 c", "model digits-mlp batch 256 i8 numba"]
+def test_model_plan_puts_float_rows_on_numpy_only_then_the_contenders(monkeypatch):
+    specs, missing = catalog.model_plan(["digits-mlp"], ["c", "numba"], ["f32", "i8"])
+    sessions = [] if classes.missing_library("onnxruntime") else [
+        "f32 onnxruntime", "i8 onnxruntime-qoperator", "i8 onnxruntime-qdq"]
+    assert [spec.label for spec in specs] == [
+        f"model digits-mlp batch {b} {row}" for b in (1, 256) for row in ["f32 numpy", "i8 c", "i8 numba", *sessions]]
+    assert len(missing) == 6 - 2 * len(sessions)
+    monkeypatch.setattr(classes, "missing_library", lambda library: f"{library} not installed")
+    specs, missing = catalog.model_plan(["digits-mlp"], ["c"], None, fx_precisions=["f32"])
+    assert [spec.label for spec in specs] == [f"model digits-mlp batch {b} f32 numpy" for b in (1, 256)]
+    assert [(r["kind"], r["workload"], r["backend"], r["reason"]) for r in missing][:3] == [
+        ("not_installed", "model digits-mlp batch 1", c.backend, "onnxruntime not installed")
+        for c in model_workloads.MODEL_CONTENDERS]
 
 
 @pytest.mark.parametrize("text, expected", [("4", [4]), ("2-5", [2, 3, 4, 5]), ("8,4,8", [4, 8])])
@@ -129,7 +138,7 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
                 "backend": workloads.NAIVE, "median_s": 6e-3, "weight_bytes": 6},
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
-                "backend": workloads.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6, "contender": "onnxruntime",
+                "backend": contenders.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6, "contender": "onnxruntime",
                 "implementation": "onnxruntime MatMulInteger (int32 out)"}]
     records += [_sweep_record("a", w, a, "default", 0.95 if min(w, a) >= 4 else 0.3)
                 for w in (2, 4, 8) for a in (2, 4, 8)]
@@ -152,8 +161,8 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     assert (tmp_path / "out" / "accuracy_vs_bits.png").stat().st_size > 0
     assert (tmp_path / "out" / "bits_heatmap.png").stat().st_size > 0
     rows = report.verdict_rows(records)
-    assert {workloads.NAIVE, workloads.ONNXRUNTIME}.isdisjoint(r["backend"] for row in rows
-                                                               for r in row["best"].values())
+    assert {workloads.NAIVE, contenders.ONNXRUNTIME}.isdisjoint(r["backend"] for row in rows
+                                                                for r in row["best"].values())
     linear = next(row for row in rows if row["workload"] == "linear 1x2x3")
     assert linear["classes"]["int8"]["backend"] == "numba" and workloads.NAIVE not in str(linear["ranked"])
 
