@@ -1,6 +1,6 @@
 """Runs workloads into a results file: time each case (median, single thread), add GOPS, ratio vs numpy f32, errors.
 
-Contenders' rows are checked against fxbench's reference before they are timed.
+Contenders' rows are checked against fxbench's reference before they are timed; float rows name their BLAS.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tracemalloc
 
 import numpy as np
 
-from . import catalog, metrics, model_workloads, sweeps, workloads
+from . import catalog, classes, metrics, model_workloads, native_blas, sweeps, workloads
 from .timing import measure
 
 
@@ -75,13 +75,15 @@ def check_against_reference(case) -> dict | None:
 
 def case_record(case, timing, peaks=None, check=None) -> dict:
     """The JSON record of one timed case (``peaks``: GOPS per instruction class, for % of peak; ``check``: the
-    result of ``check_against_reference``)."""
+    result of ``check_against_reference``).  Float rows name the BLAS of the process that measured them."""
     record = {"kind": "speed", "op": case.op, "shape": case.shape, "workload": case.workload,
               "precision": case.precision, "backend": case.backend, "timing": timing.as_dict(),
               "median_s": timing.median, "gops": metrics.gops(case.ops, timing.median),
               "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes,
               "allocation_peak_bytes": allocation_peak_bytes(case.call), **case.extra}
     record.update(check or {})
+    if case.precision in classes.FLOAT_PRECISIONS:
+        record.update(native_blas.blas_fields())
     peak = (peaks or {}).get(PEAK_CLASS.get(case.precision))
     if peak and case.op in ("linear", "conv1d", "conv2d"):
         record["pct_of_peak"] = 100.0 * record["gops"] / peak
@@ -108,9 +110,12 @@ def measure_spec(spec, *, quick: bool, peaks=None) -> dict:
 
 
 def add_ratios(records: list[dict]) -> None:
-    """ratio_vs_numpy_f32 = numpy float32 median / this median, per workload (same run)."""
-    base = {r["workload"]: r["median_s"] for r in records
-            if r.get("kind") == "speed" and r["backend"] == workloads.NUMPY and r["precision"] == "f32"}
+    """ratio_vs_numpy_f32 = numpy float32 median / this median, per workload (same run; numpy at the BLAS's own
+    core when it was measured there)."""
+    base = {}
+    for r in sorted((r for r in records if r.get("kind") == "speed" and r["backend"] == workloads.NUMPY
+                     and r["precision"] == "f32"), key=lambda r: r.get("blas_setting") == native_blas.NATIVE):
+        base[r["workload"]] = r["median_s"]
     for r in records:
         if r.get("kind") == "speed" and r["workload"] in base:
             r["ratio_vs_numpy_f32"] = base[r["workload"]] / r["median_s"]
@@ -157,10 +162,29 @@ def _time_cases(writer, factories, *, quick, progress, desc, keep_going=False) -
         writer.add(record)
 
 
+def native_float_rows(writer, specs, *, quick: bool, progress: bool = True) -> None:
+    """When the environment pins the BLAS core, measure the float rows of ``specs`` again in a worker process
+    without the pinning variables (``native_blas``); its records and a "blas_worker" record join ``writer``."""
+    if not native_blas.pins():
+        return
+    floats = [spec for spec in specs if spec.precision in classes.FLOAT_PRECISIONS and spec.kind != "naive"]
+    if not floats:
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=len(floats), desc="float rows, native BLAS core", unit="case", disable=not progress) as bar:
+        def add(record):
+            writer.add(record)
+            bar.update(record.get("kind") != "failed" or record.get("label") != native_blas.WORKER_LABEL)
+
+        summary = native_blas.run_worker(floats, add, quick=quick, peaks=writer.data["context"].get("peak_gops"))
+    writer.add(summary)
+
+
 def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None, sweep=True,
         progress=True) -> None:
     """Time every default case and contender, then the whole models (fxbench's and the contenders' sessions),
-    and the small sweep.
+    the float rows again at the BLAS's own core when the environment pins it, and the small sweep.
 
     Records are written as they are measured; a missing contender is a "not_installed" record.  Without
     ``quantize_model`` fxbench's integer model rows and the sweep are replaced by "not available" records; a
@@ -180,6 +204,7 @@ def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None,
     for record in missing_models:
         writer.add(record)
     _time_cases(writer, model_specs, quick=quick, progress=progress, desc="models", keep_going=True)
+    native_float_rows(writer, kernel_specs + model_specs, quick=quick, progress=progress)
     if sweep and not missing:
         bits = sweeps.QUICK_BITS if quick else sweeps.RUN_BITS
         variants = () if quick else tuple(sweeps.VARIANTS)
