@@ -67,7 +67,8 @@ class UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxbench", description="Fixed point vs float on this CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="CPU, ISA flags, AMX permission, BLAS, threads, backends")
+    info = sub.add_parser("info", help="CPU, ISA, peaks, BLAS core, threads, backends, contenders (a summary)")
+    info.add_argument("--json", action="store_true", help="the whole context block as JSON (as results.json has it)")
     run = sub.add_parser("run", help="run the default benchmark and write results JSON + report.md")
     run.add_argument("--quick", action="store_true", help="small shapes, short timing (under 2 minutes)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
@@ -120,7 +121,19 @@ def cmd_info(args) -> int:
     from .threads import pin_threads
 
     limiter = pin_threads(1)  # noqa: F841 (kept alive while the context is read)
-    print(json.dumps(collect_context(), indent=1))
+    context = collect_context()
+    if args.json:
+        print(json.dumps(context, indent=1))
+        return 0
+    from .info import summary
+
+    native = None
+    if context.get("blas_pins"):   # ask a process without the pinning variables which core the BLAS picks
+        from . import native_blas
+
+        probe = native_blas.run_worker([], lambda record: None, quick=True, timeout=60)
+        native = probe.get("blas") if probe["status"] == "ok" else probe.get("reason")
+    print(summary(context, native))
     return 0
 
 

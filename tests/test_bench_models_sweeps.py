@@ -196,12 +196,18 @@ def test_info_works_without_optional_packages():
     hide = ["numba", "threadpoolctl", "torch", "onnxruntime", "sklearn", "mnist1d", "mlxtend", "cffi", "tqdm",
             "fixedpoint.kernels._fxp_c"]
     code = ("import json, sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in hide)
-            + "from fixedpoint.bench.cli import main\nsys.exit(main(['info']))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            + "from fixedpoint.bench.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "info", "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     context = json.loads(done.stdout)
     assert context["backends"]["available"] == ["reference"]
     assert "numba" in context["backends"]["unavailable"]
+    done = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(None, 1) for line in done.stdout.splitlines())
+    assert lines["Backends"].startswith("reference (default)") and "numba (" in lines["Backends"]
+    assert "torch: torch not installed" in lines["Contenders"] and "onnxruntime: onnxruntime" in lines["Contenders"]
+    assert lines["BLAS"].startswith("none loaded") and lines["Peaks"].startswith("unknown")
 
 
 @needs_quantize_model

@@ -3,6 +3,7 @@
 The pinning variable is only ever set in the environment of a subprocess started here (a fake pinned
 environment); this process, like CI, runs with the environment it was given.
 """
+import json
 import os
 import platform
 import subprocess
@@ -131,3 +132,15 @@ def test_the_native_record_wins_even_when_slower_and_the_pinned_table_shows_both
 
 def test_this_process_never_changed_the_pinning_variables():
     assert {name: os.environ.get(name) for name in native_blas.PIN_VARIABLES} == ENVIRONMENT_AT_START
+
+
+def test_info_names_the_core_chosen_without_the_pinning_variable(tmp_path):
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    done = subprocess.run([sys.executable, "-m", "fixedpoint.bench.cli", "info"], env=env, capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (blas,) = [line for line in done.stdout.splitlines() if line.startswith("BLAS")]
+    assert "pinned by OPENBLAS_CORETYPE=Haswell; without it: " in blas
+    assert json.loads(subprocess.run([sys.executable, "-m", "fixedpoint.bench.cli", "info", "--json"], env=env,
+                                     capture_output=True, text=True, timeout=180,
+                                     check=True).stdout)["blas_pins"] == {"OPENBLAS_CORETYPE": "Haswell"}
