@@ -67,7 +67,8 @@ class UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxbench", description="Fixed point vs float on this CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="CPU, ISA flags, AMX permission, BLAS, threads, backends")
+    info = sub.add_parser("info", help="CPU, ISA, peaks, BLAS core, threads, backends, contenders (a summary)")
+    info.add_argument("--json", action="store_true", help="the whole context block as JSON (as results.json has it)")
     run = sub.add_parser("run", help="run the default benchmark and write results JSON + report.md")
     run.add_argument("--quick", action="store_true", help="small shapes, short timing (under 2 minutes)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"parent directory of the run (default ./{DEFAULT_OUT})")
@@ -120,7 +121,19 @@ def cmd_info(args) -> int:
     from .threads import pin_threads
 
     limiter = pin_threads(1)  # noqa: F841 (kept alive while the context is read)
-    print(json.dumps(collect_context(), indent=1))
+    context = collect_context()
+    if args.json:
+        print(json.dumps(context, indent=1))
+        return 0
+    from .info import summary
+
+    native = None
+    if context.get("blas_pins"):   # ask a process without the pinning variables which core the BLAS picks
+        from . import native_blas
+
+        probe = native_blas.run_worker([], lambda record: None, quick=True, timeout=60)
+        native = probe.get("blas") if probe["status"] == "ok" else probe.get("reason")
+    print(summary(context, native))
     return 0
 
 
@@ -150,7 +163,9 @@ def _measure_into_new_run(out, measure) -> int:
     path = report.write_report([writer.data], run_dir)
     rows = report.verdict_rows(writer.data["records"])
     if rows:
-        print("\n".join(report.verdict_table(rows)))
+        from . import verdict
+
+        print("\n".join(verdict.class_table(rows)))
     print(f"\nresults: {writer.path}\nreport:  {path}  ({time.perf_counter() - started:.0f} s)")
     return 0
 
@@ -158,10 +173,10 @@ def _measure_into_new_run(out, measure) -> int:
 def cmd_run(args) -> int:
     from fixedpoint import kernels
 
-    from . import runner, workloads
+    from . import catalog, runner
 
     _check_choices(args.backend, [b for b in kernels.available()], "backend")
-    _check_choices(args.precision, workloads.PRECISIONS, "precision")
+    _check_choices(args.precision, catalog.precisions(), "precision")
     _check_tasks(args.task)
     if args.model is not None:
         from .user_model import run_measure

@@ -15,9 +15,12 @@ from .threads import thread_settings
 # CPU features that decide which integer and float instructions a kernel may use.
 RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
                   "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_vnni_int8", "amx_tile",
-                  "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve", "sve2")
+                  "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
 VERSIONED_PACKAGES = ("fxbench", "numpy", "numba", "cffi", "threadpoolctl", "pytest-benchmark", "matplotlib",
                       "scikit-learn", "mnist1d", "onnx", "onnxruntime", "torch")
+
+# environment variables that make OpenBLAS use another core's kernels (see native_blas)
+BLAS_PIN_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 _ARCH_GET_XCOMP_PERM = 0x1022
 _SYS_ARCH_PRCTL_X86_64 = 158
@@ -112,6 +115,7 @@ def collect_context(with_peaks: bool = True) -> dict:
         "amx_permission": amx_permission(),
         "versions": package_versions(),
         "threads": thread_settings(),
+        "blas_pins": {name: os.environ[name] for name in BLAS_PIN_VARIABLES if os.environ.get(name)},
         "backends": backend_status(),
         "peak_gops": peak_gops() if with_peaks else {},
         "git_commit": git_commit(),

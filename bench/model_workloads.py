@@ -5,11 +5,14 @@ model converted by ``fixedpoint.nn.quantize_model`` (calibrated on the task's ca
 kernel backend, float input in, dequantized float64 logits out, so every row does the same job; bf16 /
 fp8e4m3 / fp8e5m2 rows run the float-format model of ``quantize_model`` (no prescale) the same way.
 Errors are taken against the float64 model's logits on the same inputs; accuracy is on ``task.x_test``.
+Contender rows run the same float model exported by ``fixedpoint.onnx.export`` in onnxruntime sessions:
+float32, and static int8 (QOperator and QDQ, per-channel, calibrated on the task's calibration samples).
 """
 from __future__ import annotations
 
 import functools
 import importlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -117,18 +120,94 @@ def model_case(task_name: str, batch: int, precision: str, backend: str) -> Case
         weight_bytes = int(forward.weight_bytes)
     extra = {"task": task_name, "batch": batch, "accuracy": accuracy(task_name, precision, backend),
              "float64_accuracy": float(task.info["test_accuracy"])}
+    if precision in FLOAT_DTYPES:
+        extra["implementation"] = "fxbench nn (numpy)"
     return Case("model", f"{task_name} batch {batch}", precision, backend, lambda: forward(x), ops,
                 weight_bytes, largest * ACTIVATION_ITEMSIZE[precision], reference,
                 decode=lambda y: np.asarray(y, dtype=np.float64), extra=extra)
 
 
-def model_factories(task_names, backends, precisions, batches=BATCHES) -> list:
-    """(label, builder) of every whole-model case: float rows on numpy, integer rows on each backend."""
-    factories = []
-    for task_name in task_names:
-        for batch in batches:
-            for precision in precisions:
-                for backend in ([NUMPY] if precision in FLOAT_DTYPES else backends):
-                    factories.append((f"model {task_name} batch {batch} {precision} {backend}",
-                                      lambda t=task_name, b=batch, p=precision, be=backend: model_case(t, b, p, be)))
-    return factories
+# ----------------------------------------------------------------------------- contenders
+
+
+@dataclass(frozen=True)
+class ModelContender:
+    """A session of another library running the task's float model, exported by ``fixedpoint.onnx.export``."""
+
+    library: str
+    backend: str
+    precision: str
+    implementation: str
+    quant_format: str | None = None   # onnxruntime quantize_static format of an int8 session
+
+
+ONNXRUNTIME = "onnxruntime"
+MODEL_CONTENDERS = (
+    ModelContender(ONNXRUNTIME, ONNXRUNTIME, "f32", "onnxruntime float32 session"),
+    ModelContender(ONNXRUNTIME, "onnxruntime-qoperator", "i8", "onnxruntime int8 session (QOperator)", "QOperator"),
+    ModelContender(ONNXRUNTIME, "onnxruntime-qdq", "i8", "onnxruntime int8 session (QDQ)", "QDQ"),
+)
+# relative RMS of a session's logits against the float64 model: float32 rounding only, or 8-bit quantization
+MODEL_TOLERANCE = {"f32": 1e-4, "i8": 0.1}
+
+
+def find_contender(backend: str, precision: str) -> ModelContender:
+    for contender in MODEL_CONTENDERS:
+        if contender.backend == backend and contender.precision == precision:
+            return contender
+    known = ", ".join(f"{c.backend} {c.precision}" for c in MODEL_CONTENDERS)
+    raise ValueError(f"no model contender {backend!r} in precision {precision!r}; known: {known}")
+
+
+@functools.cache
+def exported(task_name: str):
+    """The task's float model as ONNX (one sample's shape as the task feeds it; dynamic batch)."""
+    from fixedpoint import onnx as fxonnx
+
+    task = _task(task_name)
+    return fxonnx.export(task.model, task.x_test.shape[1:])
+
+
+@functools.cache
+def contender_session(task_name: str, backend: str, precision: str):
+    """(ONNX model the session runs, one-thread session): float32 as exported, or static int8 (per-channel
+    weights, min/max calibrated on the task's calibration samples) in the contender's format."""
+    from . import ort_sessions
+
+    contender = find_contender(backend, precision)
+    proto = ort_sessions.with_dynamic_batch(exported(task_name))
+    if contender.quant_format is not None:
+        proto = ort_sessions.quantized_int8(proto, _task(task_name).x_calib, contender.quant_format)
+    return proto, ort_sessions.session(proto)
+
+
+def _contender_forward(task_name, backend, precision):
+    from . import ort_sessions
+
+    _, session = contender_session(task_name, backend, precision)
+    return lambda x: ort_sessions.run(session, x)
+
+
+@functools.cache
+def contender_accuracy(task_name: str, backend: str, precision: str) -> float:
+    return _task(task_name).evaluate(_contender_forward(task_name, backend, precision))
+
+
+def contender_case(task_name: str, batch: int, precision: str, backend: str) -> Case:
+    """One timed forward of the contender's session at ``batch`` (float32 samples in, float32 logits out)."""
+    from . import ort_sessions
+
+    contender = find_contender(backend, precision)
+    task = _task(task_name)
+    x32 = batch_input(task, batch)
+    proto, _ = contender_session(task_name, backend, precision)
+    forward = _contender_forward(task_name, backend, precision)
+    reference = task.model(x32.astype(np.float64))
+    ops, largest = layer_profile(task.model, x32.astype(np.float64))
+    extra = {"task": task_name, "batch": batch, "accuracy": contender_accuracy(task_name, backend, precision),
+             "float64_accuracy": float(task.info["test_accuracy"]), "contender": contender.library,
+             "implementation": contender.implementation}
+    return Case("model", f"{task_name} batch {batch}", precision, backend, lambda: forward(x32), ops,
+                ort_sessions.weight_bytes(proto), largest * ACTIVATION_ITEMSIZE[precision], reference,
+                decode=lambda y: np.asarray(y, dtype=np.float64), extra=extra, expected=reference,
+                tolerance=MODEL_TOLERANCE[precision])

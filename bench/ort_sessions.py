@@ -2,7 +2,7 @@
 
 Both run on one thread (intra- and inter-op), CPU provider, full graph optimization. The int8 session is the
 model pre-processed (`quant_pre_process`: onnx shape inference, graph optimization) and quantized the way
-onnxruntime recommends for x86 CPUs: QDQ format, uint8 activations and int8 weights
+onnxruntime recommends for x86 CPUs: QDQ format (QOperator on request), uint8 activations and int8 weights
 (the u8 x s8 dot-product kernels), per-channel weights, min/max calibration over the given samples; the graph
 optimizer then fuses each QuantizeLinear/DequantizeLinear pair around a Conv/MatMul/Gemm into an integer kernel
 (int32 accumulator, requantized to uint8). Nothing is downloaded.
@@ -66,8 +66,17 @@ def float32_session(proto: onnx.ModelProto):
     return session(with_dynamic_batch(proto))
 
 
-def quantized_int8(proto: onnx.ModelProto, calibration_data: np.ndarray) -> onnx.ModelProto:
-    """The static int8 (QDQ, u8 activations, s8 per-channel weights, min/max) model calibrated on the samples."""
+QUANT_FORMATS = ("QDQ", "QOperator")
+
+
+def quantized_int8(proto: onnx.ModelProto, calibration_data: np.ndarray, quant_format: str = "QDQ") -> onnx.ModelProto:
+    """The static int8 (u8 activations, s8 per-channel weights, min/max) model calibrated on the samples.
+
+    ``quant_format`` "QDQ" inserts QuantizeLinear/DequantizeLinear pairs that the session fuses into integer
+    kernels; "QOperator" writes the integer operators themselves (QLinearConv, QGemm, QLinearMatMul ...).
+    """
+    if quant_format not in QUANT_FORMATS:
+        raise ValueError(f"quant_format must be one of {', '.join(QUANT_FORMATS)}, got {quant_format!r}")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -80,13 +89,14 @@ def quantized_int8(proto: onnx.ModelProto, calibration_data: np.ndarray) -> onnx
         # onnx shape inference and graph optimization, as onnxruntime advises (symbolic inference needs sympy)
         quant_pre_process(model, str(source), skip_symbolic_shape=True)
         quantize_static(str(source), str(target), _calibration_reader(model, calibration_data),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        quant_format=getattr(QuantFormat, quant_format), activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         per_channel=True, calibrate_method=CalibrationMethod.MinMax)
         return onnx.load(str(target))
 
 
-def int8_session(proto: onnx.ModelProto, calibration_data: np.ndarray):
-    return session(quantized_int8(proto, calibration_data))
+def int8_session(proto: onnx.ModelProto, calibration_data: np.ndarray, quant_format: str = "QDQ"):
+    return session(quantized_int8(proto, calibration_data, quant_format))
 
 
 def run(session_, x: np.ndarray) -> np.ndarray:

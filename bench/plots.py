@@ -1,4 +1,5 @@
-"""PNG plots drawn only from results JSON (Agg backend): speedup, SQNR vs bits, % of peak, latency vs SQNR, sweeps."""
+"""PNG plots drawn only from results JSON (Agg backend): speedup, SQNR vs bits, % of peak, accuracy vs latency
+per model, sweeps."""
 from __future__ import annotations
 
 import math
@@ -80,22 +81,63 @@ def percent_of_peak(records: list[dict], machine: str, path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def latency_vs_sqnr(records: list[dict], machine: str, path: Path) -> Path:
-    """Median latency vs output SQNR of every case with error figures (lower left = fast and inaccurate)."""
+def pareto_front(points: list[dict]) -> list[dict]:
+    """The points no other point beats in both latency (``median_s``, lower) and ``accuracy`` (higher), fastest
+    first: each is more accurate than every faster one."""
+    front = []
+    for point in sorted(points, key=lambda p: (p["median_s"], -p["accuracy"])):
+        if not front or point["accuracy"] > front[-1]["accuracy"]:
+            front.append(point)
+    return front
+
+
+PRECISION_MARKERS = {"f64": "v", "f32": "o", "bf16": "P", "i16": "^", "a16w8": "D", "i8": "s", "fp8e4m3": "X",
+                     "fp8e5m2": "*"}
+
+
+def tradeoff(panels: list[tuple[str, list[dict]]], title: str, path: Path) -> Path:
+    """Test accuracy vs latency (log) of one model, one panel per batch: a point per precision and contender
+    (``label``; marker shape = precision, colour = who runs it, area proportional to ``weight_bytes``) and the
+    Pareto front (nothing is both faster and more accurate) as a dashed step line."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for precision in ("f64", "f32", "bf16", "i16", "a16w8", "fp8e4m3", "fp8e5m2", "i8"):
-        chosen = [r for r in records if r["precision"] == precision]
-        if chosen:
-            ax.scatter([r["median_s"] * 1e3 for r in chosen],
-                       [min(r["sqnr_db"], 320.0) if math.isfinite(r["sqnr_db"]) else 320.0 for r in chosen],
-                       label=precision, s=18)
-    ax.set_xscale("log")
-    ax.set_xlabel("median latency per call (ms, log scale)")
-    ax.set_ylabel("SQNR vs float64 (dB, exact results drawn at 320)")
-    ax.set_title(f"Latency vs accuracy — {machine}")
-    ax.legend()
-    return _save(plt, fig, path)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.8, 4.4), squeeze=False)
+    points_all = [p for _, points in panels for p in points]
+    largest = max((p.get("weight_bytes") or 0 for p in points_all), default=0) or 1
+    labels = sorted({p["label"] for p in points_all})
+    palette = plt.get_cmap("tab20").colors
+    colors = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+    for ax, (name, points) in zip(axes.flat, panels):
+        for point in sorted(points, key=lambda p: p["label"]):
+            ax.scatter([point["median_s"] * 1e3], [100 * point["accuracy"]], color=colors[point["label"]],
+                       s=25 + 400 * (point.get("weight_bytes") or 0) / largest, alpha=0.8, edgecolors="black",
+                       linewidths=0.5, marker=PRECISION_MARKERS.get(point.get("precision"), "o"), label=point["label"])
+        front = pareto_front(points)
+        if front:
+            ax.step([p["median_s"] * 1e3 for p in front], [100 * p["accuracy"] for p in front], where="post",
+                    color="black", linewidth=0.9, linestyle="--", label="Pareto front")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("median latency of one forward (ms, log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(name, fontsize=9)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    seen = dict(zip(names, handles))
+    for ax in list(axes.flat)[1:]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    legend = fig.legend(list(seen.values()), list(seen), fontsize=7, loc="center right", markerscale=0.6)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([30])
+    fig.suptitle(f"{title} (marker area: weight bytes)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 2.7 / fig.get_figwidth(), 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _task_grid(plt, n_tasks, width=4.2, height=3.4):

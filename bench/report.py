@@ -4,42 +4,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import plots, results, user_report
+from . import plots, results, user_report, verdict
 
 TABLE_PRECISIONS = ("f64", "f32", "bf16", "i16", "a16w8", "fp8e4m3", "fp8e5m2", "i8")
 FLOAT_FORMATS = ("bf16", "fp8e4m3", "fp8e5m2")
-# other libraries' integer kernels and the naive Numba loop: in the results, not in the verdict
-NOT_IN_VERDICT = ("torch", "onnxruntime", "naive-numba")
-NAIVE = "naive-numba"
+NAIVE = verdict.NAIVE
 MEMORY_TARGET = 0.5  # i8 allocation peak of a batch-256 model forward <= this x the f32 one (C backend)
 SPEEDUP_TARGET = 5.0  # Numba int8 linear >= this x the naive i-k-j loop
 
 
 def verdict_rows(records: list[dict]) -> list[dict]:
-    """Per workload: best median per precision (fxbench backends and numpy), speedup vs f32, SQNR."""
-    rows = {}
-    for r in records:
-        if r.get("kind") != "speed" or r["backend"] in NOT_IN_VERDICT:
-            continue
-        row = rows.setdefault(r["workload"], {"workload": r["workload"], "best": {}})
-        best = row["best"].get(r["precision"])
-        if best is None or r["median_s"] < best["median_s"]:
-            row["best"][r["precision"]] = r
-    out = []
-    for row in rows.values():
-        f32 = row["best"].get("f32")
-        row["speedup"] = {p: (f32["median_s"] / r["median_s"] if f32 else None) for p, r in row["best"].items()}
-        out.append(row)
-    return out
-
-
-def _number(value):
-    """A float from a stored figure ("inf" strings included), or None."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value in ("inf", "-inf"):
-        return float(value)
-    return None
+    """Per workload: the best of each precision class over fxbench and the contenders, fxbench's own best per
+    precision, and its speedups vs the best float32 (see ``verdict.rows``)."""
+    return verdict.rows(records)
 
 
 def _ms(record):
@@ -63,13 +40,17 @@ def _accuracies(best) -> str:
 
 
 def verdict_table(rows) -> list[str]:
+    """fxbench's own precisions per workload (its backends; its float models on numpy), their speedup vs the best
+    float32 of all (contenders included), bytes, errors and accuracy."""
     head = ("| workload | " + " | ".join(f"{p} ms" for p in TABLE_PRECISIONS)
-            + " | i8 speedup vs f32 | i16 speedup vs f32 | bf16 speedup vs f32 | i8/f32 weight bytes"
-            " | i8/f32 allocation peak | i8 SQNR dB | i16 SQNR dB"
+            + " | i8 speedup vs best float32 | i16 speedup vs best float32 | bf16 speedup vs best float32"
+            " | i8/f32 weight bytes | i8/f32 allocation peak | i8 SQNR dB | i16 SQNR dB"
             f" | test accuracy % ({'/'.join(TABLE_PRECISIONS)}) |")
     lines = [head, "|---" * (len(TABLE_PRECISIONS) + 9) + "|"]
     for row in rows:
         best = row["best"]
+        if not best:
+            continue
         f32, i8, i16 = best.get("f32"), best.get("i8"), best.get("i16")
         mem = (i8["weight_bytes"] / f32["weight_bytes"]
                if i8 and f32 and f32.get("weight_bytes") and "weight_bytes" in i8 else None)
@@ -89,68 +70,54 @@ def _is_model(row) -> bool:
     return row["workload"].startswith("model ")
 
 
-def answer(rows, machine: str) -> str:
-    """One paragraph answering the project's question, computed from the verdict rows."""
-    kernel_rows = [row for row in rows if not _is_model(row)]
-    pairs = [(row["workload"], row["speedup"].get("i8")) for row in kernel_rows if row["speedup"].get("i8")]
-    if not pairs:
-        text = f"On {machine} no kernel workload was measured in both f32 and i8." if kernel_rows else ""
-    else:
-        text = _kernel_answer(kernel_rows, pairs, machine)
-    return " ".join(filter(None, [text, *_model_answer([row for row in rows if _is_model(row)])]))
+def answer(rows, machine: str, records=()) -> str:
+    """The answer paragraph, computed from the records: the verdict of the best of each class
+    (``verdict.answer``), then what fxbench's own int8 costs in accuracy."""
+    return " ".join(filter(None, [verdict.answer(rows, machine, list(records)), *_fxbench_sentences(rows)]))
 
 
-def _kernel_answer(rows, pairs, machine) -> str:
-    faster = [w for w, s in pairs if s > 1.0]
-    best = max(pairs, key=lambda p: p[1])
-    worst = min(pairs, key=lambda p: p[1])
-    sqnrs = [row["best"]["i8"].get("sqnr_db") for row in rows if "i8" in row["best"]]
-    sqnrs = [s for s in sqnrs if isinstance(s, (int, float))]
-    text = (f"On {machine}, int8 fixed point is faster than float32 on {len(faster)} of {len(pairs)} kernel "
-            f"workloads; the largest speedup is {best[1]:.2f}x ({best[0]}), the smallest {worst[1]:.2f}x ({worst[0]}).")
-    weight_ratios = [row["best"]["i8"]["weight_bytes"] / row["best"]["f32"]["weight_bytes"] for row in rows
-                     if "weight_bytes" in row["best"].get("i8", {})
-                     and row["best"].get("f32", {}).get("weight_bytes")]
-    if weight_ratios:
-        text += f" int8 weights take {max(weight_ratios):.2f}x the bytes of float32 weights."
-    if sqnrs:
-        text += (f" The price is accuracy: int8 outputs have {min(sqnrs):.1f}-{max(sqnrs):.1f} dB SQNR against "
-                 f"float64")
-        f32_sqnrs = [row["best"]["f32"].get("sqnr_db") for row in rows if "f32" in row["best"]]
-        f32_sqnrs = [s for s in f32_sqnrs if isinstance(s, (int, float))]
-        text += f" (float32: at least {min(f32_sqnrs):.1f} dB)." if f32_sqnrs else "."
-    return text
+def answer_lines(rows, machine: str, records) -> list[str]:
+    """The answer as the report prints it: the opening sentence, one item per kernel class and model batch, then
+    fxbench's accuracy and memory sentences (the same sentences as ``answer``)."""
+    opening, body = verdict.answer_parts(rows, machine, list(records))
+    closing = " ".join(filter(None, [*_fxbench_sentences(rows), memory_sentence(records)]))
+    return [line for line in (opening, "", *[f"- {sentence}" for sentence in body], "" if body else None, closing)
+            if line is not None]
 
 
-def _batch(row):
-    return next(iter(row["best"].values())).get("batch")
-
-
-def _model_answer(rows) -> list[str]:
-    """Sentences on the whole task models: i8 speedup range per batch and the accuracy change vs f32."""
+def _fxbench_sentences(rows) -> list[str]:
+    """fxbench's own int8: the SQNR of its kernel outputs and its task accuracy against its float32."""
     sentences = []
-    for batch in sorted({_batch(row) for row in rows} - {None}):
-        speedups = [row["speedup"]["i8"] for row in rows if _batch(row) == batch and row["speedup"].get("i8")]
-        if speedups:
-            sentences.append(f"On the {len(speedups)} whole models at batch {batch}, int8 runs at "
-                             f"{min(speedups):.2f}-{max(speedups):.2f}x the speed of float32.")
+    kernel_rows = [row for row in rows if not _is_model(row)]
+    sqnrs = [s for s in (row["best"].get("i8", {}).get("sqnr_db") for row in kernel_rows) if _finite(s)]
+    if sqnrs:
+        f32_sqnrs = [s for s in (row["best"].get("f32", {}).get("sqnr_db") for row in kernel_rows) if _finite(s)]
+        sentences.append(f"fxbench's own int8 kernel outputs have {min(sqnrs):.1f}-{max(sqnrs):.1f} dB SQNR against "
+                         "float64" + (f" (its float32: at least {min(f32_sqnrs):.1f} dB)." if f32_sqnrs else "."))
     drops = [(100 * (row["best"]["f32"]["accuracy"] - row["best"]["i8"]["accuracy"]),
               row["best"]["i8"].get("task", row["workload"]))
-             for row in rows if "accuracy" in row["best"].get("i8", {}) and "accuracy" in row["best"].get("f32", {})]
+             for row in rows if _finite(row["best"].get("i8", {}).get("accuracy"))
+             and _finite(row["best"].get("f32", {}).get("accuracy"))]
     if drops:
         drop, task = max(drops)
-        sentences.append(f"Int8 test accuracy is at most {drop:.1f} points below float32 ({task}).")
+        sentences.append(f"Its int8 test accuracy is at most {drop:.1f} points below its float32 ({task}).")
     formats = []
     for precision in FLOAT_FORMATS:
         changes = [(100 * (row["best"]["f32"]["accuracy"] - row["best"][precision]["accuracy"]),
                     row["best"][precision].get("task", row["workload"])) for row in rows
-                   if "accuracy" in row["best"].get(precision, {}) and "accuracy" in row["best"].get("f32", {})]
+                   if _finite(row["best"].get(precision, {}).get("accuracy"))
+                   and _finite(row["best"].get("f32", {}).get("accuracy"))]
         if changes:
             drop, task = max(changes)
             formats.append(f"{precision} {drop:.1f} points ({task})" if drop > 0 else f"{precision} none")
     if formats:
-        sentences.append("The float formats lose at most: " + ", ".join(formats) + ".")
+        sentences.append("Its float formats lose at most: " + ", ".join(formats) + ".")
     return sentences
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf")
 
 
 _MEMORY_FIELDS = ("weight_bytes", "activation_bytes", "allocation_peak_bytes")
@@ -158,8 +125,8 @@ _MEMORY_FIELDS = ("weight_bytes", "activation_bytes", "allocation_peak_bytes")
 
 def memory_pairs(records) -> list[tuple]:
     """(task, f32 record, i8 record) of each task model at batch 256; i8 on the C backend when measured there."""
-    models = [r for r in records if r.get("kind") == "speed" and r.get("op") == "model" and r.get("batch") == 256
-              and "task" in r and all(key in r for key in _MEMORY_FIELDS)]
+    models = [r for r in verdict.speed_records(records) if r.get("op") == "model" and r.get("batch") == 256
+              and "task" in r and all(key in r for key in _MEMORY_FIELDS) and not verdict.is_contender(r)]
     pairs = []
     for task in sorted({r["task"] for r in models}):
         f32 = [r for r in models if r["task"] == task and r["precision"] == "f32"]
@@ -289,7 +256,7 @@ SWEEP_VARIANTS = ("default", "per-tensor", "multiplier", "floor", "stochastic", 
 FLOAT_VARIANTS = ("float E4", "float E5", "float E8")
 EQUAL_WIDTHS = (8, 16)
 TITLE = "# fxbench report"
-PLOTS = ("speedup", "sqnr_vs_bits", "latency_vs_sqnr", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap")
+PLOTS = ("speedup", "sqnr_vs_bits", "pct_of_peak", "accuracy_vs_bits", "bits_heatmap", r"tradeoff-[\w.-]+?")
 _PLOT_LINK = re.compile(r"!\[[^\]]*\]\(((?:" + "|".join(PLOTS) + r")(?:-\d+)?\.png)\)")
 
 
@@ -337,35 +304,21 @@ def _context_line(data) -> str:
             + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".")
 
 
-PEERS = ("torch", "onnxruntime")
-
-
-def peer_lines(records) -> list[str]:
-    """int8 linear of this library (C, requantized int8 output) beside other libraries' int32-accumulator kernels."""
-    speed = [r for r in records if r.get("kind") == "speed" and r.get("op") == "linear" and r["precision"] == "i8"]
-    lines = []
-    for workload in dict.fromkeys(r["workload"] for r in speed if r["backend"] in PEERS):
-        by_backend = {r["backend"]: r for r in speed if r["workload"] == workload}
-        cells = [_ms(by_backend[b]) if b in by_backend else "-" for b in ("c", "numba", *PEERS)]
-        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
-    if not lines:
-        return []
-    return ["### int8 linear beside other libraries", "",
-            "Median ms, one thread. This library's rows include the rounding to int8; torch `_int_mm` and "
-            "onnxruntime `MatMulInteger` stop at the int32 accumulator.", "",
-            "| workload | c ms | numba ms | torch ms | onnxruntime ms |", "|---" * 5 + "|", *lines, ""]
-
-
 def _machine_sections(data, suffix, out_dir) -> list[str]:
-    """Verdict, answer, memory, naive baseline, sweeps and plots of one results file."""
+    """Verdict, answer, fxbench's precisions, memory, naive baseline, contenders, sweeps and plots of one file."""
     machine = machine_name(data)
     records = data["records"]
     rows = verdict_rows(records)
     lines = []
     if rows:
-        lines += ["### Verdict", "", *verdict_table(rows), "",
-                  " ".join(filter(None, [answer(rows, machine), memory_sentence(records)])), "",
-                  *memory_target_lines(records), *naive_lines(records), *peer_lines(records)]
+        lines += ["### Verdict: the best of each class", "", *verdict.class_table(rows), "", verdict.table_legend(),
+                  "", *answer_lines(rows, machine, records), ""]
+        if any(row["best"] for row in rows):
+            lines += ["### fxbench's own precisions", "",
+                      "Its fastest backend per precision (float models: its layers on numpy); speedups against the "
+                      "best float32 of all, contenders included.", "", *verdict_table(rows), ""]
+        lines += [*memory_target_lines(records), *naive_lines(records), *verdict.contender_lines(records),
+                  *verdict.pinned_lines(records)]
     lines += user_report.lines(records)
     points = [r for r in records if r.get("kind") == "sweep" and r.get("accuracy") is not None]
     if points:
@@ -403,12 +356,7 @@ def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
         name = f"sqnr_vs_bits{suffix}.png"
         plots.sqnr_vs_bits(sine, machine, out_dir / name)
         lines += [f"![SQNR vs bits]({name})", ""]
-    with_error = [r for r in records if r.get("kind") == "speed" and _number(r.get("sqnr_db")) is not None]
-    if with_error:
-        name = f"latency_vs_sqnr{suffix}.png"
-        plots.latency_vs_sqnr([dict(r, sqnr_db=_number(r["sqnr_db"])) for r in with_error], machine,
-                              out_dir / name)
-        lines += [f"![latency vs accuracy]({name})", ""]
+    lines += _tradeoff_plots(records, machine, suffix, out_dir)
     peaked = [r for r in records if r.get("kind") == "speed" and isinstance(r.get("pct_of_peak"), (int, float))]
     if peaked:
         name = f"pct_of_peak{suffix}.png"
@@ -419,3 +367,28 @@ def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
     elif rows:
         lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]
     return lines
+
+
+def _tradeoff_plots(records, machine, suffix, out_dir) -> list[str]:
+    """Per model with test accuracies: accuracy vs latency at each batch, a point per precision and contender."""
+    models = [r for r in verdict.speed_records(records) if r.get("op") == "model" and "task" in r
+              and isinstance(r.get("batch"), int) and _finite(r.get("accuracy"))]
+    lines = []
+    for task in dict.fromkeys(r["task"] for r in models):
+        mine = [r for r in models if r["task"] == task]
+        panels = []
+        for batch in sorted({r["batch"] for r in mine}):
+            points = {}
+            for r in (r for r in mine if r["batch"] == batch):
+                label = f"{r.get('quantized_as', r['precision'])} {verdict.who(r, with_blas=False)}"
+                if label not in points or r["median_s"] < points[label]["median_s"]:
+                    points[label] = dict(r, label=label)
+            panels.append((f"batch {batch}", list(points.values())))
+        name = f"tradeoff-{_file_part(task)}{suffix}.png"
+        plots.tradeoff(panels, f"{task}: test accuracy vs latency — {machine}", out_dir / name)
+        lines += [f"![{task}: accuracy vs latency]({name})", ""]
+    return lines
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)

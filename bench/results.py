@@ -61,7 +61,7 @@ class ResultsWriter:
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_jsonable(self.data), indent=1, allow_nan=False))
+        tmp.write_text(json.dumps(jsonable(self.data), indent=1, allow_nan=False))
         os.replace(tmp, self.path)
 
 
@@ -98,6 +98,9 @@ _VALUES = {
                 "an object of finite numbers"),
     "backends": (lambda v: isinstance(v, dict) and _VALUES["texts"][0](v.get("available", [])),
                  'an object whose "available" is a list of strings'),
+    "objects": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list of objects"),
+    "text object": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+                    "an object of strings"),
 }
 # Per record kind: (required fields, optional fields).  A record missing a required field, or holding a bad
 # value in one, is left out of the report; a bad optional field is dropped from its record.
@@ -105,7 +108,9 @@ RECORD_FIELDS = {
     "speed": ({"workload": "text", "precision": "text", "backend": "text", "median_s": "positive"},
               {"op": "text", "task": "text", "batch": "integer", "weight_bytes": "count", "activation_bytes": "count",
                "allocation_peak_bytes": "count", "pct_of_peak": "number", "accuracy": "number",
-               "sqnr_db": "figure"}),
+               "sqnr_db": "figure", "implementation": "text", "contender": "text", "blas": "objects",
+               "blas_setting": "text", "blas_pins": "text object", "reference_error": "number",
+               "reference_tolerance": "number"}),
     # a user model's sweep without labels has no accuracy (null) but an SQNR of its outputs
     "sweep": ({"task": "text", "weight_bits": "integer", "activation_bits": "integer", "variant": "text",
                "accuracy": "number or null", "float64_accuracy": "number or null"},
@@ -113,7 +118,13 @@ RECORD_FIELDS = {
     "sqnr_sine": ({"bits": "integer", "sqnr_db": "number", "theory_db": "number"},
                   {"format": "text", "exp_bits": "integer"}),
     "not_available": ({"section": "text", "reason": "text"}, {}),
-    "failed": ({"label": "text", "reason": "text"}, {}),
+    "failed": ({"label": "text", "reason": "text"}, {"workload": "text", "precision": "text", "backend": "text"}),
+    # a contender whose library is missing here: a labelled cell of the report
+    "not_installed": ({"workload": "text", "precision": "text", "backend": "text", "reason": "text"},
+                      {"implementation": "text", "contender": "text"}),
+    # the worker process that measured the float rows at the BLAS's own core
+    "blas_worker": ({"status": "text"}, {"reason": "text", "removed": "text object", "blas": "objects",
+                                         "rows": "integer"}),
     "memory": ({"peak_rss_bytes": "count"}, {}),
 }
 CONTEXT_FIELDS = {"cpu": "text", "node": "text", "isa_flags": "texts", "backends": "backends",
@@ -181,7 +192,7 @@ def _field_problem(mapping: dict, name: str, what: str, required: bool) -> str |
 
 def _canonical(value):
     """Non-finite floats (a bare NaN in the file) as the writer's strings."""
-    return _jsonable(value) if isinstance(value, float) else value
+    return jsonable(value) if isinstance(value, float) else value
 
 
 def _finite(value) -> bool:
@@ -193,14 +204,14 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _jsonable(value):
+def jsonable(value):
     """Infinite/NaN floats become the strings "inf", "-inf", "nan" (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return value

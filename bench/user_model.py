@@ -249,6 +249,9 @@ class _Rows:
         extra = {"task": user.name, "batch": batch, "user_model": True, "samples": source,
                  "accuracy": self.accuracy(key, forward),
                  "float64_accuracy": self.accuracy(("f64", NUMPY, None), self.forward("f64", NUMPY))}
+        if backend == ONNXRUNTIME:
+            extra.update(contender=ONNXRUNTIME, implementation="onnxruntime float32 session" if precision == "f32"
+                         else "onnxruntime int8 session (QDQ)")
         if conversion is not None and conversion.label != conversion.precision:
             extra.update(quantized_as=conversion.label, weight_bits=conversion.weight_bits,
                          activation_bits=conversion.activation_bits)

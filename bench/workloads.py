@@ -60,6 +60,10 @@ class Case:
     lsb: float | None = None
     predicted_sqnr_db: float | None = None
     extra: dict = field(default_factory=dict)
+    # a contender's row: fxbench's reference result of the same job in decoded values, and the largest relative
+    # RMS difference from it that the row may show (0: exact); the runner checks it before timing
+    expected: np.ndarray | None = None
+    tolerance: float | None = None
 
     @property
     def workload(self) -> str:
@@ -74,13 +78,14 @@ def frac_for(values, bits: int) -> int:
     return bits - 1 - math.ceil(math.log2(peak * (1 + 2.0 ** -(bits - 1))))
 
 
-def _quantize(values, bits, backend):
+def quantize_input(values, bits, backend):
+    """Raw integers of ``values`` in a ``bits``-bit power-of-two Q format (half_even, saturate), and its frac."""
     frac = frac_for(values, bits)
     raw, _ = kernels.quantize(values, frac, bits, backend=None if backend == NUMPY else backend)
     return raw, frac
 
 
-def _dot_inputs(op, dims, rng):
+def dot_inputs(op, dims, rng):
     """Float64 input and weight of one GEMM-like op, and the keyword arguments of the call."""
     if op == "linear":
         m, k, n = dims
@@ -94,7 +99,8 @@ def _dot_inputs(op, dims, rng):
             {"padding": kk // 2})
 
 
-def _ops(op, dims, out_shape):
+def operation_count(op, dims, out_shape):
+    """Arithmetic operations of one call (multiply-add = 2)."""
     if op == "linear":
         m, k, n = dims
         return 2.0 * m * k * n
@@ -102,7 +108,8 @@ def _ops(op, dims, out_shape):
     return 2.0 * np.prod(out_shape) * weights_per_output
 
 
-def _float_reference(op, x, w, kwargs):
+def float_reference(op, x, w, kwargs):
+    """The op on float64 x and w by the reference backend: what every row of the workload is measured against."""
     return getattr(kernels, op)(x, w, backend="reference", **kwargs)
 
 
@@ -120,10 +127,10 @@ def _prepared_call(op, x, w, backend, kwargs):
 def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) -> Case:
     """A linear/conv1d/conv2d case; ``backend`` "numpy" means numpy's own ``@`` (linear, float only)."""
     rng = np.random.default_rng(seed)
-    x, w, kwargs = _dot_inputs(op, dims, rng)
-    reference = _float_reference(op, x, w, kwargs)
+    x, w, kwargs = dot_inputs(op, dims, rng)
+    reference = float_reference(op, x, w, kwargs)
     shape = "x".join(str(d) for d in dims)
-    ops = _ops(op, dims, reference.shape)
+    ops = operation_count(op, dims, reference.shape)
     if precision in ("f64", "f32"):
         dtype = np.float64 if precision == "f64" else np.float32
         xf, wf = x.astype(dtype), w.astype(dtype)
@@ -132,11 +139,13 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
                 raise ValueError(f"numpy rows exist for linear only, not {op}")
             wt = np.ascontiguousarray(wf.T)
             call = lambda: xf @ wt  # noqa: E731
+            extra = {"contender": NUMPY, "implementation": "numpy @"}
         else:
             call = _prepared_call(op, xf, wf, backend, kwargs)
+            extra = {}
         out_bytes = reference.size * xf.itemsize
         return Case(op, shape, precision, backend, call, ops, wf.nbytes, xf.nbytes + out_bytes, reference,
-                    decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
+                    decode=lambda y: y, lsb=None, predicted_sqnr_db=None, extra=extra)
     if precision == "bf16":
         return _bf16_dot_case(op, shape, x, w, kwargs, reference, ops, backend)
     if precision not in INT_BITS:
@@ -144,14 +153,14 @@ def dot_case(op: str, dims: tuple, precision: str, backend: str, seed: int = 0) 
     if backend == NUMPY:
         raise ValueError("numpy rows exist for f32 and f64 only")
     a_bits, w_bits, y_bits = INT_BITS[precision]
-    xq, fx = _quantize(x, a_bits, backend)
-    wq, fw = _quantize(w, w_bits, backend)
+    xq, fx = quantize_input(x, a_bits, backend)
+    wq, fw = quantize_input(w, w_bits, backend)
     fy = frac_for(reference, y_bits)
     out_dtype = np.int8 if y_bits == 8 else np.int16
     shift = fx + fw - fy
     call = _prepared_call(op, xq, wq, backend, dict(kwargs, shift=shift, out_dtype=out_dtype))
     scale = 2.0 ** -fy
-    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
+    predicted = predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
     return Case(op, shape, precision, backend, call, ops, wq.nbytes,
                 xq.nbytes + reference.size * np.dtype(out_dtype).itemsize, reference,
                 decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted,
@@ -170,7 +179,8 @@ def _bf16_dot_case(op, shape, x, w, kwargs, reference, ops, backend) -> Case:
                 decode=lambda y: y, lsb=None, predicted_sqnr_db=None)
 
 
-def _predicted_dot(reference, x, w, lsb_x, lsb_w, lsb_y):
+def predicted_dot(reference, x, w, lsb_x, lsb_w, lsb_y):
+    """The noise model's SQNR (dB) of a dot-product op with inputs, weights and output rounded to these LSBs."""
     return predicted_dot_sqnr_db(reference, x, w, int(np.prod(w.shape[1:])), lsb_x, lsb_w, lsb_y)
 
 
@@ -187,12 +197,15 @@ def quantize_case(n: int, precision: str, backend: str, seed: int = 0) -> Case:
         scale = np.float32(2.0 ** frac)
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         call = lambda: np.clip(np.rint(x * scale), lo, hi).astype(dtype)  # noqa: E731
+        extra = {"contender": NUMPY, "implementation": "numpy clip(rint(x * s))"}
     else:
         call = lambda: kernels.quantize(x, frac, bits, backend=backend)[0]  # noqa: E731
+        extra = {}
     lsb = 2.0 ** -frac
     return Case("quantize", str(n), precision, backend, call, float(n), 0, x.nbytes + n * bits // 8,
                 x.astype(np.float64), decode=lambda y: y.astype(np.float64) * lsb, lsb=lsb,
-                predicted_sqnr_db=10 * math.log10(float(np.mean(x.astype(np.float64) ** 2)) / (lsb ** 2 / 12)))
+                predicted_sqnr_db=10 * math.log10(float(np.mean(x.astype(np.float64) ** 2)) / (lsb ** 2 / 12)),
+                extra=extra)
 
 
 def max_pool_case(dims: tuple, precision: str, backend: str, seed: int = 0) -> Case:
@@ -202,7 +215,7 @@ def max_pool_case(dims: tuple, precision: str, backend: str, seed: int = 0) -> C
     dtype = {"f64": np.float64, "f32": np.float32, "i16": np.int16, "i8": np.int8}.get(precision)
     if dtype is None:
         raise ValueError(f"max_pool2d takes f64, f32, i16 or i8, not {precision!r}")
-    xs = x.astype(dtype) if precision.startswith("f") else _quantize(x, np.iinfo(dtype).bits, backend)[0]
+    xs = x.astype(dtype) if precision.startswith("f") else quantize_input(x, np.iinfo(dtype).bits, backend)[0]
     call = lambda: kernels.max_pool2d(xs, 2, backend=backend)  # noqa: E731
     return Case("max_pool2d", "x".join(map(str, dims)), precision, backend, call, float(xs.size), 0,
                 xs.nbytes + xs.nbytes // 4)
@@ -216,135 +229,18 @@ def naive_linear_case(dims: tuple, seed: int = 0) -> Case:
     from .naive import naive_linear_i8
 
     rng = np.random.default_rng(seed)
-    x, w, _ = _dot_inputs("linear", dims, rng)
+    x, w, _ = dot_inputs("linear", dims, rng)
     reference = x @ w.T
-    xq, fx = _quantize(x, 8, None)
-    wq, fw = _quantize(w, 8, None)
+    xq, fx = quantize_input(x, 8, None)
+    wq, fw = quantize_input(w, 8, None)
     fy = frac_for(reference, 8)
     scale = 2.0 ** -fy
-    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
+    predicted = predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, scale)
     return Case("linear", "x".join(map(str, dims)), "i8", NAIVE, lambda: naive_linear_i8(xq, wq, fx + fw - fy),
-                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size, reference,
-                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
-
-
-TORCH = "torch"
-ONNXRUNTIME = "onnxruntime"
-
-
-def peers() -> list[str]:
-    """Optional peer implementations importable here (onnxruntime: the ``data`` or ``peers`` extra; torch:
-    ``peers``): rows only when present.
-
-    onnxruntime also needs the ``onnx`` package, which builds its one-node graph.
-    """
-    import importlib.util
-
-    def present(name):
-        return all(importlib.util.find_spec(module) is not None
-                   for module in ((ONNXRUNTIME, "onnx") if name == ONNXRUNTIME else (name,)))
-
-    return [name for name in (TORCH, ONNXRUNTIME) if present(name)]
-
-
-def peer_case(peer: str, dims: tuple, seed: int = 0) -> "Case":
-    """The int8 linear row of one peer implementation."""
-    return {TORCH: torch_int_mm_case, ONNXRUNTIME: onnxruntime_matmul_integer_case}[peer](dims, seed)
-
-
-def _matmul_integer_session(k: int, n: int):
-    """One-thread onnxruntime session of MatMulInteger: uint8 A (zero point 128) x int8 B (K, N) -> int32."""
-    import onnx
-    import onnxruntime
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b", "a_zero_point"], ["y"])], "linear_i8",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
-        initializer=[helper.make_tensor("a_zero_point", TensorProto.UINT8, [], [128])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return model, options
-
-
-def onnxruntime_matmul_integer_case(dims: tuple, seed: int = 0) -> Case:
-    """onnxruntime MatMulInteger, u8 x s8 -> int32, one thread: x + 128 as uint8 with zero point 128 (exact).
-
-    The weight is a graph initializer (as in a deployed model); the result is the exact int32 accumulator,
-    like torch ``_int_mm``: no requantization.
-    """
-    import onnxruntime
-    from onnx import numpy_helper
-
-    rng = np.random.default_rng(seed)
-    x, w, _ = _dot_inputs("linear", dims, rng)
-    reference = x @ w.T
-    xq, fx = _quantize(x, 8, None)
-    wq, fw = _quantize(w, 8, None)
-    model, options = _matmul_integer_session(dims[1], dims[2])
-    model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(wq.T), "b"))
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    a = (xq.astype(np.int16) + 128).astype(np.uint8)
-    scale = 2.0 ** -(fx + fw)
-    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, 0.0)
-    return Case("linear", "x".join(map(str, dims)), "i8", ONNXRUNTIME, lambda: session.run(None, {"a": a})[0],
-                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size * 4, reference,
-                decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
-
-
-def torch_int_mm_case(dims: tuple, seed: int = 0) -> Case:
-    """torch ``_int_mm`` int8 x int8 -> int32 for linear (exact accumulator, no requantization), one thread."""
-    import torch
-
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(seed)
-    x, w, _ = _dot_inputs("linear", dims, rng)
-    reference = x @ w.T
-    xq, fx = _quantize(x, 8, None)
-    wq, fw = _quantize(w, 8, None)
-    xt, wt = torch.from_numpy(xq), torch.from_numpy(np.ascontiguousarray(wq.T))
-    scale = 2.0 ** -(fx + fw)
-    predicted = _predicted_dot(reference, x, w, 2.0 ** -fx, 2.0 ** -fw, 0.0)
-    return Case("linear", "x".join(map(str, dims)), "i8", TORCH, lambda: torch._int_mm(xt, wt).numpy(),
-                _ops("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size * 4, reference,
+                operation_count("linear", dims, reference.shape), wq.nbytes, xq.nbytes + reference.size, reference,
                 decode=lambda y: y.astype(np.float64) * scale, lsb=scale, predicted_sqnr_db=predicted)
 
 
 def timed_backends() -> list[str]:
     """Fast backends available here (the reference backend is the spec, not a contender)."""
     return [name for name in kernels.available() if name != "reference"]
-
-
-def all_cases(quick: bool = False, backends=None, precisions=None) -> list:
-    """Factories (label, zero-argument builder) of every case of the default run."""
-    backends = list(backends) if backends else timed_backends()
-    precisions = list(precisions) if precisions else list(PRECISIONS)
-    shapes = QUICK_SHAPES if quick else FULL_SHAPES
-    factories = []
-    for op, dims_list in shapes.items():
-        for dims in dims_list:
-            for precision in [p for p in precisions if p in KERNEL_PRECISIONS]:
-                for backend in backends + ([NUMPY] if op == "linear" and precision in ("f32", "f64") else []):
-                    factories.append((f"{op} {dims} {precision} {backend}",
-                                      lambda op=op, dims=dims, p=precision, b=backend: dot_case(op, dims, p, b)))
-    if "i8" in precisions:
-        for dims in shapes["linear"]:
-            factories.append((f"linear {dims} i8 {NAIVE}", lambda dims=dims: naive_linear_case(dims)))
-    if "i8" in precisions:
-        for peer in peers():
-            for dims in shapes["linear"]:
-                factories.append((f"linear {dims} i8 {peer}", lambda dims=dims, peer=peer: peer_case(peer, dims)))
-    n = 100_000 if quick else 1_000_000
-    for precision in [p for p in ("i8", "i16") if p in precisions]:
-        for backend in backends + [NUMPY]:
-            factories.append((f"quantize {n} {precision} {backend}",
-                              lambda p=precision, b=backend: quantize_case(n, p, b)))
-    pool_dims = (8, 28, 28, 16) if quick else (32, 28, 28, 16)
-    for precision in [p for p in ("f64", "f32", "i16", "i8") if p in precisions]:
-        for backend in backends:
-            factories.append((f"max_pool2d {pool_dims} {precision} {backend}",
-                              lambda p=precision, b=backend: max_pool_case(pool_dims, p, b)))
-    return factories

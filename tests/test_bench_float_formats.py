@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from fixedpoint.bench import cli, metrics, model_workloads, report, results, runner, sweeps, workloads
+from fixedpoint.bench import catalog, cli, metrics, model_workloads, report, results, runner, sweeps, workloads
 
 
 @pytest.mark.parametrize("man_bits, emin, amplitude", [(3, -6, 1.0), (7, -126, 1.0), (2, -14, 0.7), (10, -14, 3.0),
@@ -59,7 +59,8 @@ def test_a_float_sweep_point_converts_to_its_format():
 
 
 def test_model_rows_of_the_float_formats_run_on_every_backend():
-    labels = [label for label, _ in model_workloads.model_factories(["digits-mlp"], ["c", "numba"], ["bf16"], (1,))]
+    specs, _ = catalog.model_plan(["digits-mlp"], ["c", "numba"], fx_precisions=["bf16"], batches=(1,))
+    labels = [spec.label for spec in specs if spec.kind == "model"]
     assert labels == ["model digits-mlp batch 1 bf16 c", "model digits-mlp batch 1 bf16 numba"]
     backend = workloads.timed_backends()[0]
     case = model_workloads.model_case("digits-mlp", 4, "fp8e4m3", backend)
@@ -83,9 +84,10 @@ def test_bf16_kernel_rows_round_once_and_run_the_bf16_kind(op, dims):
         assert 40 < metrics.sqnr_db(case.reference, out) < 70      # bf16 inputs: about 8 bits of precision
     with pytest.raises(ValueError, match="numpy rows exist for f32 and f64 only"):
         workloads.dot_case("linear", (1, 4, 2), "bf16", workloads.NUMPY)
-    labels = [label for label, _ in workloads.all_cases(quick=True, backends=["c"], precisions=["bf16"])]
-    assert labels[:2] == ["linear (1, 784, 256) bf16 c", "linear (32, 784, 256) bf16 c"]
-    assert not any("quantize" in label or "max_pool" in label for label in labels)
+    specs, _ = catalog.kernel_plan(quick=True, backends=["c"], precisions=["bf16"])
+    labels = [spec.label for spec in specs if spec.backend == "c"]
+    assert labels[:2] == ["linear 1x784x256 bf16 c", "linear 32x784x256 bf16 c"]
+    assert not any(spec.kind in ("quantize", "max_pool2d") for spec in specs)
 
 
 def _model(task, precision, accuracy, median=1e-3):
@@ -115,8 +117,8 @@ def test_report_shows_the_float_formats(tmp_path):
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| f64 ms | f32 ms | bf16 ms | i16 ms | a16w8 ms | fp8e4m3 ms | fp8e5m2 ms | i8 ms |" in text
-    assert "bf16 speedup vs f32" in text and "-/95.0/94.9/-/-/94.5/95.1/94.0" in text
-    assert "The float formats lose at most: bf16 0.1 points (a), fp8e4m3 0.5 points (a), fp8e5m2 none." in text
+    assert "bf16 speedup vs best float32" in text and "-/95.0/94.9/-/-/94.5/95.1/94.0" in text
+    assert "Its float formats lose at most: bf16 0.1 points (a), fp8e4m3 0.5 points (a), fp8e5m2 none." in text
     assert "| float E4 | float E5 | float E8 |" in text
     assert "| 8-bit int8 | 8-bit E4M3FN | 8-bit E5M2 | 16-bit int16 | 16-bit E5M10 | 16-bit E8M7 |" in text
     assert "| a | 94.0 | 94.5 | 93.0 | 95.0 | 95.0 | 95.0 |" in text

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from fixedpoint import kernels, nn
-from fixedpoint.bench import cli, model_workloads, naive, report, results, sweeps, workloads
+from fixedpoint.bench import (catalog, classes, cli, contenders, model_workloads, naive, report, results, sweeps,
+                              workloads)
 
 needs_quantize_model = pytest.mark.skipif(model_workloads.quantize_model_function()[0] is None,
                                           reason="fixedpoint.nn.quantize_model is not in this version")
@@ -66,11 +67,19 @@ def test_float_model_case_reports_the_trained_accuracy():
         model_workloads.forward_function("digits-mlp", "i4", "c")
 
 
-def test_model_factories_put_float_rows_on_numpy_only():
-    labels = [label for label, _ in model_workloads.model_factories(["digits-mlp"], ["c", "numba"], ["f32", "i8"])]
-    assert labels == ["model digits-mlp batch 1 f32 numpy", "model digits-mlp batch 1 i8 c",
-                      "model digits-mlp batch 1 i8 numba", "model digits-mlp batch 256 f32 numpy",
-                      "model digits-mlp batch 256 i8 c", "model digits-mlp batch 256 i8 numba"]
+def test_model_plan_puts_float_rows_on_numpy_only_then_the_contenders(monkeypatch):
+    specs, missing = catalog.model_plan(["digits-mlp"], ["c", "numba"], ["f32", "i8"])
+    sessions = [] if classes.missing_library("onnxruntime") else [
+        "f32 onnxruntime", "i8 onnxruntime-qoperator", "i8 onnxruntime-qdq"]
+    assert [spec.label for spec in specs] == [
+        f"model digits-mlp batch {b} {row}" for b in (1, 256) for row in ["f32 numpy", "i8 c", "i8 numba", *sessions]]
+    assert len(missing) == 6 - 2 * len(sessions)
+    monkeypatch.setattr(classes, "missing_library", lambda library: f"{library} not installed")
+    specs, missing = catalog.model_plan(["digits-mlp"], ["c"], None, fx_precisions=["f32"])
+    assert [spec.label for spec in specs] == [f"model digits-mlp batch {b} f32 numpy" for b in (1, 256)]
+    assert [(r["kind"], r["workload"], r["backend"], r["reason"]) for r in missing][:3] == [
+        ("not_installed", "model digits-mlp batch 1", c.backend, "onnxruntime not installed")
+        for c in model_workloads.MODEL_CONTENDERS]
 
 
 @pytest.mark.parametrize("text, expected", [("4", [4]), ("2-5", [2, 3, 4, 5]), ("8,4,8", [4, 8])])
@@ -129,7 +138,8 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
                 "backend": workloads.NAIVE, "median_s": 6e-3, "weight_bytes": 6},
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
-                "backend": workloads.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6}]
+                "backend": contenders.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6, "contender": "onnxruntime",
+                "implementation": "onnxruntime MatMulInteger (int32 out)"}]
     records += [_sweep_record("a", w, a, "default", 0.95 if min(w, a) >= 4 else 0.3)
                 for w in (2, 4, 8) for a in (2, 4, 8)]
     records += [_sweep_record("a", b, b, "per-tensor", 0.95 if b >= 8 else 0.2) for b in (2, 4, 8)]
@@ -142,15 +152,19 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     assert "allocates 0.40-0.60x the float32 peak; the target of at most 0.5x is met on 1 of 2 task models" in text
     assert "| 0.60 | not met |" in text
     assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text
-    assert "| linear 1x2x3 | - | 1 | - | 2 |" in text  # peers beside this library, outside the verdict
-    assert "| a | 100 | 4 | 8 | - | - | - | - | - | - |" in text
-    assert "at batch 256, int8 runs at 2.00-4.00x the speed of float32" in text
-    assert "at most 1.0 points below float32 (a)" in text
+    assert "| linear 1x2x3 | - | 1 | 2 |" in text  # the contender beside fxbench's fastest int8
+    assert "| a | 100 | 4 | 8 | - | - | - |" in text
+    assert "the best int8 (fxbench c) runs at 2.00-4.00x the speed of the best float32 (fxbench numpy" in text
+    assert "fxbench's own int8 runs at 2.00x the speed of the fastest other library's" in text
+    assert "the best int8's test accuracy is at most 1.0 points below the best float32's" in text
+    assert "Its int8 test accuracy is at most 1.0 points below its float32 (a)." in text
     assert (tmp_path / "out" / "accuracy_vs_bits.png").stat().st_size > 0
     assert (tmp_path / "out" / "bits_heatmap.png").stat().st_size > 0
     rows = report.verdict_rows(records)
-    assert {workloads.NAIVE, workloads.ONNXRUNTIME}.isdisjoint(r["backend"] for row in rows
-                                                               for r in row["best"].values())
+    assert {workloads.NAIVE, contenders.ONNXRUNTIME}.isdisjoint(r["backend"] for row in rows
+                                                                for r in row["best"].values())
+    linear = next(row for row in rows if row["workload"] == "linear 1x2x3")
+    assert linear["classes"]["int8"]["backend"] == "numba" and workloads.NAIVE not in str(linear["ranked"])
 
 
 def test_report_puts_two_machines_side_by_side(tmp_path):
@@ -182,12 +196,18 @@ def test_info_works_without_optional_packages():
     hide = ["numba", "threadpoolctl", "torch", "onnxruntime", "sklearn", "mnist1d", "mlxtend", "cffi", "tqdm",
             "fixedpoint.kernels._fxp_c"]
     code = ("import json, sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in hide)
-            + "from fixedpoint.bench.cli import main\nsys.exit(main(['info']))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            + "from fixedpoint.bench.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "info", "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     context = json.loads(done.stdout)
     assert context["backends"]["available"] == ["reference"]
     assert "numba" in context["backends"]["unavailable"]
+    done = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(None, 1) for line in done.stdout.splitlines())
+    assert lines["Backends"].startswith("reference (default)") and "numba (" in lines["Backends"]
+    assert "torch: torch not installed" in lines["Contenders"] and "onnxruntime: onnxruntime" in lines["Contenders"]
+    assert lines["BLAS"].startswith("none loaded") and lines["Peaks"].startswith("unknown")
 
 
 @needs_quantize_model

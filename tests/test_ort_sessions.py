@@ -25,13 +25,19 @@ def test_float32_session_takes_any_batch_of_a_fixed_batch_model():
     assert ort_sessions.with_dynamic_batch(proto).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
-@pytest.mark.parametrize("opset", [11, 17])
-def test_int8_session_is_quantized_and_close_to_float(opset):
+@pytest.mark.parametrize("opset, quant_format", [(11, "QDQ"), (17, "QDQ"), (17, "QOperator")])
+def test_int8_session_is_quantized_and_close_to_float(opset, quant_format):
     proto = _mlp(None, opset)
     calib, x = RNG.normal(size=(200, 16)).astype(np.float32), RNG.normal(size=(50, 16)).astype(np.float32)
-    quantized = ort_sessions.quantized_int8(proto, calib)
+    quantized = ort_sessions.quantized_int8(proto, calib, quant_format)
     ops = {n.op_type for n in quantized.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert ("Gemm" in ops) == (quant_format == "QDQ") and ("QGemm" in ops) == (quant_format == "QOperator")
     assert ort_sessions.weight_bytes(quantized) < ort_sessions.weight_bytes(proto)
     y = ort_sessions.run(ort_sessions.session(quantized), x)
     assert 25 < metrics.sqnr_db(run_onnxruntime(proto, x), y) < 60
+
+
+def test_an_unknown_quantization_format_is_named():
+    with pytest.raises(ValueError, match="quant_format must be one of QDQ, QOperator, got 'QInt'"):
+        ort_sessions.quantized_int8(_mlp(None, 17), np.zeros((4, 16), np.float32), "QInt")

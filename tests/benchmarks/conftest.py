@@ -6,7 +6,7 @@ every benchmark body once on tiny shapes, untimed, so CI checks the bodies fast.
 """
 import pytest
 
-from fixedpoint.bench import model_workloads, workloads
+from fixedpoint.bench import catalog, classes, contenders, model_workloads, workloads
 from fixedpoint.bench.threads import pin_threads
 
 TINY_TASKS = ("digits-mlp", "mnist1d-cnn")
@@ -18,17 +18,20 @@ def timing_enabled(config) -> bool:
 
 
 def dot_params(config):
-    """(op, dims, precision, backend) of every dot workload, numpy rows first in each group."""
+    """``catalog.Spec`` of every dot workload: numpy rows first in each group, then fxbench's backends, the naive
+    loop and every installed contender."""
     shapes = workloads.FULL_SHAPES if timing_enabled(config) else TINY_SHAPES
     params = []
     for op, dims_list in shapes.items():
         for dims in dims_list:
             if op == "linear":
-                params += [(op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
-            params += [(op, dims, p, b) for p in workloads.KERNEL_PRECISIONS for b in workloads.timed_backends()]
+                params += [catalog.Spec("dot", op, dims, p, workloads.NUMPY) for p in ("f32", "f64")]
+            params += [catalog.Spec("dot", op, dims, p, b) for p in workloads.KERNEL_PRECISIONS
+                       for b in workloads.timed_backends()]
             if op == "linear":
-                params.append((op, dims, "i8", workloads.NAIVE))
-                params.extend((op, dims, "i8", peer) for peer in workloads.peers())
+                params.append(catalog.Spec("naive", op, dims, "i8", workloads.NAIVE))
+            params += [catalog.Spec("contender", op, dims, c.precision, c.backend) for c in contenders.KERNEL_CONTENDERS
+                       if op in c.ops and contenders.not_installed(c) is None]
     return params
 
 
@@ -47,6 +50,8 @@ def model_params(config):
                 is_float = precision in model_workloads.FLOAT_DTYPES
                 backends = [workloads.NUMPY] if is_float else workloads.timed_backends()
                 params += [(task, batch, precision, backend) for backend in backends]
+            params += [(task, batch, c.precision, c.backend) for c in model_workloads.MODEL_CONTENDERS
+                       if classes.missing_library(c.library) is None]
     return params
 
 
@@ -56,8 +61,8 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("model_workload", params, ids=[f"{t}-b{b}-{p}-{be}" for t, b, p, be in params])
     if "dot_workload" in metafunc.fixturenames:
         params = dot_params(metafunc.config)
-        metafunc.parametrize("dot_workload", params, ids=[f"{o}-{'x'.join(map(str, d))}-{p}-{b}"
-                                                          for o, d, p, b in params])
+        metafunc.parametrize("dot_workload", params, ids=[f"{s.op}-{'x'.join(map(str, s.dims))}-{s.precision}-"
+                                                          f"{s.backend}" for s in params])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,7 @@ float64 and the noise model's prediction.
 """
 import numpy as np
 
-from fixedpoint.bench import metrics, workloads
+from fixedpoint.bench import metrics, runner, workloads
 
 
 def _fill_extra_info(benchmark, case, output, numpy_f32_medians):
@@ -27,17 +27,14 @@ def _fill_extra_info(benchmark, case, output, numpy_f32_medians):
 
 
 def test_dot(fx_benchmark, dot_workload, numpy_f32_medians):
-    op, dims, precision, backend = dot_workload
-    if backend in workloads.peers():
-        case = workloads.peer_case(backend, dims)
-    elif backend == workloads.NAIVE:
-        case = workloads.naive_linear_case(dims)
-    else:
-        case = workloads.dot_case(op, dims, precision, backend)
+    case = dot_workload.build()
     fx_benchmark.group = case.workload
+    check = runner.check_against_reference(case)  # a contender's result is fxbench's (int8 exactly)
     case.call()  # warm-up: JIT compile never timed
     output = fx_benchmark(case.call)
     assert np.all(np.isfinite(case.decode(output)))
+    if check is not None:
+        fx_benchmark.extra_info["reference_check"] = check["reference_check"]
     _fill_extra_info(fx_benchmark, case, output, numpy_f32_medians)
 
 

@@ -6,7 +6,7 @@ GOPS and the ratio vs the float32 model (same session).
 import numpy as np
 import pytest
 
-from fixedpoint.bench import metrics, model_workloads, workloads
+from fixedpoint.bench import metrics, model_workloads, runner, workloads
 
 
 def test_model(fx_benchmark, model_workload, numpy_f32_medians):
@@ -15,8 +15,12 @@ def test_model(fx_benchmark, model_workload, numpy_f32_medians):
         reason = model_workloads.quantize_model_function()[1]
         if reason is not None:
             pytest.skip(reason)
-    case = model_workloads.model_case(task, batch, precision, backend)
+    if backend in {c.backend for c in model_workloads.MODEL_CONTENDERS}:
+        case = model_workloads.contender_case(task, batch, precision, backend)
+    else:
+        case = model_workloads.model_case(task, batch, precision, backend)
     fx_benchmark.group = case.workload
+    runner.check_against_reference(case)  # a contender's session agrees with the float64 model
     case.call()  # warm-up: JIT compile never timed
     output = fx_benchmark(case.call)
     logits = case.decode(output)
