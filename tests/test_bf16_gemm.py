@@ -17,7 +17,7 @@ BACKENDS = kernels.available()
 EPS32 = 2.0**-23
 # around the 8-row and 32-column tiles, the 128-pair K blocks and odd K
 SHAPES = [(1, 1, 1), (1, 2, 3), (3, 5, 7), (8, 32, 32), (9, 33, 31), (7, 255, 64), (16, 256, 65), (17, 257, 100),
-          (2, 513, 33), (33, 1000, 17)]
+          (2, 513, 33), (33, 1000, 17), (8, 257, 48), (16, 514, 49), (9, 511, 97), (24, 3, 47), (8, 256, 96)]
 
 
 @pytest.fixture(params=["default"] + [p for p in ("portable", "avx2", "avx512vnni")])
