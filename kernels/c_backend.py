@@ -136,10 +136,6 @@ class _SmallScratch(threading.local):
 _small_scratch = _SmallScratch()
 
 
-def _scratch(kind_code, m, n, k) -> np.ndarray:
-    return np.empty(max(int(lib.fxp_gemm_scratch_bytes(kind_code, m, n, k)), 64), dtype=np.uint8)
-
-
 def _scratch_pointer(nbytes: int):
     """A cffi pointer to ``nbytes`` of scratch (and the array that owns it, or None for the per-thread one)."""
     if nbytes <= _SMALL_SCRATCH_BYTES:
@@ -152,18 +148,19 @@ def _gemm_call(kind, x, w, bias, out, scratch) -> None:
     m, k = x.shape
     fn = getattr(lib, f"fxp_gemm_{kind.name}")
     fn(_ptr(_CTYPES[kind.x], x), _ptr(_CTYPES[kind.w], w), _ptr(_CTYPES[kind.acc], bias), _ptr(_CTYPES[kind.acc], out),
-       m, w.shape[0], k, ffi.cast("void *", scratch.ctypes.data))
+       m, w.shape[0], k, scratch)
 
 
 def gemm(x, w, bias, out) -> None:
     """out[M, N] = x[M, K] @ w[N, K].T + bias[N]; int32 acc for int8 x int8, int64 with int16, float32 for
     bf16 bit patterns."""
     kind = gemm_kind(x.dtype, w.dtype)
+    m, k = x.shape
     if kind.name == "bf16":   # packs w into its scratch
-        scratch = np.empty(max(int(lib.fxp_gemm_bf16_scratch_bytes(x.shape[0], w.shape[0], x.shape[1], 0)), 64),
-                           dtype=np.uint8)
+        nbytes = lib.fxp_gemm_bf16_scratch_bytes(m, w.shape[0], k, 0)
     else:
-        scratch = _scratch(kind.code, x.shape[0], w.shape[0], x.shape[1])
+        nbytes = lib.fxp_gemm_scratch_bytes(kind.code, m, w.shape[0], k)
+    scratch, _owner = _scratch_pointer(int(nbytes))
     _gemm_call(kind, x, w, bias, out, scratch)
 
 
@@ -193,8 +190,9 @@ class CWeights:
         self._epilogue = None if epilogue is None else _CEpilogue(epilogue)
 
     def gemm(self, x, out) -> None:
-        _gemm_call(self.kind, x, self.w, self.bias, out, _scratch(self.kind.code, x.shape[0], self.w.shape[0],
-                                                                  x.shape[1]))
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, x.shape[0], self.w.shape[0],
+                                                                          x.shape[1])))
+        _gemm_call(self.kind, x, self.w, self.bias, out, scratch)
 
     def gemm_requant(self, x, out) -> int:
         """The integer gemm with requantization fused per cache block; returns the overflow count."""
@@ -202,22 +200,18 @@ class CWeights:
         n = self.w.shape[0]
         kind = self.kind
         fn = getattr(lib, f"fxp_gemm_requant_{kind.name}")
-        scratch = _scratch(kind.code, m, n, k)
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(kind.code, m, n, k)))
         return int(fn(_ptr(_CTYPES[kind.x], x), _ptr(_CTYPES[kind.w], self.w), _ptr(_CTYPES[kind.acc], self.bias),
-                      self._epilogue.struct, ffi.cast("void *", out.ctypes.data), m, n, k,
-                      ffi.cast("void *", scratch.ctypes.data)))
+                      self._epilogue.struct, ffi.cast("void *", out.ctypes.data), m, n, k, scratch))
 
 
-class PackedInt8Weights(CWeights):
-    """int8 (N, K) weights with their int32 bias, packed once for the active SIMD path.
+class _PackedPerPath(CWeights):
+    """Weights packed once for the active SIMD path and packed again when :func:`force_path` changes it;
+    a path without a packed layout (``_packed_bytes`` 0) runs the plain kernels on the stored ``w``.  The
+    packed GEMMs split over ``threads`` OpenMP threads."""
 
-    The packed buffer (``fxp_gemm_s8_pack``: VNNI or AVX2 strips with the bias corrections)
-    is rebuilt when :func:`force_path` changes the path; the portable path runs the plain
-    kernels on the stored ``w``.
-    """
-
-    def __init__(self, w, bias, epilogue, threads):
-        super().__init__(w, bias, gemm_kind(np.int8, np.int8), epilogue)
+    def __init__(self, w, bias, kind, epilogue, threads):
+        super().__init__(w, bias, kind, epilogue)
         self._n, self._threads = w.shape[0], threads
         self._path = -1
         self._packed = None
@@ -228,14 +222,27 @@ class PackedInt8Weights(CWeights):
         path = lib.fxp_active_path()
         if path != self._path:
             n, k = self.w.shape
-            size = int(lib.fxp_gemm_s8_packed_bytes(n, k))
+            size = int(self._packed_bytes(n, k))
             self._packed = np.empty(size, dtype=np.uint8) if size else None
             self._packed_ptr = ffi.from_buffer(self._packed) if size else None
             if size:
-                lib.fxp_gemm_s8_pack(ffi.from_buffer("int8_t[]", self.w), _ptr("int32_t *", self.bias), n, k,
-                                     self._packed_ptr)
+                self._pack(n, k, self._packed_ptr)
             self._path = path
         return self._packed_ptr
+
+
+class PackedInt8Weights(_PackedPerPath):
+    """int8 (N, K) weights with their int32 bias (``fxp_gemm_s8_pack``: VNNI or AVX2 strips with the bias
+    corrections)."""
+
+    def __init__(self, w, bias, epilogue, threads):
+        super().__init__(w, bias, gemm_kind(np.int8, np.int8), epilogue, threads)
+
+    def _packed_bytes(self, n, k):
+        return lib.fxp_gemm_s8_packed_bytes(n, k)
+
+    def _pack(self, n, k, packed):
+        lib.fxp_gemm_s8_pack(ffi.from_buffer("int8_t[]", self.w), _ptr("int32_t *", self.bias), n, k, packed)
 
     def gemm(self, x, out) -> None:
         packed = self._packed_for_active_path()
@@ -261,31 +268,20 @@ class PackedInt8Weights(CWeights):
         return count
 
 
-class PackedSplitWeights(CWeights):
-    """Weights of a layer with int16 activations (int16 x int8 or int16 x int16), packed once (without the
-    int64 bias) for the paths that split x exactly into bytes (``fxp_gemm_split_packed_run``: the int8 VNNI
-    tiles, or vpdpwssd on int16 pairs); elsewhere, and for int16 x int8 with K > 65536, the plain kernels
-    on the stored ``w``."""
+class PackedSplitWeights(_PackedPerPath):
+    """Weights of a layer with int16 activations (int16 x int8 or int16 x int16), packed without the int64
+    bias for the paths that split x exactly into bytes (``fxp_gemm_split_packed_run``: the int8 VNNI tiles,
+    or vpdpwssd on int16 pairs); int16 x int8 with K > 65536 runs the plain kernels."""
 
     def __init__(self, w, bias, kind, epilogue, threads):
-        super().__init__(w, bias, kind, epilogue)
-        self._n, self._threads = w.shape[0], threads
-        self._path = -1
-        self._packed = None
-        self._packed_ptr = None
+        super().__init__(w, bias, kind, epilogue, threads)
         self._bias_ptr = _ptr("int64_t *", bias)
 
-    def _packed_for_active_path(self):
-        path = lib.fxp_active_path()
-        if path != self._path:
-            n, k = self.w.shape
-            size = int(lib.fxp_gemm_split_packed_bytes(self.kind.code, n, k))
-            self._packed = np.empty(size, dtype=np.uint8) if size else None
-            self._packed_ptr = ffi.from_buffer(self._packed) if size else None
-            if size:
-                lib.fxp_gemm_split_pack(self.kind.code, ffi.from_buffer(self.w), n, k, self._packed_ptr)
-            self._path = path
-        return self._packed_ptr
+    def _packed_bytes(self, n, k):
+        return lib.fxp_gemm_split_packed_bytes(self.kind.code, n, k)
+
+    def _pack(self, n, k, packed):
+        lib.fxp_gemm_split_pack(self.kind.code, ffi.from_buffer(self.w), n, k, packed)
 
     def _run(self, x, acc, qout) -> int:
         """The exact int64 accumulator into ``acc`` (qout None), or the epilogue into ``qout``."""

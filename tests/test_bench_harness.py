@@ -1,7 +1,6 @@
 """Unit tests of the fxbench harness: metric formulas, results JSON, report, CLI bad input, a tiny run."""
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -11,18 +10,8 @@ import numpy as np
 import pytest
 
 from fixedpoint.bench import cli, metrics, report, results, runner, workloads
-from fixedpoint.bench.threads import THREAD_VARIABLES
 from fixedpoint.bench.timing import measure
-
-
-@pytest.fixture(autouse=True)
-def _restore_thread_variables(monkeypatch):
-    """The CLI pins thread variables in os.environ; undo that after each test."""
-    for name in THREAD_VARIABLES:
-        if name in os.environ:
-            monkeypatch.setenv(name, os.environ[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
+from thread_variables import restore_thread_variables  # noqa: F401  (autouse)
 
 
 def test_gops_counts_operations_per_second():

@@ -1,28 +1,17 @@
 """`fxbench run --model` / `fxbench sweep --model` end to end on a small ONNX file written here, and bad input."""
-import os
 
 import numpy as np
 import onnx
 import pytest
 
 from fixedpoint.bench import cli, results, workloads
-from fixedpoint.bench.threads import THREAD_VARIABLES
 
 pytest.importorskip("onnxruntime")
 
 from onnx_graphs import model, node, run_onnxruntime, weights  # noqa: E402
+from thread_variables import restore_thread_variables  # noqa: F401  (autouse)
 
 RNG = np.random.default_rng(4)
-
-
-@pytest.fixture(autouse=True)
-def _restore_thread_variables(monkeypatch):
-    """The CLI pins thread variables in os.environ; undo that after each test."""
-    for name in THREAD_VARIABLES:
-        if name in os.environ:
-            monkeypatch.setenv(name, os.environ[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
 
 
 def _proto():

@@ -120,12 +120,16 @@ class FixedModel:
         return sum(layer.stored_bytes() for layer in self.layers)
 
     def __str__(self) -> str:
-        rows = self.formats()
-        header = ("layer", "input", "weight", "output", "scale")
-        table = [header] + [tuple("-" if row[key] is None else str(row[key]) for key in header) for row in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
-        title = f"FixedModel precision={self.precision} scale={self.scale} backend={self._backend}"
-        return "\n".join([title] + lines)
+        return formats_text(f"FixedModel precision={self.precision} scale={self.scale} backend={self._backend}",
+                            self.formats())
 
     __repr__ = __str__
+
+
+def formats_text(title: str, rows: list[dict]) -> str:
+    """``title``, then the formats table (layer, input, weight, output, scale) in aligned columns."""
+    header = ("layer", "input", "weight", "output", "scale")
+    table = [header] + [tuple("-" if row[key] is None else str(row[key]) for key in header) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+    return "\n".join([title] + lines)

@@ -27,6 +27,7 @@ from ..float_conversion import quantize_float
 from ..float_rounding import descaled_exponent_range
 from ..floatformat import BF16, NAMED
 from .calibrate import calibration_range
+from .fixed_model import formats_text
 from .float_layers import EXPONENT_BYTES, FloatGemm, FloatInput, FloatPointwise, FloatResidual, FloatRun
 from .folding import GEMMS, POOLS, calibration_forward, flatten_and_fold, steps
 from .layers import Add, AvgPool1d, AvgPool2d, Flatten, Pad, Permute, ReLU, ReLU6, Sigmoid, Softmax, Tanh
@@ -116,13 +117,8 @@ class FloatModel:
         return sum(layer.stored_bytes() for layer in self.layers)
 
     def __str__(self) -> str:
-        rows = self.formats()
-        header = ("layer", "input", "weight", "output", "scale")
-        table = [header] + [tuple("-" if row[key] is None else str(row[key]) for key in header) for row in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
-        title = f"FloatModel precision={self.precision} format={self.fmt} backend={self._backend}"
-        return "\n".join([title] + lines)
+        return formats_text(f"FloatModel precision={self.precision} format={self.fmt} backend={self._backend}",
+                            self.formats())
 
     __repr__ = __str__
 

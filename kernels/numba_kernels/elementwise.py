@@ -19,15 +19,13 @@ def column_masks(rounding, shift: np.ndarray) -> np.ndarray:
     return np.where(shift > 0, np.int64(rounding_mask(rounding)), np.int64(0))
 
 
-class EpilogueParams:
-    """An epilogue resolved once into the arrays and numbers the njit kernels take (see ``args``)."""
-
-    def __init__(self, epilogue, columns: int, acc_dtype):
-        lo, hi, qmin, wrap = overflow_params(epilogue.fast_overflow, epilogue.out_bits)
-        shift = np.ascontiguousarray(epilogue.shift, dtype=np.int64)
-        wide = epilogue.multiplier is not None and np.dtype(acc_dtype) == np.int64
-        self.args = (shift, multipliers(epilogue.multiplier, columns), column_masks(epilogue.rounding, shift),
-                     wide, epilogue.relu, lo, hi, qmin, wrap)
+def epilogue_args(epilogue, columns: int, acc_dtype) -> tuple:
+    """An epilogue resolved into what the njit kernels take: (shift, mult, masks, wide, relu, lo, hi, qmin, wrap)."""
+    lo, hi, qmin, wrap = overflow_params(epilogue.fast_overflow, epilogue.out_bits)
+    shift = np.ascontiguousarray(epilogue.shift, dtype=np.int64)
+    wide = epilogue.multiplier is not None and np.dtype(acc_dtype) == np.int64
+    return (shift, multipliers(epilogue.multiplier, columns), column_masks(epilogue.rounding, shift),
+            wide, epilogue.relu, lo, hi, qmin, wrap)
 
 
 def multipliers(multiplier, columns: int) -> np.ndarray:
@@ -66,8 +64,7 @@ def requant(acc, epilogue, out) -> int:
     Exact for any int64 ``acc`` times a multiplier below 2**31 (128-bit intermediate).
     """
     cols = acc.shape[-1]
-    params = EpilogueParams(epilogue, cols, acc.dtype)
-    return int(_requant_rows(acc.reshape(-1, cols), *params.args, out.reshape(-1, cols)))
+    return int(_requant_rows(acc.reshape(-1, cols), *epilogue_args(epilogue, cols, acc.dtype), out.reshape(-1, cols)))
 
 
 @njit(cache=True)

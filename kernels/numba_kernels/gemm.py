@@ -27,7 +27,7 @@ from numba import njit
 from ..bf16 import to_float32
 from ..kinds import gemm_kind
 from ..protocol import UnpackedWeights
-from .elementwise import EpilogueParams, requant_value
+from .elementwise import epilogue_args, requant_value
 from .overflow import fit
 
 MR = 4       # x rows per micro-tile
@@ -235,7 +235,7 @@ class PackedWeights:
         self.rows = np.ascontiguousarray(w)
         self.bias = _bias_or_zeros(bias, self.n, kind.acc)
         self.acc_proto = np.zeros(1, kind.acc)
-        self.epilogue = None if epilogue is None else EpilogueParams(epilogue, self.n, kind.acc).args
+        self.epilogue = None if epilogue is None else epilogue_args(epilogue, self.n, kind.acc)
 
     def _check(self, x) -> None:
         if x.dtype != self.kind.x:

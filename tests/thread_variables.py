@@ -1,0 +1,16 @@
+"""An autouse fixture for tests that run the CLI: importing it into a test module activates it there."""
+import os
+
+import pytest
+
+from fixedpoint.bench.threads import THREAD_VARIABLES
+
+
+@pytest.fixture(autouse=True)
+def restore_thread_variables(monkeypatch):
+    """The CLI pins thread variables in os.environ; undo that after each test."""
+    for name in THREAD_VARIABLES:
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
