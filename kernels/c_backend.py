@@ -105,7 +105,7 @@ def _ptr(ctype: str, array: np.ndarray | None):
     return ffi.NULL if array is None else ffi.cast(ctype, array.ctypes.data)
 
 
-class _CEpilogue:
+class CEpilogue:
     """An :class:`~fixedpoint.kernels.epilogue.Epilogue` as the ``fxp_epilogue`` struct of ``fxp.h``
     (made once per prepared layer; holds its parameter arrays alive)."""
 
@@ -187,7 +187,25 @@ class CWeights:
 
     def __init__(self, w, bias, kind, epilogue):
         self.w, self.bias, self.kind = w, bias, kind
-        self._epilogue = None if epilogue is None else _CEpilogue(epilogue)
+        self._epilogue = None if epilogue is None else CEpilogue(epilogue)
+
+    threads = 1
+
+    @property
+    def epilogue_struct(self):
+        """The ``fxp_epilogue *`` of the fused epilogue (None without one)."""
+        return None if self._epilogue is None else self._epilogue.struct
+
+    def native_call(self):
+        """(FXP_GEMM_* mode, weights pointer, bias pointer, the array owning the weights) of a compiled plan's
+        GEMM step (kernels/c_plan.py); the plan keeps the owner alive, so a repacked layer never frees what a
+        plan points to (the plan's call then reports the path mismatch)."""
+        return lib.FXP_GEMM_PLAIN, ffi.from_buffer(self.w), _ptr(_CTYPES[self.kind.acc], self.bias), self.w
+
+    def scratch_bytes_of(self, k, n):
+        """Scratch bytes of a call on ``rows`` rows, as a function of rows (for a plan's step)."""
+        code = self.kind.code
+        return lambda rows: lib.fxp_gemm_scratch_bytes(code, rows, n, k)
 
     def gemm(self, x, out) -> None:
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, x.shape[0], self.w.shape[0],
@@ -212,7 +230,7 @@ class _PackedPerPath(CWeights):
 
     def __init__(self, w, bias, kind, epilogue, threads):
         super().__init__(w, bias, kind, epilogue)
-        self._n, self._threads = w.shape[0], threads
+        self._n, self.threads = w.shape[0], threads
         self._path = -1
         self._packed = None
         self._packed_ptr = None
@@ -244,6 +262,10 @@ class PackedInt8Weights(_PackedPerPath):
     def _pack(self, n, k, packed):
         lib.fxp_gemm_s8_pack(ffi.from_buffer("int8_t[]", self.w), _ptr("int32_t *", self.bias), n, k, packed)
 
+    def native_call(self):
+        packed = self._packed_for_active_path()
+        return super().native_call() if packed is None else (lib.FXP_GEMM_PACKED_S8, packed, ffi.NULL, self._packed)
+
     def gemm(self, x, out) -> None:
         packed = self._packed_for_active_path()
         if packed is None:
@@ -253,7 +275,7 @@ class PackedInt8Weights(_PackedPerPath):
         n = self.w.shape[0]
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, n, k)))
         _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
-                                             m, n, k, scratch, self._threads))
+                                             m, n, k, scratch, self.threads))
 
     def gemm_requant(self, x, out) -> int:
         packed = self._packed_for_active_path()
@@ -263,7 +285,7 @@ class PackedInt8Weights(_PackedPerPath):
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, self._n, k)))
         count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
                                                ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch,
-                                               self._threads)
+                                               self.threads)
         _check_packed(count)
         return count
 
@@ -283,6 +305,18 @@ class PackedSplitWeights(_PackedPerPath):
     def _pack(self, n, k, packed):
         lib.fxp_gemm_split_pack(self.kind.code, ffi.from_buffer(self.w), n, k, packed)
 
+    def native_call(self):
+        packed = self._packed_for_active_path()
+        if packed is None:
+            return super().native_call()
+        return lib.FXP_GEMM_PACKED_SPLIT, packed, self._bias_ptr, (self._packed, self.bias)
+
+    def scratch_bytes_of(self, k, n):
+        if self._packed_for_active_path() is None:
+            return super().scratch_bytes_of(k, n)
+        code = self.kind.code
+        return lambda rows: lib.fxp_gemm_split_scratch_bytes(code, rows, k)
+
     def _run(self, x, acc, qout) -> int:
         """The exact int64 accumulator into ``acc`` (qout None), or the epilogue into ``qout``."""
         m, k = x.shape
@@ -292,7 +326,7 @@ class PackedSplitWeights(_PackedPerPath):
             ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc),
             ffi.NULL if qout is None else self._epilogue.struct,
             ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch,
-            self._threads)
+            self.threads)
         _check_packed(count)
         return count
 
@@ -355,7 +389,7 @@ def requant(acc, epilogue, out) -> int:
         fn = lib.fxp_requant_s64
     else:
         raise TypeError(f"requant: acc must be int32 or int64, got {acc.dtype}")
-    return int(fn(_ptr(_CTYPES[acc.dtype], acc), rows, n, _CEpilogue(epilogue).struct,
+    return int(fn(_ptr(_CTYPES[acc.dtype], acc), rows, n, CEpilogue(epilogue).struct,
                   ffi.cast("void *", out.ctypes.data)))
 
 
@@ -421,7 +455,7 @@ def add_requant(a, b, a_lshift, b_lshift, epilogue, out) -> int:
     """out = epilogue((a << a_lshift) + (b << b_lshift)), exact in int64; returns the overflow count."""
     return int(lib.fxp_add_requant(
         ffi.cast("void *", a.ctypes.data), ffi.cast("void *", b.ctypes.data), a.itemsize, a.size,
-        a_lshift, b_lshift, _CEpilogue(epilogue).struct, ffi.cast("void *", out.ctypes.data),
+        a_lshift, b_lshift, CEpilogue(epilogue).struct, ffi.cast("void *", out.ctypes.data),
     ))
 
 

@@ -236,6 +236,11 @@ class PreparedLinear:
     def out_dtype(self) -> np.dtype:
         return self._gemm.out_dtype
 
+    @property
+    def bound(self) -> BoundGemm:
+        """The validated weights and epilogue bound to the backend's prepared weights."""
+        return self._gemm
+
     def __call__(self, x, *, rng=None, stats=None):
         g = self._gemm
         x = np.asarray(x)
@@ -267,6 +272,11 @@ class PreparedConv:
     @property
     def out_dtype(self) -> np.dtype:
         return self._gemm.out_dtype
+
+    @property
+    def bound(self) -> BoundGemm:
+        """The validated (O, KH*KW*C) weights and epilogue bound to the backend's prepared weights."""
+        return self._gemm
 
     def __call__(self, x, *, rng=None, stats=None):
         g = self._gemm

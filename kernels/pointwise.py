@@ -22,7 +22,7 @@ from .reference.requantize import requantize as reference_requantize
 from .reference.rounding import round_div
 
 # The fast quantize multiplies x by 2**frac in float64; these frac ranges keep that exact
-# for every finite x (see _fast_quantize_applies).
+# for every finite x (see fast_quantize_applies).
 _FAST_QUANTIZE_FRAC = {np.dtype(np.float32): (-900, 900), np.dtype(np.float64): (0, 900)}
 
 
@@ -89,19 +89,10 @@ def add(
     except ValueError:
         raise ValueError(f"a {a.shape} and b {b.shape} do not broadcast together") from None
     wide = np.promote_types(a.dtype, b.dtype)
-    frac = max(a_frac, b_frac)
-    shift = frac - out_frac
-    if not SHIFT_RANGE[0] <= shift <= SHIFT_RANGE[1]:
-        raise ValueError(
-            f"max(a_frac, b_frac) - out_frac = {shift} is outside the supported shift range {list(SHIFT_RANGE)}"
-        )
     rounding = as_rounding(rounding)
-    epi = make_epilogue(1, shift, None, rounding, as_overflow(overflow), None,
-                        8 * wide.itemsize if out_bits is None else out_bits, bool_arg(relu, "relu"), None)
+    epi, a_lshift, b_lshift = add_alignment(a_frac, b_frac, out_frac, 8 * wide.itemsize if out_bits is None else out_bits,
+                                            rounding, as_overflow(overflow), bool_arg(relu, "relu"))
     rng = generator(rng, rounding)
-    # Only one operand is shifted; beyond max(shift, 0) + slack the result no longer depends on how far.
-    limit = max(shift, 0) + ADD_ALIGN_SLACK
-    a_lshift, b_lshift = min(frac - a_frac, limit), min(frac - b_frac, limit)
     out = np.empty(a.shape, dtype=epi.out_dtype)
     if rounding.is_stochastic or max(a_lshift, b_lshift) > ADD_INT64_MAX_LSHIFT:
         out[...], count = _reference_add(a, b, a_lshift, b_lshift, epi, rng)
@@ -113,6 +104,21 @@ def add(
             _reference_add(a, b, a_lshift, b_lshift, epi, rng)
     _report(stats, count, out.size)
     return out
+
+
+def add_alignment(a_frac: int, b_frac: int, out_frac: int, out_bits: int, rounding, overflow, relu: bool):
+    """(epilogue, a_lshift, b_lshift) of :func:`add`: both operands shifted left onto frac max(a_frac, b_frac),
+    then one requantization by shift = that frac - out_frac."""
+    frac = max(a_frac, b_frac)
+    shift = frac - out_frac
+    if not SHIFT_RANGE[0] <= shift <= SHIFT_RANGE[1]:
+        raise ValueError(
+            f"max(a_frac, b_frac) - out_frac = {shift} is outside the supported shift range {list(SHIFT_RANGE)}"
+        )
+    epi = make_epilogue(1, shift, None, rounding, overflow, None, out_bits, relu, None)
+    # Only one operand is shifted; beyond max(shift, 0) + slack the result no longer depends on how far.
+    limit = max(shift, 0) + ADD_ALIGN_SLACK
+    return epi, min(frac - a_frac, limit), min(frac - b_frac, limit)
 
 
 def _reference_add(a, b, a_lshift, b_lshift, epi: Epilogue, rng):
@@ -209,7 +215,7 @@ def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="satu
     rounding = as_rounding(rounding)
     overflow = as_overflow(overflow)
     rng = generator(rng, rounding)
-    if not _fast_quantize_applies(x, frac, bits, signed, rounding, overflow):
+    if not fast_quantize_applies(x.dtype, frac, bits, signed, rounding, overflow):
         return quantize_float(x, frac, bits, signed=signed, rounding=rounding, overflow=overflow, rng=rng)
     flat = c_array(x).reshape(-1)
     raw = np.empty(flat.shape, dtype=container_dtype(bits, True))
@@ -219,8 +225,8 @@ def quantize(x, frac, bits, *, signed=True, rounding="half_even", overflow="satu
     return raw.reshape(x.shape), int(saturated)
 
 
-def _fast_quantize_applies(x, frac, bits, signed, rounding, overflow) -> bool:
-    """Whether a backend's float64 kernel gives the exact answer for these arguments.
+def fast_quantize_applies(dtype, frac, bits, signed, rounding, overflow) -> bool:
+    """Whether a backend's float64 kernel gives the exact answer for x of ``dtype`` and these arguments.
 
     float32 x = m * 2**e with a 24-bit m and e >= -149; x * 2**frac stays exact in
     float64 while e + frac >= -1074 (frac >= -925) and is at worst +-inf (which
@@ -230,9 +236,10 @@ def _fast_quantize_applies(x, frac, bits, signed, rounding, overflow) -> bool:
     """
     if rounding.is_stochastic or overflow is not Overflow.SATURATE:
         return False
-    if not signed or bits > 16 or x.dtype not in _FAST_QUANTIZE_FRAC:
+    dtype = np.dtype(dtype)
+    if not signed or bits > 16 or dtype not in _FAST_QUANTIZE_FRAC:
         return False
-    lo, hi = _FAST_QUANTIZE_FRAC[x.dtype]
+    lo, hi = _FAST_QUANTIZE_FRAC[dtype]
     return lo <= frac <= hi
 
 

@@ -50,15 +50,24 @@ class Run:
 
 
 class FixedLayer:
-    """Base: `forward(raw, run)` maps raw integers in `in_fmt` to raw integers in `out_fmt`."""
+    """Base: `forward(raw, run)` maps raw integers in `in_fmt` to raw integers in `out_fmt`.
+
+    `FixedLayer.edits` counts attribute assignments on every layer, so a compiled model notices (cheaply)
+    that some layer may have changed since it was compiled.
+    """
 
     kind = "layer"
+    edits = 0
     weight_text = None
     scale = "pow2"   # activations are always power-of-two Q formats; Linear/Conv may use "multiplier"
     source = ()      # the (folded) float layers this layer computes, set at conversion (see FixedModel.layer_report)
 
     def __init__(self, name: str, in_fmt: QFormat, out_fmt: QFormat, out_dtype):
         self.name, self.in_fmt, self.out_fmt, self.out_dtype = name, in_fmt, out_fmt, np.dtype(out_dtype)
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        FixedLayer.edits += 1
 
     def forward(self, raw, run: Run):
         raise NotImplementedError
@@ -117,15 +126,19 @@ class FixedGemm(FixedLayer):
         return y
 
     def _prepared(self, in_dtype, run: Run):
+        return self.prepared(in_dtype, run.backend, run.rounding)
+
+    def prepared(self, in_dtype, backend, rounding: Rounding, threads=None):
         """The kernel with weights, bias and epilogue bound (weights packed by the backend), made once per
-        (backend, rounding, input dtype) and reused by every call."""
-        backend = run.backend if run.backend is not None else kernels.default_backend()
-        key = (backend, run.rounding, np.dtype(in_dtype))
+        (backend, rounding, input dtype, threads) and reused by every call; ``threads`` None: the default of
+        ``kernels.prepare_linear`` ($FXBENCH_THREADS, else 1)."""
+        backend = backend if backend is not None else kernels.default_backend()
+        key = (backend, rounding, np.dtype(in_dtype), threads)
         kernel = self._kernels.get(key)
         if kernel is None:
-            epilogue = dict(shift=self.shift, multiplier=self.multiplier, rounding=run.rounding,
+            epilogue = dict(shift=self.shift, multiplier=self.multiplier, rounding=rounding,
                             out_dtype=self.out_dtype, out_bits=self.out_fmt.bits, relu=self.relu, x_dtype=in_dtype,
-                            backend=backend)
+                            backend=backend, threads=threads)
             if self.kind == "Linear":
                 kernel = kernels.prepare_linear(self.weight, self.bias, **epilogue)
             else:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import kernels
 from ..conversion import dequantize
+from ..kernels.modes import as_rounding
 from .fixed_layers import FixedInput, Run
 from .layer_report import LayerReport, layer_report
 
@@ -31,6 +32,10 @@ class FixedModel:
         self.precision, self.scale, self.rounding, self.seed = precision, scale, rounding, seed
         self._backend = backend
         self._last_stats: dict = {}
+        self._last_plan_run = None     # (CompiledModel, counts, batch) of the last compiled call
+        self._plans: dict = {}         # (input dtype, rounding) -> CompiledModel, or the reason it runs layer by layer
+        self._fast = None              # the CompiledModel of the last compiled call
+        self._threads = None
 
     @property
     def backend(self) -> str:
@@ -57,8 +62,54 @@ class FixedModel:
                              f"calibration data, got {x.shape}")
         return x
 
+    def compile(self, dtype=np.float32, threads=None) -> "FixedModel":
+        """Compile the model (C backend) into one native call per forward for float input of ``dtype``, its
+        GEMMs split over ``threads`` (None: $FXBENCH_THREADS, else 1; results are identical for any count).
+        Calls compile lazily on their own; this compiles now, again after a change of the model, and raises
+        ``NotCompilable`` saying why a model runs layer by layer instead (see ``fixedpoint.nn.compiled``)."""
+        from .compiled import compile_model
+
+        self._plans.clear()
+        self._fast = None
+        self._threads = threads
+        dtype = np.dtype(dtype)
+        self._plans[(dtype, self.rounding)] = compile_model(self, dtype, as_rounding(self.rounding), threads)
+        return self
+
+    def plan_status(self, dtype=np.float32) -> str:
+        """"compiled" when calls on float ``dtype`` input run as one native call, else why they run layer by layer."""
+        dtype = np.dtype(dtype)
+        return "compiled" if self._plan(dtype) is not None else self._plans[(dtype, self.rounding)]
+
+    def _plan(self, dtype, recompile=False):
+        """The CompiledModel for input ``dtype`` (compiled on first use), or None (layer-by-layer execution)."""
+        key = (dtype, self.rounding)
+        plan = self._plans.get(key)
+        if plan is None and self._backend != "c":
+            plan = self._plans[key] = f"plans run on the C backend, not {self._backend!r}"
+        if plan is None or recompile:
+            from .compiled import NotCompilable, compile_model
+
+            try:
+                plan = compile_model(self, dtype, as_rounding(self.rounding), self._threads)
+            except NotCompilable as exc:
+                plan = str(exc)
+            self._plans[key] = plan
+        return None if isinstance(plan, str) else plan
+
     def __call__(self, x, raw: bool = False):
-        x = self._check_input(x)
+        compiled = self._fast
+        if not (compiled is not None and type(x) is np.ndarray and x.dtype is compiled.dtype
+                and x.shape[1:] == self.input_shape and x.flags.c_contiguous and x.shape[0]
+                and self.rounding is compiled.rounding):
+            x = self._check_input(x)
+            compiled = self._plan(x.dtype)
+        if compiled is not None:
+            result = self._run_plan(compiled, x, raw)
+            if result is None:      # weights packed for another SIMD path: pack and compile again
+                result = self._run_plan(self._plan(x.dtype, recompile=True), x, raw)
+            return result
+        self._last_plan_run = None
         run = Run(self._backend, self.rounding, self.seed)
         row_bytes = self.input_layer.out_dtype.itemsize * math.prod(self.input_shape)
         max_rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
@@ -78,6 +129,19 @@ class FixedModel:
         fmt = self.output_format
         return (y, fmt) if raw else dequantize(y, fmt)
 
+    def _run_plan(self, compiled, x, raw):
+        compiled.check(self.layers)
+        if x.shape[0] == 0:
+            raise ValueError("x must hold at least one sample")
+        x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+        result = compiled.plan.run(x, raw)
+        if result is None:
+            return None
+        y, counts = result
+        self._fast = compiled
+        self._last_plan_run = (compiled, counts, x.shape[0])
+        return (y, self.output_format) if raw else y
+
     def _all_layers(self):
         return [self.input_layer] + self.layers
 
@@ -91,6 +155,9 @@ class FixedModel:
 
     def overflow_report(self) -> list[dict]:
         """Per layer of the LAST call: elements saturated and elements produced (all 0 before any call)."""
+        if self._last_plan_run is not None:
+            compiled, counts, batch = self._last_plan_run
+            self._last_stats, self._last_plan_run = compiled.stats(counts, batch), None
         report = []
         for layer in self._all_layers():
             for name in layer.names():

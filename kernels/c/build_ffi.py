@@ -49,6 +49,7 @@ SOURCES = [
     "fxp_quantize_avx512.c",
     "fxp_pool.c",
     "fxp_elementwise.c",
+    "fxp_plan.c",
     "fxp_peak.c",
 ]
 COMPILE_ARGS = ["-O3", "-std=c99", "-fno-strict-aliasing"]

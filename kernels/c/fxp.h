@@ -141,3 +141,50 @@ int64_t fxp_peak_fma_f32(int64_t iters);
 int64_t fxp_peak_dot_s8(int64_t iters);
 /* vdpbf16ps (32 bf16 multiply-adds per instruction); 0 operations when AVX512_BF16 is not supported. */
 int64_t fxp_peak_dot_bf16(int64_t iters);
+
+/* A compiled forward (kernels/c_plan.py): steps run in order on each tile of `tile` samples of the
+ * batch, every activation in an arena the caller allocates once (src/dst are byte offsets into it;
+ * src FXP_PLAN_INPUT is the call's x).  Per-sample element counts and op geometry are in the step.
+ * Integer results are those of the layer-by-layer kernels: the same functions run. */
+#define FXP_STEP_QUANTIZE 0
+#define FXP_STEP_GEMM 1
+#define FXP_STEP_CONV 2
+#define FXP_STEP_CLAMP 3
+#define FXP_STEP_MAXPOOL 4
+#define FXP_STEP_AVGPOOL 5
+#define FXP_STEP_AVGPOOL_PAD 6
+#define FXP_STEP_PERMUTE 7
+#define FXP_STEP_PAD 8
+#define FXP_STEP_ADD 9
+#define FXP_STEP_LUT 10
+#define FXP_STEP_SOFTMAX 11
+#define FXP_STEP_OUTPUT 12
+#define FXP_PLAN_INPUT -1
+/* How a GEMM step runs: pre-packed int8 weights, pre-packed split weights (int16 activations), or
+ * the plain requantizing GEMM of its kind on w and bias as stored. */
+#define FXP_GEMM_PACKED_S8 0
+#define FXP_GEMM_PACKED_SPLIT 1
+#define FXP_GEMM_PLAIN 2
+typedef struct {
+    int op, in_size, out_size;
+    int64_t src, src2, dst, aux;      /* arena byte offsets (aux: a conv's patch rows) */
+    int64_t in_count, out_count;      /* elements per sample of src and dst */
+    int64_t dim[16];                  /* geometry, per op (see fxp_plan.c) */
+    int64_t counter;                  /* slot of counts[] receiving the overflow count, or -1 */
+    int gemm_mode, kind, threads;
+    const void *w;                    /* packed weights, or w as stored (FXP_GEMM_PLAIN) */
+    const void *bias;                 /* bias of FXP_GEMM_PACKED_SPLIT and FXP_GEMM_PLAIN */
+    const fxp_epilogue *e;
+    const void *table;                /* lut table, or the softmax exp table (int64) */
+} fxp_plan_step;
+/* Runs every step on every tile; y gets the last step's output (float64 dequantized, or the raw
+ * integers when raw is 1); counts[0 .. n_counters - 1] (zeroed first) get the overflow counts.
+ * Returns 0; -1 when x holds NaN (counts[n_counters] gets the NaN count of the first tile holding
+ * one; the steps after the quantization of that tile do not run); -2 when packed weights were packed
+ * for another SIMD path than the active one (the remaining steps do not run). */
+int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, const void *x, void *y, int raw, int64_t batch,
+                     int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters);
+/* Patch rows of a zero-padded NHWC x (b, h, w, c) for a conv with kernel (kh, kw), stride (sh, sw) and
+ * padding (ph, pw): out (b * oh * ow, kh * kw * c), element size `size` bytes. */
+void fxp_im2col(const void *x, void *out, int size, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
+                int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow);
