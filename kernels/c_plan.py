@@ -56,6 +56,7 @@ class PlanBuilder:
         if dtype not in _FLOATS:
             raise TypeError(f"a plan's input must be float32 or float64, got {dtype}")
         self.input = Tensor(tuple(shape), dtype, _INPUT)
+        self.path = lib.fxp_active_path()   # packed weights and scratch sizes hold for this SIMD path only
         self._sample_bytes: list[int] = []   # per buffer: bytes of one sample
         self._steps: list[dict] = []
         self._keep: list = []                # objects the steps point into
@@ -214,7 +215,7 @@ class PlanBuilder:
                                     out_size=8, in_count=result.count, out_count=result.count, dim=(frac,),
                                     counter=-1)]
         return Plan(self.input, result, steps, list(self._sample_bytes), list(self._gemms), list(self._keep),
-                    list(self.counters))
+                    list(self.counters), self.path)
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,8 @@ class NativeGemm:
 class Plan:
     """A compiled forward; ``plan.run(x, raw)`` -> (y, counts) or None when it must be compiled again."""
 
-    def __init__(self, input_: Tensor, result: Tensor, steps, sample_bytes, gemms, keep, counters):
-        self.input, self.result, self.counters = input_, result, counters
+    def __init__(self, input_: Tensor, result: Tensor, steps, sample_bytes, gemms, keep, counters, path):
+        self.input, self.result, self.counters, self.path = input_, result, counters, path
         self._steps, self._sample_bytes, self._gemms, self._keep = steps, sample_bytes, gemms, keep
         self._by_batch: dict[int, _TilePlan] = {}
         self._by_tile: dict[int, _TilePlan] = {}
@@ -269,12 +270,12 @@ class Plan:
 
     def run(self, x: np.ndarray, raw: bool):
         """y (float64 dequantized, or raw integers) of C-contiguous ``x`` (B >= 1, *input shape) and the overflow
-        count of every counter (a view of a buffer the next call reuses); None when the weights were packed for
-        another SIMD path (compile again).  Raises PlanError for NaN in x (nothing is returned)."""
+        count of every counter (a view of a buffer the next call reuses); None when the plan was compiled on
+        another SIMD path than the active one (compile again).  Raises PlanError for NaN in x (nothing is returned)."""
         batch = x.shape[0]
         tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
         y = np.empty((batch,) + self._result_shape, dtype=self.result.dtype if raw else np.float64)
-        status = lib.fxp_plan_run(tile_plan.steps, tile_plan.n_steps, ffi.from_buffer(x), ffi.from_buffer(y), raw,
+        status = lib.fxp_plan_run(tile_plan.steps, tile_plan.n_steps, self.path, ffi.from_buffer(x), ffi.from_buffer(y), raw,
                                   batch, tile_plan.tile, tile_plan.arena, tile_plan.scratch, tile_plan.counts_ptr,
                                   len(self.counters))
         if status == 0:

@@ -180,10 +180,10 @@ typedef struct {
 /* Runs every step on every tile; y gets the last step's output (float64 dequantized, or the raw
  * integers when raw is 1); counts[0 .. n_counters - 1] (zeroed first) get the overflow counts.
  * Returns 0; -1 when x holds NaN (counts[n_counters] gets the NaN count of the first tile holding
- * one; the steps after the quantization of that tile do not run); -2 when packed weights were packed
- * for another SIMD path than the active one (the remaining steps do not run). */
-int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, const void *x, void *y, int raw, int64_t batch,
-                     int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters);
+ * one; the steps after the quantization of that tile do not run); -2, running nothing, when `path`
+ * (the SIMD path the plan was compiled on: its packed weights and scratch sizes) is not the active one. */
+int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
+                     int64_t batch, int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters);
 /* Patch rows of a zero-padded NHWC x (b, h, w, c) for a conv with kernel (kh, kw), stride (sh, sw) and
  * padding (ph, pw): out (b * oh * ow, kh * kw * c), element size `size` bytes. */
 void fxp_im2col(const void *x, void *out, int size, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,

@@ -287,9 +287,11 @@ static int64_t step(const fxp_plan_step *s, const char *src, char *dst, char *ar
     return 0;
 }
 
-int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, const void *x, void *y, int raw, int64_t batch,
-                     int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters)
+int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
+                     int64_t batch, int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters)
 {
+    if (path != fxp_active_path())
+        return -2;
     char *base = (char *)arena;
     memset(counts, 0, (size_t)(n_counters + 1) * sizeof *counts);
     for (int64_t t0 = 0; t0 < batch; t0 += tile) {
