@@ -122,6 +122,9 @@ def model_case(task_name: str, batch: int, precision: str, backend: str) -> Case
              "float64_accuracy": float(task.info["test_accuracy"])}
     if precision in FLOAT_DTYPES:
         extra["implementation"] = "fxbench nn (numpy)"
+    elif hasattr(forward, "plan_status"):   # a FixedModel: one native call per forward, or layer by layer
+        extra["execution"] = forward.plan_status(x.dtype)
+        extra["arena_bytes"] = int(forward.arena_bytes(batch, x.dtype))
     return Case("model", f"{task_name} batch {batch}", precision, backend, lambda: forward(x), ops,
                 weight_bytes, largest * ACTIVATION_ITEMSIZE[precision], reference,
                 decode=lambda y: np.asarray(y, dtype=np.float64), extra=extra)
@@ -211,3 +214,27 @@ def contender_case(task_name: str, batch: int, precision: str, backend: str) -> 
                 ort_sessions.weight_bytes(proto), largest * ACTIVATION_ITEMSIZE[precision], reference,
                 decode=lambda y: np.asarray(y, dtype=np.float64), extra=extra, expected=reference,
                 tolerance=MODEL_TOLERANCE[precision])
+
+
+def call_overhead_record(calls: int = 2000, repeats: int = 5) -> dict:
+    """The per-call cost of a compiled fixed-point model with nothing to compute: a one-layer int8 model
+    (Linear 1 -> 1, C backend) at batch 1, best of ``repeats`` medians-of-calls; Python, cffi and checks."""
+    import time
+
+    from fixedpoint import nn
+
+    quantize_model, reason = quantize_model_function()
+    if quantize_model is None:
+        return {"kind": "not_available", "section": "compiled call overhead", "reason": reason}
+    model = quantize_model(nn.Sequential([nn.Linear(np.array([[0.5]]), np.array([0.25]))]),
+                           np.linspace(-1, 1, 64).reshape(64, 1), "i8", backend="c")
+    x = np.zeros((1, 1), dtype=np.float32)
+    model(x)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            model(x)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return {"kind": "call_overhead", "model": "Linear 1 -> 1, int8, C backend, batch 1",
+            "execution": model.plan_status(), "median_s": best}

@@ -216,6 +216,8 @@ def run(writer, *, quick: bool, backends=None, precisions=None, task_names=None,
     for record in missing_models:
         writer.add(record)
     _time_cases(writer, model_specs, quick=quick, progress=progress, desc="models", keep_going=True)
+    if not missing and "c" in backends:
+        writer.add(model_workloads.call_overhead_record())
     native_float_rows(writer, kernel_specs + model_specs, quick=quick, progress=progress)
     if sweep and not missing:
         bits = sweeps.QUICK_BITS if quick else sweeps.RUN_BITS

@@ -466,6 +466,14 @@ def divide(num, den, rounding, overflow, out_bits, out) -> int:
                               out.itemsize))
 
 
+def im2col(x, kernel, stride, padding, out_hw, rows, out) -> None:
+    """Patch rows of output rows ``rows`` = (i0, i1) of every image of NHWC ``x`` (``fxp_im2col``)."""
+    b, h, w, c = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (_, ow), (i0, i1) = kernel, stride, padding, out_hw, rows
+    lib.fxp_im2col(ffi.from_buffer(x), ffi.from_buffer(out, require_writable=True), x.itemsize, b, h, w, c, kh, kw,
+                   sh, sw, ph, pw, i0, i1, ow)
+
+
 def lut(x, table, out) -> None:
     """out = table[x - x_min] for int8 (256 entries) or int16 (65536 entries) x."""
     table = np.ascontiguousarray(table, dtype=out.dtype)

@@ -12,8 +12,9 @@ Routing: deterministic roundings run the backend's fused ``gemm_requant`` (``ove
 accumulator so the reference raises the ``OverflowError``); stochastic roundings take
 the exact accumulator from the backend's ``gemm`` and requantize it on the reference
 path with the call's generator, so every backend gives the same result for one seed.
-Convolutions are zero padding plus im2col (patches copied in x's dtype, at most about
-32 MiB at a time) into the same GEMM, against w reshaped to (O, KH*KW*C).
+Convolutions are the backend's im2col (zero-padded patches copied in x's dtype, about
+256 KiB at a time, so they are still in cache for the GEMM) into the same GEMM, against
+w reshaped to (O, KH*KW*C).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .modes import Overflow, as_overflow, as_rounding
 
 __all__ = ["PreparedConv", "PreparedLinear", "prepare_conv1d", "prepare_conv2d", "prepare_linear"]
 
-_IM2COL_CHUNK_BYTES = 32 * 2**20
+_IM2COL_CHUNK_BYTES = 256 * 2**10
 
 
 def prepare_linear(
@@ -298,7 +299,7 @@ class PreparedConv:
             out_rows = out.reshape(b * oh * ow, g.n)
 
             def chunks():
-                return im2col_chunks(x4, self.kernel, self.stride, self.padding, (oh, ow))
+                return im2col_chunks(c_array(x4), self.kernel, self.stride, self.padding, (oh, ow), g.backend)
 
             count = sum(g.rows(patches, rng, out_rows[rows]) for rows, patches in chunks())
 
@@ -312,31 +313,26 @@ class PreparedConv:
         return out[:, 0] if conv1d else out
 
 
-def im2col_chunks(x, kernel, stride, padding, out_hw):
-    """Yield (row slice of the (B*OH*OW, O) output, patches (rows, KH*KW*C) in x's dtype).
+def im2col_chunks(x, kernel, stride, padding, out_hw, backend):
+    """Yield (row slice of the (B*OH*OW, O) output, patches (rows, KH*KW*C) in x's dtype) from ``backend.im2col``.
 
-    Whole images are grouped while their patches stay under ``_IM2COL_CHUNK_BYTES``;
-    a single image too large for that is cut into bands of output rows.  Patch columns
-    are ordered (kh, kw, c), matching w.reshape(O, KH*KW*C).
+    Whole images are grouped while their patches stay under ``_IM2COL_CHUNK_BYTES`` (so a chunk's patches are
+    still in cache when the GEMM reads them); a single image too large for that is cut into bands of output
+    rows.  Patch columns are ordered (kh, kw, c), matching w.reshape(O, KH*KW*C).
     """
     b, _, _, c = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
+    (kh, kw), (oh, ow) = kernel, out_hw
     row_bytes = max(1, kh * kw * c * x.itemsize)
     rows_per_chunk = max(1, _IM2COL_CHUNK_BYTES // row_bytes)
     images_per_chunk = max(1, rows_per_chunk // (oh * ow))
     bands_per_chunk = max(1, min(oh, rows_per_chunk // ow))
     for b0 in range(0, b, images_per_chunk):
         b1 = min(b, b0 + images_per_chunk)
-        padded = np.pad(x[b0:b1], ((0, 0), (ph, ph), (pw, pw), (0, 0)))
         band = oh if b1 - b0 > 1 else bands_per_chunk
         for i0 in range(0, oh, band):
             i1 = min(oh, i0 + band)
-            patches = np.empty((b1 - b0, i1 - i0, ow, kh, kw, c), dtype=x.dtype)
-            for di in range(kh):
-                top = i0 * sh + di
-                for dj in range(kw):
-                    patches[:, :, :, di, dj, :] = padded[:, top : top + (i1 - i0 - 1) * sh + 1 : sh,
-                                                         dj : dj + (ow - 1) * sw + 1 : sw, :]
-            first = (b0 * oh + i0) * ow
             n_rows = (b1 - b0) * (i1 - i0) * ow
-            yield slice(first, first + n_rows), patches.reshape(n_rows, kh * kw * c)
+            patches = np.empty((n_rows, kh * kw * c), dtype=x.dtype)
+            backend.im2col(x[b0:b1], kernel, stride, padding, out_hw, (i0, i1), patches)
+            first = (b0 * oh + i0) * ow
+            yield slice(first, first + n_rows), patches

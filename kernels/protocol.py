@@ -115,3 +115,8 @@ class Backend(Protocol):
 
     def lut(self, x, table, out) -> None:
         """out = table[x - x_min] for 1-d int8 (256-entry table) or int16 (65536-entry) x; any table dtype."""
+
+    def im2col(self, x, kernel, stride, padding, out_hw, rows, out) -> None:
+        """Patch rows of NHWC ``x`` (B, H, W, C), zero padded by ``padding`` (ph, pw) on both sides, for output
+        rows ``rows`` = (i0, i1) of every image: out (B * (i1 - i0) * OW, KH*KW*C) in x's dtype, columns in
+        (kh, kw, c) order (``out_hw`` = (OH, OW))."""

@@ -130,7 +130,7 @@ def _stored(tmp_path, name, records, cpu="Test CPU"):
 
 def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     records = [_model_record("a", 256, "f32", "numpy", 4e-3, 1000, 0.95),
-               _model_record("a", 256, "i8", "c", 1e-3, 400, 0.94),
+               dict(_model_record("a", 256, "i8", "c", 1e-3, 300, 0.94), arena_bytes=100),
                _model_record("b", 256, "f32", "numpy", 4e-3, 1000, 0.90),
                _model_record("b", 256, "i8", "c", 2e-3, 600, 0.90),
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8", "backend": "numba",
@@ -139,7 +139,9 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
                 "backend": workloads.NAIVE, "median_s": 6e-3, "weight_bytes": 6},
                {"kind": "speed", "op": "linear", "workload": "linear 1x2x3", "precision": "i8",
                 "backend": contenders.ONNXRUNTIME, "median_s": 2e-3, "weight_bytes": 6, "contender": "onnxruntime",
-                "implementation": "onnxruntime MatMulInteger (int32 out)"}]
+                "implementation": "onnxruntime MatMulInteger (int32 out)"},
+               {"kind": "call_overhead", "model": "Linear 1 -> 1, int8, C backend, batch 1", "execution": "compiled",
+                "median_s": 1.5e-6}]
     records += [_sweep_record("a", w, a, "default", 0.95 if min(w, a) >= 4 else 0.3)
                 for w in (2, 4, 8) for a in (2, 4, 8)]
     records += [_sweep_record("a", b, b, "per-tensor", 0.95 if b >= 8 else 0.2) for b in (2, 4, 8)]
@@ -148,7 +150,8 @@ def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| model a batch 256 |" in text and "| 4.00 |" in text
     assert "-/95.0/-/-/-/-/-/94.0" in text
-    assert "| a | c | 400 | 100 | 64 | 64 | 1.0 | 0.4 | 0.40 | met |" in text
+    assert "| a | c | 400 | 100 | 64 | 64 | 1.0 | 0.3 | 0.1 | 0.40 | met |" in text   # peak + arena: 0.4 KiB
+    assert "(Linear 1 -> 1, int8, C backend, batch 1, compiled): 1.50 us per call" in text
     assert "allocates 0.40-0.60x the float32 peak; the target of at most 0.5x is met on 1 of 2 task models" in text
     assert "| 0.60 | not met |" in text
     assert "| linear 1x2x3 | numba | 6 | 1 | 6.0 | met |" in text

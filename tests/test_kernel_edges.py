@@ -203,3 +203,23 @@ def test_unaligned_inputs_are_copied_before_native_code(backend):
     np.testing.assert_array_equal(
         K.requantize(acc, 4, rounding="floor", overflow="saturate", out_bits=8, backend=backend),
         K.requantize(np.array(acc), 4, rounding="floor", overflow="saturate", out_bits=8, backend="reference"))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 5])
+def test_im2col_patches_of_every_backend(backend, dtype, channels):
+    """Every backend's patch rows equal the reference's: kernels wider than the image, padding past the
+    kernel, strides that skip columns, and row bands of one image."""
+    be = K.registry.get_backend(backend)
+    ref = K.registry.get_backend("reference")
+    rng = np.random.default_rng(channels)
+    for (h, w), (kh, kw), (sh, sw), (ph, pw) in [((5, 4), (3, 3), (1, 1), (1, 1)), ((3, 7), (5, 2), (2, 3), (3, 0)),
+                                                  ((1, 6), (1, 4), (1, 2), (0, 2)), ((4, 4), (4, 4), (1, 1), (0, 0))]:
+        x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (2, h, w, channels), endpoint=True).astype(dtype)
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        for rows in ((0, oh), (oh // 2, oh), (0, 1)):
+            shape = (2 * (rows[1] - rows[0]) * ow, kh * kw * channels)
+            got, want = np.full(shape, 7, dtype), np.zeros(shape, dtype)
+            be.im2col(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow), rows, got)
+            ref.im2col(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow), rows, want)
+            np.testing.assert_array_equal(got, want)

@@ -81,6 +81,12 @@ class FixedModel:
         dtype = np.dtype(dtype)
         return "compiled" if self._plan(dtype) is not None else self._plans[(dtype, self.rounding)]
 
+    def arena_bytes(self, batch: int, dtype=np.float32) -> int:
+        """Bytes a compiled call on ``batch`` samples keeps allocated between calls (activation arena and GEMM
+        scratch of its tile size, besides the packed weights); 0 when the model runs layer by layer."""
+        plan = self._plan(np.dtype(dtype))
+        return 0 if plan is None else plan.plan.arena_bytes(batch)
+
     def _plan(self, dtype, recompile=False):
         """The CompiledModel for input ``dtype`` (compiled on first use), or None (layer-by-layer execution)."""
         key = (dtype, self.rounding)
@@ -128,6 +134,14 @@ class FixedModel:
         self._last_stats = run.stats
         fmt = self.output_format
         return (y, fmt) if raw else dequantize(y, fmt)
+
+    def __getstate__(self):
+        """Compiled plans (native step arrays over packed buffers) are compiled again after a copy or pickle."""
+        state = dict(self.__dict__, _plans={}, _fast=None, _last_plan_run=None)
+        if self._last_plan_run is not None:
+            compiled, counts, batch = self._last_plan_run
+            state["_last_stats"] = compiled.stats(counts, batch)
+        return state
 
     def _run_plan(self, compiled, x, raw):
         compiled.check(self.layers)

@@ -185,6 +185,7 @@ typedef struct {
 int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
                      int64_t batch, int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters);
 /* Patch rows of a zero-padded NHWC x (b, h, w, c) for a conv with kernel (kh, kw), stride (sh, sw) and
- * padding (ph, pw): out (b * oh * ow, kh * kw * c), element size `size` bytes. */
+ * padding (ph, pw), output rows i0 .. i1 - 1 of every image: out (b * (i1 - i0) * ow, kh * kw * c),
+ * element size `size` bytes, columns in (kh, kw, c) order. */
 void fxp_im2col(const void *x, void *out, int size, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
-                int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow);
+                int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t i0, int64_t i1, int64_t ow);

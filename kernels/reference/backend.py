@@ -95,6 +95,19 @@ def lut(x, table, out) -> None:
     out[...] = table[x.astype(np.int64) - x_min]
 
 
+def im2col(x, kernel, stride, padding, out_hw, rows, out) -> None:
+    """Patch rows of output rows ``rows`` of every image: one strided copy per kernel offset."""
+    (kh, kw), (sh, sw), (ph, pw), (_, ow), (i0, i1) = kernel, stride, padding, out_hw, rows
+    b, _, _, c = x.shape
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    patches = out.reshape(b, i1 - i0, ow, kh, kw, c)
+    for di in range(kh):
+        top = i0 * sh + di
+        for dj in range(kw):
+            patches[:, :, :, di, dj, :] = padded[:, top : top + (i1 - i0 - 1) * sh + 1 : sh,
+                                                 dj : dj + (ow - 1) * sw + 1 : sw, :]
+
+
 def _accumulate(x, w, bias):
     """x @ w.T + bias: float in the input dtype, bf16 bit patterns (uint16) in float32 (exact products),
     integers exactly in int64."""
