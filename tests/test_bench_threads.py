@@ -12,23 +12,11 @@ from fixedpoint.bench import (catalog, classes, cli, contenders, info, model_wor
 from fixedpoint.bench.threads import timed_threads
 from fixedpoint.bench.timing import measure
 from fixedpoint.kernels.args import THREADS_VARIABLE
-from thread_variables import restore_thread_variables  # noqa: F401  (autouse)
+from thread_variables import restore_pools, restore_thread_variables  # noqa: F401  (fixtures; the second is autouse)
 
 SHAPE = (2, 16, 8)
 needs_onnxruntime = pytest.mark.skipif(classes.missing_library("onnxruntime") is not None,
                                        reason="onnxruntime is not installed (the data extra)")
-
-
-@pytest.fixture
-def restore_pools():
-    """A run pins this process's BLAS/OpenMP pools and Numba; give them back their earlier counts afterwards."""
-    import numba
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    pools, numba_threads = threadpool_info(), numba.get_num_threads()
-    yield
-    threadpool_limits(limits=pools)
-    numba.set_num_threads(numba_threads)
 
 
 @pytest.fixture
@@ -54,7 +42,7 @@ def test_threads_parses_counts():
     assert cli.thread_count("2") == 2 and cli.thread_count("16") == 16
 
 
-def test_the_cli_sets_fxbench_s_own_count_before_anything_is_built(tmp_path, monkeypatch, restore_pools):
+def test_the_cli_sets_fxbench_s_own_count_and_the_context_records_it(tmp_path, monkeypatch, restore_pools):
     seen = []
     monkeypatch.setattr(runner, "run", lambda writer, **kwargs: seen.append(
         (os.environ[THREADS_VARIABLE], writer.data["context"]["threads"]["count"])))

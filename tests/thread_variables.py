@@ -1,4 +1,5 @@
-"""An autouse fixture for tests that run the CLI: importing it into a test module activates it there."""
+"""Fixtures for tests that run the CLI: ``restore_thread_variables`` is autouse (importing it into a test module
+activates it there); ``restore_pools`` is asked for by the tests that run at more than one thread."""
 import os
 
 import pytest
@@ -16,3 +17,15 @@ def restore_thread_variables(monkeypatch):
             monkeypatch.setenv(name, os.environ[name])
         else:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def restore_pools():
+    """A run pins this process's BLAS/OpenMP pools and Numba; give them back their earlier counts afterwards."""
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    pools, numba_threads = threadpool_info(), numba.get_num_threads()
+    yield
+    threadpool_limits(limits=pools)
+    numba.set_num_threads(numba_threads)
