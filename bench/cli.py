@@ -1,5 +1,6 @@
 """The ``fxbench`` command: ``info``, ``run``, ``sweep``, ``report RESULTS.json [...] --out DIR``.
-``run --model FILE.onnx`` and ``sweep --model FILE.onnx`` measure the user's own model (see ``user_model``).
+``run --model FILE.onnx`` and ``sweep --model FILE.onnx`` measure the user's own model (see ``user_model``);
+``run --threads N`` times every row at N threads (see ``threads``).
 
 Bad input (unknown task, backend, precision or bit range, missing or foreign results file, a report --out
 that is not a directory) prints one line to stderr and exits 2; so do results with records or fields the
@@ -64,8 +65,21 @@ class UsageError(Exception):
     """Bad command-line input: reported as one line, exit status 2."""
 
 
+def thread_count(text: str) -> int:
+    """``--threads``'s value: an integer >= 1 (argparse names the option in its error)."""
+    problem = argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    try:
+        count = int(text)
+    except ValueError:
+        raise problem from None
+    if count < 1:
+        raise problem
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxbench", description="Fixed point vs float on this CPU.")
+    parser.set_defaults(threads=1)   # info, sweep and report time nothing: one thread
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="CPU, ISA, peaks, BLAS core, threads, backends, contenders (a summary)")
     info.add_argument("--json", action="store_true", help="the whole context block as JSON (as results.json has it)")
@@ -75,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", action="append", help="backend to time (repeatable; default: all fast ones)")
     run.add_argument("--precision", action="append", help="precision to time (repeatable; default: all)")
     run.add_argument("--task", action="append", help="task model to time (repeatable; default: all)")
+    run.add_argument("--threads", type=thread_count, default=1,
+                     help="threads every row is timed at: BLAS, OpenMP, Numba, onnxruntime, torch and fxbench's "
+                          "C integer GEMMs (default 1)")
     _model_arguments(run)
     run.add_argument("--weight-bits", type=int, help="with --model: convert at this weight width (2..16)")
     run.add_argument("--activation-bits", type=int, help="with --model: convert at this activation width (2..16)")
@@ -107,7 +124,7 @@ def _user_model(build, *arguments) -> int:
         measure = build(*arguments)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    return _measure_into_new_run(arguments[0].out, measure)
+    return _measure_into_new_run(arguments[0], measure)
 
 
 def _check_choices(values, accepted, what):
@@ -120,7 +137,7 @@ def cmd_info(args) -> int:
     from .context import collect_context
     from .threads import pin_threads
 
-    limiter = pin_threads(1)  # noqa: F841 (kept alive while the context is read)
+    limiter = pin_threads(args.threads)  # noqa: F841 (kept alive while the context is read)
     context = collect_context()
     if args.json:
         print(json.dumps(context, indent=1))
@@ -143,14 +160,15 @@ def _check_tasks(names):
     _check_choices(names, tasks.names(), "task")
 
 
-def _measure_into_new_run(out, measure) -> int:
-    """Run ``measure(writer)`` into a fresh run directory under ``out``, then write report.md there."""
+def _measure_into_new_run(args, measure) -> int:
+    """Run ``measure(writer)`` at ``args.threads`` threads into a fresh run directory under ``args.out``, then
+    write report.md there."""
     from . import report, results
     from .context import collect_context
     from .threads import pin_threads
 
-    limiter = pin_threads(1)  # noqa: F841
-    run_dir = results.new_run_dir(Path(out))
+    limiter = pin_threads(args.threads)  # noqa: F841
+    run_dir = results.new_run_dir(Path(args.out))
     writer = results.ResultsWriter(run_dir / "results.json", collect_context(), before_add=_interrupts.check)
     started = time.perf_counter()
     try:
@@ -184,7 +202,7 @@ def cmd_run(args) -> int:
         return _user_model(run_measure, args)
     if args.calib or args.test or args.weight_bits is not None or args.activation_bits is not None:
         raise UsageError("--calib, --test, --weight-bits and --activation-bits go with --model")
-    return _measure_into_new_run(args.out, lambda writer: runner.run(
+    return _measure_into_new_run(args, lambda writer: runner.run(
         writer, quick=args.quick, backends=args.backend, precisions=args.precision, task_names=args.task))
 
 
@@ -217,7 +235,7 @@ def cmd_sweep(args) -> int:
         sweeps.run_sweep(points, writer.add, n_test=args.test_samples, backend=args.backend)
         writer.add({"kind": "memory", "peak_rss_bytes": peak_rss_bytes()})
 
-    return _measure_into_new_run(args.out, measure)
+    return _measure_into_new_run(args, measure)
 
 
 def cmd_report(args) -> int:
@@ -261,8 +279,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    pin_environment(1)
     args = _parser().parse_args(argv)
+    pin_environment(args.threads)   # before numpy and anything else loads (reading the arguments loads neither)
     command = {"info": cmd_info, "run": cmd_run, "sweep": cmd_sweep, "report": cmd_report}[args.command]
     try:
         return command(args)

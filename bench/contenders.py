@@ -3,7 +3,7 @@
 Every row takes the same inputs as fxbench's row of that workload (``workloads.dot_inputs`` with the same seed)
 and, for int8, the same per-tensor power-of-two quantization, and is checked against fxbench's reference
 result before it is timed (``Case.expected`` / ``Case.tolerance``: int8 rows exactly, float rows within a
-relative RMS). All run on one thread.
+relative RMS). All run at the run's thread count (``threads.timed_threads``: 1 unless ``fxbench run --threads N``).
 
 - float32: torch ``linear`` / ``conv1d`` / ``conv2d``; onnxruntime ``MatMul`` / ``Conv`` (weights as graph
   initializers, as in a deployed model).
@@ -174,18 +174,15 @@ def _int8_expected(op, job: _Int8Job, requantized: bool) -> np.ndarray:
 
 
 def _ort_session(nodes, inputs, outputs, initializers, opset=13):
-    """A one-thread CPU session of one graph (every graph optimization on, as a user's session has)."""
-    import onnxruntime
+    """A CPU session of one graph with the options of every onnxruntime row (``ort_sessions.session``)."""
     from onnx import helper
+
+    from .ort_sessions import session
 
     graph = helper.make_graph(nodes, "contender", inputs, outputs, initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session(model)
 
 
 def _conv_attributes(op, w, kwargs) -> dict:
@@ -276,10 +273,13 @@ def _ort_matmul_integer_case(op, dims, seed) -> Case:
 
 
 def _torch():
-    """torch on one thread (intra-op; inter-op too unless torch has already started its pool)."""
+    """torch at the run's thread count within an operator, one inter-op thread (unless torch has already started
+    its inter-op pool)."""
     import torch
 
-    torch.set_num_threads(1)
+    from .threads import timed_threads
+
+    torch.set_num_threads(timed_threads())
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:   # only settable before the first inter-op work; the run never starts any

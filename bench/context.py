@@ -1,4 +1,5 @@
-"""The run's context block: machine, ISA flags, AMX permission, versions, threads, backends, commit."""
+"""The run's context block: machine, ISA flags, AMX permission, versions, threads (the count rows are timed at and
+the pools' settings), backends, commit."""
 from __future__ import annotations
 
 import ctypes
@@ -69,7 +70,8 @@ def package_versions() -> dict:
 
 
 def backend_status() -> dict:
-    """Available kernel backends, the default, why others are missing, and the C backend's probes."""
+    """Available kernel backends, the default, why others are missing, and the C backend's probes (its SIMD path
+    and whether it was built with OpenMP, which its integer GEMMs need to split over threads)."""
     from fixedpoint.kernels import registry
 
     status = {"available": list(registry.available()), "default": registry.default_backend(),
@@ -78,6 +80,7 @@ def backend_status() -> dict:
         from fixedpoint.kernels import c_backend
 
         status["c_simd_path"] = _call_or_none(c_backend, "simd_path")
+        status["c_openmp"] = _call_or_none(c_backend, "openmp")
     return status
 
 

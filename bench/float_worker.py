@@ -1,8 +1,9 @@
 """The float worker: ``python -m fixedpoint.bench.float_worker`` measures the specs it reads on stdin.
 
 Started by ``native_blas.run_worker`` in an environment without the BLAS-pinning variables, it pins its threads
-as ``fxbench`` does, writes one JSON line describing its BLAS (kind "worker_info"), then one record per spec
-(timed as in the main process; a spec that fails becomes a "failed" record and the worker goes on).
+to the request's count as ``fxbench`` does, writes one JSON line describing its BLAS and threads (kind
+"worker_info"), then one record per spec (timed as in the main process; a spec that fails becomes a "failed"
+record and the worker goes on).
 Ctrl-C ends it quietly with status 130.
 """
 from __future__ import annotations
@@ -22,15 +23,16 @@ def _emit(record: dict) -> None:
 
 
 def main(stdin=None) -> int:
-    pin_environment(1)   # before numpy and the kernels load
     try:
         request = json.loads((stdin or sys.stdin).read())
+        threads = int(request["threads"])
+        pin_environment(threads)   # before numpy and the kernels load
         from . import catalog, native_blas, runner
-        from .threads import pin_threads
+        from .threads import pin_threads, thread_settings
 
-        limiter = pin_threads(1)  # noqa: F841 (kept alive while the rows run)
+        limiter = pin_threads(threads)  # noqa: F841 (kept alive while the rows run)
         specs = [catalog.Spec.from_dict(item) for item in request["specs"]]
-        _emit({"kind": "worker_info", "blas": native_blas.blas_pools(),
+        _emit({"kind": "worker_info", "blas": native_blas.blas_pools(), "threads": thread_settings(),
                "env": {name: os.environ.get(name) for name in native_blas.PIN_VARIABLES}})
         for spec in specs:
             try:

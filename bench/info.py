@@ -1,4 +1,5 @@
-"""``fxbench info``'s short summary of the context block: CPU, ISA, peaks, BLAS core, backends, contenders."""
+"""``fxbench info``'s short summary of the context block: CPU, ISA, peaks, BLAS core, threads, backends,
+contenders."""
 from __future__ import annotations
 
 from . import classes
@@ -35,6 +36,21 @@ def blas_line(context: dict, native=None) -> str:
     return f"{text}, pinned by {pinned}; the core chosen without it is unknown ({reason})"
 
 
+def threads_line(threads: dict, c_openmp=None) -> str:
+    """The thread count rows are timed at, the thread variables set, Numba's count, and whether fxbench's C
+    integer GEMMs can split over threads (``c_openmp``: the C backend's OpenMP probe, None without it)."""
+    env = {k: v for k, v in (threads.get("env") or {}).items() if v}
+    count = threads.get("count", 1)
+    parts = [f"{count} thread{'s' if count != 1 else ''} for fxbench's measurements (fxbench run --threads N)",
+             ", ".join(f"{k}={v}" for k, v in env.items()) or "no thread variable set",
+             f"numba {threads.get('numba_threads', '-')}"]
+    if c_openmp is True:
+        parts.append("C integer GEMMs can split over OpenMP threads (AVX-512 path)")
+    elif c_openmp is False:
+        parts.append("C kernels built without OpenMP (one thread)")
+    return "; ".join(parts)
+
+
 def summary(context: dict, native=None) -> str:
     """A few lines a person reads; ``fxbench info --json`` prints the whole context block instead."""
     flags = context.get("isa_flags", [])
@@ -48,7 +64,6 @@ def summary(context: dict, native=None) -> str:
              else (f"{name} ({simd})" if name == "c" and simd else name) for name in available]
     missing = backends.get("unavailable") or {}
     threads = context.get("threads", {})
-    env = {k: v for k, v in (threads.get("env") or {}).items() if v}
     versions = context.get("versions", {})
     bf16 = [flag for flag in classes.BF16_FLAGS if flag in flags]
     lines = [
@@ -59,8 +74,7 @@ def summary(context: dict, native=None) -> str:
         ("Peaks", ", ".join(f"{name} {value:.0f} GOPS" for name, value in peaks.items())
          + " (one core, the C backend's probe)" if peaks else "unknown (the C backend's probe is not available)"),
         ("BLAS", blas_line(context, native)),
-        ("Threads", (", ".join(f"{k}={v}" for k, v in env.items()) or "no thread variable set")
-         + f"; numba {threads.get('numba_threads', '-')}"),
+        ("Threads", threads_line(threads, backends.get("c_openmp"))),
         ("Backends", ", ".join(names) + ("; missing: " + "; ".join(f"{k} ({v})" for k, v in missing.items())
                                          if missing else "")),
         ("Contenders", _contenders(versions) + "; bfloat16: "

@@ -173,8 +173,8 @@ def exported(task_name: str):
 
 @functools.cache
 def contender_session(task_name: str, backend: str, precision: str):
-    """(ONNX model the session runs, one-thread session): float32 as exported, or static int8 (per-channel
-    weights, min/max calibrated on the task's calibration samples) in the contender's format."""
+    """(ONNX model the session runs, its session): float32 as exported, or static int8 (per-channel weights,
+    min/max calibrated on the task's calibration samples) in the contender's format."""
     from . import ort_sessions
 
     contender = find_contender(backend, precision)

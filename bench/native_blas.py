@@ -4,9 +4,10 @@
 choice, which can halve numpy's float32 speed.  They are read when the library loads, so they cannot be
 undone inside a running process and this module never changes them here: when the environment sets them,
 ``run_worker`` starts ``python -m fixedpoint.bench.float_worker`` with a copy of the environment that lacks
-them, sends it the float rows' specs on stdin and reads one JSON record per line back (the first one describes
-the worker's BLAS).  The worker is bounded in time; a worker that times out, exits with an error or writes
-something unreadable is reported as a "failed" record, and the records it measured before are kept.
+them, sends it the float rows' specs and the run's thread count on stdin and reads one JSON record per line
+back (the first one describes the worker's BLAS and threads).  The worker is bounded in time; a worker that
+times out, exits with an error or writes something unreadable is reported as a "failed" record, and the
+records it measured before are kept.
 """
 from __future__ import annotations
 
@@ -77,20 +78,22 @@ def describe(pools) -> str:
     return ", ".join(name for name in names if name) or "unknown BLAS"
 
 
-def run_worker(specs, add, *, quick: bool, peaks=None, timeout: float | None = None, command=None,
-               env=None) -> dict:
-    """Measure ``specs`` (``catalog.Spec``) in a worker process without the pinning variables.
+def run_worker(specs, add, *, quick: bool, peaks=None, threads: int = 1, timeout: float | None = None,
+               command=None, env=None) -> dict:
+    """Measure ``specs`` (``catalog.Spec``) at ``threads`` threads in a worker process without the pinning variables.
 
     Each record the worker sends goes to ``add`` as it arrives; returns the "blas_worker" record (status "ok" or
-    "failed" with the reason; the worker's BLAS pools and pinning variables).  A failure also reaches ``add`` as a
-    "failed" record.  ``command`` and ``env`` replace the worker's command line and base environment (tests).
+    "failed" with the reason; the worker's BLAS pools, thread settings and pinning variables).  A failure also
+    reaches ``add`` as a "failed" record.  ``command`` and ``env`` replace the worker's command line and base
+    environment (tests).
     """
     command = list(command) if command else [sys.executable, "-m", WORKER_MODULE]
     timeout = worker_timeout(len(specs), quick) if timeout is None else timeout
     removed = pins(os.environ if env is None else env)
     summary = {"kind": "blas_worker", "status": "ok", "removed": removed, "rows": 0, "of": len(specs),
                "timeout_s": timeout}
-    request = json.dumps({"specs": [spec.as_dict() for spec in specs], "quick": quick, "peaks": peaks or {}})
+    request = json.dumps({"specs": [spec.as_dict() for spec in specs], "quick": quick, "peaks": peaks or {},
+                          "threads": threads})
     started = time.perf_counter()
     with tempfile.TemporaryFile(mode="w+") as stderr:
         try:
@@ -152,6 +155,7 @@ def _take(line: str, summary: dict, add) -> str | None:
     if record.get("kind") == "worker_info":
         summary["blas"] = record.get("blas", [])
         summary["env"] = record.get("env", {})
+        summary["threads"] = record.get("threads")
         return None
     summary["rows"] += 1
     add(record)

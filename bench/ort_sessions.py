@@ -1,6 +1,7 @@
 """onnxruntime sessions of one ONNX model: float32, and static int8 from `onnxruntime.quantization.quantize_static`.
 
-Both run on one thread (intra- and inter-op), CPU provider, full graph optimization. The int8 session is the
+Both run the run's thread count within an operator (``threads.timed_threads``: 1 unless ``fxbench run
+--threads N``) and one operator at a time, CPU provider, full graph optimization. The int8 session is the
 model pre-processed (`quant_pre_process`: onnx shape inference, graph optimization) and quantized the way
 onnxruntime recommends for x86 CPUs: QDQ format (QOperator on request), uint8 activations and int8 weights
 (the u8 x s8 dot-product kernels), per-channel weights, min/max calibration over the given samples; the graph
@@ -43,11 +44,15 @@ def with_dynamic_batch(proto: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def _options():
+def session_options():
+    """CPU session options of every onnxruntime row: the run's thread count within an operator, operators one
+    at a time (sequential, one inter-op thread), every graph optimization on (as a user's session has)."""
     import onnxruntime
 
+    from .threads import timed_threads
+
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = timed_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -55,10 +60,11 @@ def _options():
 
 
 def session(proto: onnx.ModelProto):
-    """A one-thread CPU InferenceSession of `proto`."""
+    """A CPU InferenceSession of `proto` with ``session_options``."""
     import onnxruntime
 
-    return onnxruntime.InferenceSession(proto.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(proto.SerializeToString(), session_options(),
+                                        providers=["CPUExecutionProvider"])
 
 
 def float32_session(proto: onnx.ModelProto):

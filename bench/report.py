@@ -252,14 +252,21 @@ def side_by_side(datasets) -> list[str]:
     per_machine = [{row["workload"]: row for row in verdict_rows(data["records"])} for data in datasets]
     workloads = list(dict.fromkeys(w for rows in per_machine for w in rows))
     head = "| workload | " + " | ".join(f"machine {i + 1} i8 speedup" for i in range(len(datasets))) + " |"
-    lines = ["## Side by side", "",
-             ", ".join(f"machine {i + 1}: {machine_name(data)}" for i, data in enumerate(datasets)) + ".", "",
+    counts = [thread_count(data) for data in datasets]
+    names = [machine_name(data) + (f" at {n} thread{'s' if n != 1 else ''}" if set(counts) != {1} else "")
+             for data, n in zip(datasets, counts)]
+    lines = ["## Side by side", "", ", ".join(f"machine {i + 1}: {name}" for i, name in enumerate(names)) + ".", "",
              head, "|---" * (len(datasets) + 1) + "|"]
     for workload in workloads:
         cells = [_fmt(rows[workload]["speedup"].get("i8") if workload in rows else None, ".2f")
                  for rows in per_machine]
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def thread_count(data: dict) -> int:
+    """The thread count the run of checked results ``data`` timed its rows at (1 before runs took a count)."""
+    return data.get("context", {}).get("threads", {}).get("count", 1)
 
 
 def machine_name(data: dict) -> str:
@@ -314,7 +321,7 @@ def _plot_links(text: str) -> set[str]:
 def _context_line(data) -> str:
     context = data.get("context", {})
     return (f"Flags: {' '.join(context.get('isa_flags', []))}; backends: "
-            f"{', '.join(context.get('backends', {}).get('available', []))}; commit "
+            f"{', '.join(context.get('backends', {}).get('available', []))}; threads: {thread_count(data)}; commit "
             f"{context.get('git_commit') or 'unknown'}; started {context.get('started_utc', '?')}"
             + ("" if data.get("complete") else " — **run interrupted: partial results**") + ".")
 
@@ -378,7 +385,10 @@ def _speed_plots(data, rows, suffix, out_dir) -> list[str]:
         name = f"pct_of_peak{suffix}.png"
         plots.percent_of_peak(peaked, machine, out_dir / name)
         peaks = data.get("context", {}).get("peak_gops", {})
-        lines += ["Measured peaks (GOPS): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), "",
+        threads = thread_count(data)
+        per_thread = (f"; rows timed at {threads} threads are taken against {threads} cores' peak (at most the "
+                      "logical CPUs')" if threads > 1 else "")
+        lines += ["Measured peaks (GOPS): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + per_thread, "",
                   f"![throughput as % of peak]({name})", ""]
     elif rows:
         lines += ["Throughput as % of peak: peak unknown (the C backend's probe is not available).", ""]

@@ -101,6 +101,9 @@ _VALUES = {
     "objects": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list of objects"),
     "text object": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
                     "an object of strings"),
+    "thread count": (lambda v: _thread_count(v), "an integer >= 1"),
+    "thread settings": (lambda v: isinstance(v, dict) and _thread_count(v.get("count", 1)),
+                        'an object whose "count" is an integer >= 1'),
 }
 # Per record kind: (required fields, optional fields).  A record missing a required field, or holding a bad
 # value in one, is left out of the report; a bad optional field is dropped from its record.
@@ -110,7 +113,7 @@ RECORD_FIELDS = {
                "allocation_peak_bytes": "count", "pct_of_peak": "number", "accuracy": "number",
                "sqnr_db": "figure", "implementation": "text", "contender": "text", "blas": "objects",
                "blas_setting": "text", "blas_pins": "text object", "reference_error": "number",
-               "reference_tolerance": "number"}),
+               "reference_tolerance": "number", "threads": "thread count"}),
     # a user model's sweep without labels has no accuracy (null) but an SQNR of its outputs
     "sweep": ({"task": "text", "weight_bits": "integer", "activation_bits": "integer", "variant": "text",
                "accuracy": "number or null", "float64_accuracy": "number or null"},
@@ -128,7 +131,8 @@ RECORD_FIELDS = {
     "memory": ({"peak_rss_bytes": "count"}, {}),
 }
 CONTEXT_FIELDS = {"cpu": "text", "node": "text", "isa_flags": "texts", "backends": "backends",
-                  "git_commit": "text or null", "started_utc": "text", "peak_gops": "numbers"}
+                  "git_commit": "text or null", "started_utc": "text", "peak_gops": "numbers",
+                  "threads": "thread settings"}
 
 
 def check(data: dict) -> tuple[dict, list[str]]:
@@ -197,6 +201,10 @@ def _canonical(value):
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _thread_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _short(value) -> str:

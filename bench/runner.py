@@ -1,15 +1,18 @@
-"""Runs workloads into a results file: time each case (median, single thread), add GOPS, ratio vs numpy f32, errors.
+"""Runs workloads into a results file: time each case (median, at the run's thread count), add GOPS, ratio vs
+numpy f32, errors.
 
 Contenders' rows are checked against fxbench's reference before they are timed; float rows name their BLAS.
 """
 from __future__ import annotations
 
+import os
 import resource
 import tracemalloc
 
 import numpy as np
 
 from . import catalog, classes, metrics, model_workloads, native_blas, sweeps, workloads
+from .threads import timed_threads
 from .timing import measure
 
 
@@ -85,11 +88,18 @@ def check_against_reference(case) -> dict | None:
             "reference_tolerance": float(case.tolerance)}
 
 
+def peak_cores(threads: int) -> int:
+    """How many cores' peak bounds a row timed at ``threads`` threads: one per thread, at most the logical CPUs."""
+    return min(threads, os.cpu_count() or threads)
+
+
 def case_record(case, timing, peaks=None, check=None) -> dict:
-    """The JSON record of one timed case (``peaks``: GOPS per instruction class, for % of peak; ``check``: the
-    result of ``check_against_reference``).  Float rows name the BLAS of the process that measured them."""
+    """The JSON record of one timed case (``peaks``: one core's GOPS per instruction class, for % of peak;
+    ``check``: the result of ``check_against_reference``), with the thread count it was timed at.  Float rows
+    name the BLAS of the process that measured them."""
+    threads = timed_threads()
     record = {"kind": "speed", "op": case.op, "shape": case.shape, "workload": case.workload,
-              "precision": case.precision, "backend": case.backend, "timing": timing.as_dict(),
+              "precision": case.precision, "backend": case.backend, "threads": threads, "timing": timing.as_dict(),
               "median_s": timing.median, "gops": metrics.gops(case.ops, timing.median),
               "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes,
               "allocation_peak_bytes": allocation_peak_bytes(case.call), **case.extra}
@@ -98,7 +108,7 @@ def case_record(case, timing, peaks=None, check=None) -> dict:
         record.update(native_blas.blas_fields())
     peak = (peaks or {}).get(PEAK_CLASS.get(case.precision))
     if peak and case.op in ("linear", "conv1d", "conv2d"):
-        record["pct_of_peak"] = 100.0 * record["gops"] / peak
+        record["pct_of_peak"] = 100.0 * record["gops"] / (peak * peak_cores(threads))
     if case.reference is not None:
         approx = case.decode(case.call())
         record["sqnr_db"] = metrics.sqnr_db(case.reference, approx)
@@ -189,7 +199,8 @@ def native_float_rows(writer, specs, *, quick: bool, progress: bool = True) -> N
             writer.add(record)
             bar.update(record.get("kind") != "failed" or record.get("label") != native_blas.WORKER_LABEL)
 
-        summary = native_blas.run_worker(floats, add, quick=quick, peaks=writer.data["context"].get("peak_gops"))
+        summary = native_blas.run_worker(floats, add, quick=quick, peaks=writer.data["context"].get("peak_gops"),
+                                         threads=timed_threads())
     writer.add(summary)
 
 

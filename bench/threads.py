@@ -1,9 +1,13 @@
-"""Single-thread pinning of BLAS, OpenMP and Numba, and a record of what was set.
+"""The thread count of a run: BLAS, OpenMP, Numba, the contenders' sessions and fxbench's own kernels pinned to it.
 
-Measurements are single thread by default so that int and float kernels are compared on
-one core.  Environment variables only take effect in libraries loaded afterwards, so
-``pin_environment`` runs before numpy/numba are imported (the CLI calls it first);
-``pin_threads`` then limits already-loaded pools through threadpoolctl and Numba.
+Measurements run at one thread by default so that int and float kernels are compared on one core;
+``fxbench run --threads N`` times every row at N.  Environment variables only take effect in libraries
+loaded afterwards, so ``pin_environment`` runs before numpy/numba are imported (the CLI calls it right
+after reading its arguments, before anything is built); ``pin_threads`` then limits already-loaded pools
+through threadpoolctl and Numba.  ``pin_environment`` also sets ``$FXBENCH_THREADS``, the count fxbench's
+prepared layers take when none is passed, the converted models' layers among them: that variable is the one
+count of the process, which ``timed_threads`` reads for the contenders' sessions (onnxruntime, torch) and the
+records, and which a worker process inherits.
 NUMBA_NUM_THREADS is recorded but never set here: once Numba is imported, changing it
 makes Numba's next compilation fail ("Cannot set NUMBA_NUM_THREADS ... once the threads
 have been launched"); ``numba.set_num_threads`` limits Numba instead.
@@ -18,10 +22,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def pin_environment(threads: int = 1) -> None:
-    """Set every thread-count variable but Numba's to ``threads`` unless the user already set it."""
+    """Set every library's thread-count variable but Numba's to ``threads`` unless the user already set it (the
+    pools they size are limited to ``threads`` by ``pin_threads`` either way), and ``$FXBENCH_THREADS`` to
+    ``threads`` (nothing else limits fxbench's kernels)."""
     for name in THREAD_VARIABLES:
         if name != "NUMBA_NUM_THREADS":
             os.environ.setdefault(name, str(threads))
+    from fixedpoint.kernels.args import THREADS_VARIABLE   # loads numpy: only after the variables above
+
+    os.environ[THREADS_VARIABLE] = str(threads)
 
 
 def pin_threads(threads: int = 1):
@@ -46,9 +55,20 @@ def pin_threads(threads: int = 1):
     return limiter
 
 
+def timed_threads() -> int:
+    """The thread count of this process's measurements: ``$FXBENCH_THREADS`` as fxbench's kernels read it
+    (1 when it is not set)."""
+    from fixedpoint.kernels.args import threads_arg
+
+    return threads_arg(None)
+
+
 def thread_settings() -> dict:
-    """What the process runs with: environment variables, Numba's thread count, BLAS pools."""
-    settings = {"env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}
+    """What the process runs with: the timed count, environment variables, Numba's thread count, BLAS pools."""
+    from fixedpoint.kernels.args import THREADS_VARIABLE
+
+    names = (*THREAD_VARIABLES, THREADS_VARIABLE)
+    settings = {"count": timed_threads(), "env": {name: os.environ.get(name) for name in names}}
     try:
         import numba
 

@@ -278,8 +278,8 @@ def row_factories(user: UserModel, rows: _Rows, batches, precisions, conversions
 
 
 def time_rows(writer, factories, *, quick: bool) -> None:
-    """Time each row as the task models are timed (median of one call after a warm-up, one thread); a row that
-    raises becomes a "failed" record and the run goes on."""
+    """Time each row as the task models are timed (median of one call after a warm-up, at the run's thread count);
+    a row that raises becomes a "failed" record and the run goes on."""
     from tqdm import tqdm
 
     from .runner import case_record, failure_record

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from .verdict import threads_text
 from .workloads import PRECISIONS
 
 ONNXRUNTIME = "onnxruntime"
@@ -68,8 +69,9 @@ def _latency_table(speed, info) -> list[str]:
     rows = [(p, False) for p in PRECISIONS] + [("f32", True), ("i8", True)]
     head = ("| row | " + " | ".join(f"batch {b} ms" for b in batches)
             + " | SQNR vs f64 dB | test accuracy % | weight bytes |")
-    out = ["Median latency of one forward pass on one thread (fxbench: the fastest backend of each precision), "
-           "with the error of its outputs against the float64 model.", "", head, "|---" * (len(batches) + 4) + "|"]
+    out = [f"Median latency of one forward pass on {threads_text(speed)} (fxbench: the fastest backend of each "
+           "precision), with the error of its outputs against the float64 model.", "", head,
+           "|---" * (len(batches) + 4) + "|"]
     for precision, onnxruntime in rows:
         per_batch = [_best([r for r in speed if r["batch"] == b], precision, onnxruntime) for b in batches]
         if not any(per_batch):

@@ -199,8 +199,8 @@ def contender_lines(records: list[dict]) -> list[str]:
     head = (["workload"] + [f"fxbench {name}" for name in fx_columns]
             + [f"{backend} {precision}" for backend, precision in columns])
     lines = ["### Every contender, side by side", "",
-             "Median ms of one call, one thread (fxbench: its fastest backend of each class). Rows of another "
-             "library are checked against fxbench's reference result before they are timed.", "",
+             f"Median ms of one call, {threads_text(records)} (fxbench: its fastest backend of each class). Rows of "
+             "another library are checked against fxbench's reference result before they are timed.", "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in table_rows:
         cells = [row["workload"]] + [_ms(row["fxbench"].get(name)) for name in fx_columns]
@@ -384,12 +384,41 @@ def blas_sentence(records: list[dict]) -> str:
     return ""
 
 
+def thread_counts(records: list[dict]) -> list[int]:
+    """The thread counts the speed records were timed at, smallest first (1 for records without the field,
+    written before runs took a count)."""
+    return sorted({r.get("threads", 1) for r in records if r.get("kind") == "speed"})
+
+
+def threads_text(records: list[dict]) -> str:
+    """"one thread", "2 threads" or "1 and 2 threads": what the speed records were timed at."""
+    counts = thread_counts(records) or [1]
+    if counts == [1]:
+        return "one thread"
+    *first, last = (str(n) for n in counts)
+    return f"{', '.join(first)} and {last} threads" if first else f"{last} threads"
+
+
+def thread_sentence(records: list[dict]) -> str:
+    """What the thread count of the records means, when a row ran at more than one ("" otherwise)."""
+    counts = thread_counts(records)
+    if not counts or max(counts) == 1:
+        return ""
+    if len(counts) > 1:
+        return (f"The rows were timed at {threads_text(records)} (each record's \"threads\"): ratios between rows "
+                "of different counts compare thread counts as well as implementations.")
+    return (f"Every row was timed at {counts[0]} threads: the BLAS (under numpy's rows, fxbench's float models and "
+            "its Numba float GEMMs), onnxruntime and torch may use them all, as do fxbench's C integer GEMMs on the "
+            "AVX-512 path; fxbench's other kernels run on one.")
+
+
 def answer_parts(rows_: list[dict], machine: str, records: list[dict]) -> tuple[str, list[str]]:
-    """(the opening: which BLAS core the float figures come from and the machine; one sentence per kernel class
-    and per batch of whole models: the best int8 against the best of every other class, fxbench's own int8
-    against the fastest other library's int8)."""
+    """(the opening: which BLAS core the float figures come from, the thread count when it is above one, and
+    the machine; one sentence per kernel class and per batch of whole models: the best int8 against the best of
+    every other class, fxbench's own int8 against the fastest other library's int8)."""
     body = [s for s in (_group_sentence(group, group_rows) for group, group_rows in groups(rows_)) if s]
-    opening = " ".join(s for s in (blas_sentence(records), f"On {machine}:" if body else "") if s)
+    opening = " ".join(s for s in (blas_sentence(records), thread_sentence(records), f"On {machine}:" if body else "")
+                       if s)
     return opening, body
 
 

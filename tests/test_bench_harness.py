@@ -129,11 +129,12 @@ def test_tiny_run_writes_results_and_report(tmp_path, monkeypatch):
                      "--precision", "f32", "--precision", "i8"]) == 0
     (run_dir,) = tmp_path.iterdir()
     data = results.load(run_dir / "results.json")
-    assert data["complete"] and data["context"]["cpu"]
+    assert data["complete"] and data["context"]["cpu"] and data["context"]["threads"]["count"] == 1
     speed = [r for r in data["records"] if r["kind"] == "speed"]
-    assert {r["precision"] for r in speed} == {"f32", "i8"}
+    assert {r["precision"] for r in speed} == {"f32", "i8"} and {r["threads"] for r in speed} == {1}
     assert all(r["ratio_vs_numpy_f32"] > 0 for r in speed if r["workload"].startswith("linear"))
-    assert (run_dir / "report.md").read_text().startswith("# fxbench report")
+    text = (run_dir / "report.md").read_text()
+    assert text.startswith("# fxbench report") and "; threads: 1; commit" in text and "timed at" not in text
 
 
 def test_interrupted_run_leaves_readable_partial_results(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from fixedpoint.bench import cli, results, workloads
 pytest.importorskip("onnxruntime")
 
 from onnx_graphs import model, node, run_onnxruntime, weights  # noqa: E402
-from thread_variables import restore_thread_variables  # noqa: F401  (autouse)
+from thread_variables import restore_pools, restore_thread_variables  # noqa: F401  (fixtures; the second is autouse)
 
 RNG = np.random.default_rng(4)
 
@@ -66,6 +66,16 @@ def test_run_model_times_every_precision_and_onnxruntime(files, tmp_path):
     assert "#### Per-layer error, i8 on" in text and "| 1:Conv1d+ReLU |" in text
     assert "fxbench i8 runs at" in text and "| model small batch 32 |" in text
     assert (run_dir / "speedup.png").stat().st_size > 0
+
+
+def test_run_model_at_two_threads_times_and_reports_every_row_there(files, tmp_path, restore_pools):
+    data, text, _ = _run(["run", "--model", str(files / "small.onnx"), "--calib", str(files / "calib.npy"),
+                          "--quick", "--threads", "2", "--backend", workloads.timed_backends()[0],
+                          "--precision", "f32", "--precision", "i8"], tmp_path)
+    speed = [r for r in data["records"] if r["kind"] == "speed"]
+    assert {r["backend"] for r in speed} >= {"numpy", "onnxruntime"} and {r["threads"] for r in speed} == {2}
+    assert data["context"]["threads"]["count"] == 2
+    assert "Median latency of one forward pass on 2 threads" in text
 
 
 def test_run_model_at_given_widths(files, tmp_path):
