@@ -28,6 +28,8 @@ def test_model(fx_benchmark, model_workload, numpy_f32_medians):
     info = {"precision": precision, "backend": backend, "accuracy": case.extra["accuracy"],
             "weight_bytes": case.weight_bytes, "activation_bytes": case.activation_bytes,
             "sqnr_db": metrics.sqnr_db(case.reference, logits)}
+    if "execution" in case.extra:   # a converted model: "compiled" (one native call per forward) or why not
+        info["execution"] = case.extra["execution"]
     if fx_benchmark.stats is not None and fx_benchmark.enabled:
         median = fx_benchmark.stats.stats.median
         info["gops"] = metrics.gops(case.ops, median)
