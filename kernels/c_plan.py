@@ -208,14 +208,16 @@ class PlanBuilder:
         return self._step(lib.FXP_STEP_SOFTMAX, x, self._buffer(x.shape, x.dtype),
                           (row, out_frac, rounding.code, out_bits), counter, table=ffi.from_buffer(exp_table))
 
-    def build(self, result: Tensor, frac: int) -> "Plan":
-        """The plan ending in ``result``: float64 raw * 2**-frac, or the raw integers."""
+    def build(self, result: Tensor, frac: int, threads: int = 1) -> "Plan":
+        """The plan ending in ``result``: float64 raw * 2**-frac, or the raw integers.  With ``threads`` > 1 a
+        batch of several tiles splits its tiles over threads (each its own arena); a single tile splits its
+        GEMMs (their own ``threads``).  Results are identical for any count."""
         self._check_int(result, "output")
         steps = self._steps + [dict(op=lib.FXP_STEP_OUTPUT, src=result.buffer, dst=_INPUT, in_size=result.dtype.itemsize,
                                     out_size=8, in_count=result.count, out_count=result.count, dim=(frac,),
                                     counter=-1)]
         return Plan(self.input, result, steps, list(self._sample_bytes), list(self._gemms), list(self._keep),
-                    list(self.counters), self.path)
+                    list(self.counters), self.path, threads)
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,8 @@ class NativeGemm:
 class Plan:
     """A compiled forward; ``plan.run(x, raw)`` -> (y, counts) or None when it must be compiled again."""
 
-    def __init__(self, input_: Tensor, result: Tensor, steps, sample_bytes, gemms, keep, counters, path):
-        self.input, self.result, self.counters, self.path = input_, result, counters, path
+    def __init__(self, input_: Tensor, result: Tensor, steps, sample_bytes, gemms, keep, counters, path, threads):
+        self.input, self.result, self.counters, self.path, self.threads = input_, result, counters, path, threads
         self._steps, self._sample_bytes, self._gemms, self._keep = steps, sample_bytes, gemms, keep
         self._by_batch: dict[int, _TilePlan] = {}
         self._by_tile: dict[int, _TilePlan] = {}
@@ -250,12 +252,12 @@ class Plan:
 
     def arena_bytes(self, batch: int) -> int:
         """Bytes of the arena and GEMM scratch a call on ``batch`` samples uses (allocated once per tile size)."""
-        tile = self._tile_of(batch)
-        return sum(_align(tile * b) for b in self._sample_bytes) + self._scratch_bytes(tile) + 2 * _ALIGN
+        tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
+        return tile_plan.nbytes
 
     def _tile_of(self, batch: int) -> int:
-        tiles = max(1, math.ceil(batch / self.tile_samples))
-        return max(1, math.ceil(batch / tiles))    # equal tiles, none above tile_samples
+        tiles = max(1, math.ceil(batch / self.tile_samples), min(self.threads, batch))
+        return max(1, math.ceil(batch / tiles))    # equal tiles, none above tile_samples, one per thread at least
 
     def _scratch_bytes(self, tile: int) -> int:
         return max([int(native.scratch_bytes(tile * rows)) for _, native, rows in self._gemms] + [64])
@@ -275,9 +277,10 @@ class Plan:
         batch = x.shape[0]
         tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
         y = np.empty((batch,) + self._result_shape, dtype=self.result.dtype if raw else np.float64)
-        status = lib.fxp_plan_run(tile_plan.steps, tile_plan.n_steps, self.path, ffi.from_buffer(x), ffi.from_buffer(y), raw,
-                                  batch, tile_plan.tile, tile_plan.arena, tile_plan.scratch, tile_plan.counts_ptr,
-                                  len(self.counters))
+        status = lib.fxp_plan_run(tile_plan.steps, tile_plan.n_steps, self.path, ffi.from_buffer(x), ffi.from_buffer(y),
+                                  raw, batch, tile_plan.tile, tile_plan.arena, tile_plan.arena_stride,
+                                  tile_plan.scratch, tile_plan.scratch_stride, tile_plan.counts_ptr, len(self.counters),
+                                  self.threads)
         if status == 0:
             return y, tile_plan.counts
         if status == -1:
@@ -294,13 +297,15 @@ class _TilePlan:
         for nbytes in plan._sample_bytes:
             offsets.append(at)
             at += _align(tile * nbytes)
-        self._arena = np.empty(at + _ALIGN, dtype=np.uint8)
-        base = -self._arena.ctypes.data % _ALIGN
-        self.arena = ffi.from_buffer(self._arena[base:])
-        self._scratch = np.empty(plan._scratch_bytes(tile), dtype=np.uint8)
-        self.scratch = ffi.from_buffer(self._scratch)
-        self._counts = np.zeros(len(plan.counters) + 1, dtype=np.int64)
-        self.counts = self._counts[:-1]
+        copies = plan.threads if plan.threads > 1 else 1     # one arena and scratch per thread
+        self.arena_stride, self.scratch_stride = _align(at), _align(plan._scratch_bytes(tile))
+        self._arena = np.empty(copies * self.arena_stride + _ALIGN, dtype=np.uint8)
+        self.arena = ffi.from_buffer(self._arena[-self._arena.ctypes.data % _ALIGN:])
+        self._scratch = np.empty(copies * self.scratch_stride + _ALIGN, dtype=np.uint8)
+        self.scratch = ffi.from_buffer(self._scratch[-self._scratch.ctypes.data % _ALIGN:])
+        self.nbytes = self._arena.nbytes + self._scratch.nbytes
+        self._counts = np.zeros((copies + 1 if copies > 1 else 1) * (len(plan.counters) + 1), dtype=np.int64)
+        self.counts = self._counts[:len(plan.counters)]
         self.counts_ptr = ffi.from_buffer("int64_t[]", self._counts)
         self.n_steps = len(plan._steps)
         self.steps = ffi.new("fxp_plan_step[]", self.n_steps)

@@ -109,12 +109,20 @@ def test_overflow_counts_are_exact_and_nonzero_on_saturating_input():
     assert all(row["total"] > 0 for row in report)
 
 
-def test_thread_counts_give_identical_results():
+@pytest.mark.parametrize("tile_bytes", [3000, c_plan.ARENA_BYTES if "c" in kernels.available() else 0])
+def test_thread_counts_give_identical_results_and_counts(monkeypatch, tile_bytes):
+    """Tiles split over threads (several tiles), or one tile's GEMMs split (batch 1): the same integers and
+    overflow counts for any count."""
+    monkeypatch.setattr(c_plan, "ARENA_BYTES", tile_bytes)
     fixed = _convert("conv2d")
-    x = _data(MODELS["conv2d"][1], 50, 6, scale=2.0)
-    expected = fixed.with_backend("reference")(x, raw=True)[0]
-    for threads in (1, 2, 3, 4):
-        np.testing.assert_array_equal(fixed.compile(threads=threads)(x, raw=True)[0], expected)
+    layers = fixed.with_backend("reference")
+    for batch in (1, 5, 50):
+        x = _data(MODELS["conv2d"][1], batch, 6, scale=4.0)
+        expected = layers(x, raw=True)[0]
+        report = layers.overflow_report()
+        for threads in (1, 2, 3, 4):
+            np.testing.assert_array_equal(fixed.compile(threads=threads)(x, raw=True)[0], expected)
+            assert fixed.overflow_report() == report
 
 
 def test_task_models_are_bit_identical():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import c_plan
+from ..kernels.args import threads_arg
 from ..kernels.limits import ADD_INT64_MAX_LSHIFT
 from ..kernels.modes import Overflow, Rounding
 from ..kernels.pointwise import add_alignment, fast_quantize_applies
@@ -76,7 +77,7 @@ def compile_model(model, dtype, rounding: Rounding, threads: int) -> CompiledMod
     x = compiler.input(model.input_layer, builder.input)
     for layer in model.layers:
         x = compiler.layer(layer, x)
-    plan = builder.build(x, model.output_format.frac)
+    plan = builder.build(x, model.output_format.frac, threads_arg(threads))
     layers = [model.input_layer] + list(model.layers)
     snapshot = [(layer, dict(vars(layer))) for layer in compiler.visited]
     for layer in compiler.visited:

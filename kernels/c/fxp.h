@@ -179,11 +179,15 @@ typedef struct {
 } fxp_plan_step;
 /* Runs every step on every tile; y gets the last step's output (float64 dequantized, or the raw
  * integers when raw is 1); counts[0 .. n_counters - 1] (zeroed first) get the overflow counts.
- * Returns 0; -1 when x holds NaN (counts[n_counters] gets the NaN count of the first tile holding
- * one; the steps after the quantization of that tile do not run); -2, running nothing, when `path`
- * (the SIMD path the plan was compiled on: its packed weights and scratch sizes) is not the active one. */
+ * With threads > 1 and more than one tile, tiles split over OpenMP threads, thread i using arena +
+ * i * arena_stride, scratch + i * scratch_stride and counts + (i + 1) * (n_counters + 1) (counts
+ * then holds (threads + 1) * (n_counters + 1) entries); the results do not depend on the split.
+ * Returns 0; -1 when x holds NaN (counts[n_counters] gets the NaN count of a tile holding one;
+ * steps after that tile's quantization do not run); -2, running nothing, when `path` (the SIMD
+ * path the plan was compiled on: its packed weights and scratch sizes) is not the active one. */
 int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
-                     int64_t batch, int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters);
+                     int64_t batch, int64_t tile, void *arena, int64_t arena_stride, void *scratch,
+                     int64_t scratch_stride, int64_t *counts, int64_t n_counters, int threads);
 /* Patch rows of a zero-padded NHWC x (b, h, w, c) for a conv with kernel (kh, kw), stride (sh, sw) and
  * padding (ph, pw), output rows i0 .. i1 - 1 of every image: out (b * (i1 - i0) * ow, kh * kw * c),
  * element size `size` bytes, columns in (kh, kw, c) order. */

@@ -20,6 +20,9 @@
  */
 #include <math.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stddef.h>
 #include "fxp.h"
 #include "fxp_internal.h"
@@ -350,26 +353,65 @@ static int64_t step(const fxp_plan_step *s, const char *src, char *dst, char *ar
     return 0;
 }
 
+/* Every step on samples t0 .. t0 + nb - 1, over one arena; 0 or a negative status. */
+static int64_t run_tile(const fxp_plan_step *steps, int64_t n_steps, const void *x, void *y, int raw, int64_t t0,
+                        int64_t nb, char *arena, void *scratch, int64_t *counts, int64_t n_counters)
+{
+    for (int64_t i = 0; i < n_steps; i++) {
+        const fxp_plan_step *s = steps + i;
+        const char *src = s->src == FXP_PLAN_INPUT ? (const char *)x + t0 * s->in_count * s->in_size : arena + s->src;
+        char *dst = s->op == FXP_STEP_OUTPUT
+                        ? (char *)y + t0 * s->in_count * (raw ? s->in_size : (int64_t)sizeof(double))
+                        : arena + s->dst;
+        int64_t status = step(s, src, dst, arena, nb, scratch, raw, counts, n_counters);
+        if (status)
+            return status;
+    }
+    return 0;
+}
+
 int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
-                     int64_t batch, int64_t tile, void *arena, void *scratch, int64_t *counts, int64_t n_counters)
+                     int64_t batch, int64_t tile, void *arena, int64_t arena_stride, void *scratch,
+                     int64_t scratch_stride, int64_t *counts, int64_t n_counters, int threads)
 {
     if (path != fxp_active_path())
         return -2;
-    char *base = (char *)arena;
-    memset(counts, 0, (size_t)(n_counters + 1) * sizeof *counts);
-    for (int64_t t0 = 0; t0 < batch; t0 += tile) {
-        const int64_t nb = batch - t0 < tile ? batch - t0 : tile;
-        for (int64_t i = 0; i < n_steps; i++) {
-            const fxp_plan_step *s = steps + i;
-            const char *src = s->src == FXP_PLAN_INPUT ? (const char *)x + t0 * s->in_count * s->in_size
-                                                       : base + s->src;
-            char *dst = s->op == FXP_STEP_OUTPUT
-                            ? (char *)y + t0 * s->in_count * (raw ? s->in_size : (int64_t)sizeof(double))
-                            : base + s->dst;
-            int64_t status = step(s, src, dst, base, nb, scratch, raw, counts, n_counters);
+    const int64_t n_tiles = (batch + tile - 1) / tile, slots = n_counters + 1;
+    memset(counts, 0, (size_t)((threads > 1 ? threads + 1 : 1) * slots) * sizeof *counts);
+    if (threads <= 1 || n_tiles <= 1) {
+        for (int64_t t = 0; t < n_tiles; t++) {
+            int64_t t0 = t * tile, status = run_tile(steps, n_steps, x, y, raw, t0, batch - t0 < tile ? batch - t0 : tile,
+                                                     (char *)arena, scratch, counts, n_counters);
             if (status)
                 return status;
         }
+        return 0;
     }
-    return 0;
+    /* Tiles split over threads, each with its own arena, scratch and counters (summed after, so the
+     * counts do not depend on the split); nested GEMM regions run on their thread. */
+    int64_t status = 0;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < n_tiles; t++) {
+        int64_t seen;
+#pragma omp atomic read
+        seen = status;
+        if (seen)
+            continue;
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        int64_t t0 = t * tile, nb = batch - t0 < tile ? batch - t0 : tile;
+        int64_t *mine = counts + (1 + (int64_t)me) * slots;
+        int64_t result = run_tile(steps, n_steps, x, y, raw, t0, nb, (char *)arena + me * arena_stride,
+                                  (char *)scratch + me * scratch_stride, mine, n_counters);
+        if (result) {
+#pragma omp atomic write
+            status = result;
+        }
+    }
+    for (int me = 0; me < threads; me++)
+        for (int64_t i = 0; i < slots; i++)
+            counts[i] += counts[(1 + (int64_t)me) * slots + i];
+    return status;
 }
