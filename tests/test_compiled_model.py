@@ -216,3 +216,43 @@ def test_plan_builder_refuses_what_it_cannot_run():
         builder.permute(x, (1,))
     with pytest.raises(ValueError, match="cannot reshape"):
         builder.reshape(x, (3,))
+
+
+def _random_model(rng):
+    """A random small CNN or MLP: (float model, sample shape)."""
+    def w(*shape):
+        return rng.normal(0, rng.choice([0.05, 0.5, 3.0]), shape)
+
+    if rng.random() < 0.4:
+        widths = [int(v) for v in rng.integers(1, 40, rng.integers(2, 5))]
+        layers = []
+        for k, n in zip(widths, widths[1:]):
+            layers += [nn.Linear(w(n, k), w(n) if rng.random() < 0.7 else None)]
+            layers += [rng.choice([nn.ReLU, nn.ReLU6, nn.Tanh])()] if rng.random() < 0.7 else []
+        return nn.Sequential(layers), (widths[0],)
+    two_d = rng.random() < 0.5
+    size, channels = int(rng.integers(4, 12)), int(rng.integers(1, 5))
+    conv, pool = (nn.Conv2d, nn.MaxPool2d) if two_d else (nn.Conv1d, nn.MaxPool1d)
+    kernel = int(rng.integers(1, 4))
+    out = int(rng.integers(1, 20))
+    shape_w = (out, kernel, kernel, channels) if two_d else (out, kernel, channels)
+    layers = [conv(w(*shape_w), w(out), stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 3))), nn.ReLU()]
+    if rng.random() < 0.5:
+        layers.append(pool(2, 1))
+    layers.append(nn.Flatten())
+    shape = (size, size, channels) if two_d else (size, channels)
+    flat = int(np.prod(nn.Sequential(layers)(np.zeros((1,) + shape)).shape[1:]))
+    layers.append(nn.Linear(w(3, flat), w(3)))
+    return nn.Sequential(layers), shape
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_models_and_inputs_are_bit_identical(seed):
+    rng = np.random.default_rng(100 + seed)
+    model, shape = _random_model(rng)
+    precision = ["i8", "i16", "a16w8"][seed % 3]
+    rounding = DETERMINISTIC[seed % len(DETERMINISTIC)]
+    fixed = nn.quantize_model(model, _data(shape, 32, seed), precision, backend="c", rounding=rounding,
+                              scale=["pow2", "multiplier"][seed % 2])
+    for batch in (1, int(rng.integers(2, 40))):
+        _assert_same_as_layers(fixed, _data(shape, batch, seed + batch, scale=float(rng.choice([0.1, 1.0, 20.0]))))
