@@ -5,19 +5,25 @@
  * sum (x + 128) * w = sum x * w + 128 * sum w; the per-column correction
  * bias[n] - 128 * sum_k w[n, k] restores the exact int32 result (wrap-free for K <= 65536).
  *
- * Layout: w is packed in strips of NR = 48 columns, groups of 4 consecutive k per 32-bit
- * lane ([k / 4][48][4] bytes, then the 48 corrections), once per prepared layer.  x is
- * packed once per call, as u8, in tiles of MR = 8 rows interleaved by group
- * ([tile][k / 4][8][4] bytes: the 8 broadcasts of one step read 32 contiguous bytes);
- * rows past the last one hold x = 0.
- * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x
- * passes), tiles inner; an 8 x 48 tile keeps its 24 accumulators in zmm registers over
- * all of K, then lands in an L1 buffer with the corrections added.  Up to 4 rows (batch
- * 1..4) run a small-tile kernel over two strips at a time, so the packed weights are read
- * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32
- * lanes when the strip's shifts are pure powers of two in [0, 31] (rounding from the mode's
- * table, fxp_round_up_masks), else by the exact int64-lane requantization.  Rows and columns past the edges are masked, never
- * touched.
+ * Layouts: one per packed layer, chosen from N when w is packed (layout_for) and recorded in
+ * the packed buffer's header: strips of NR = 16 * NV columns, register tiles of MR rows x NV
+ * zmm, 24 int32 accumulators each:
+ *     N <= 16: NR = 16, 24 x 1;   16 < N <= 32: NR = 32, 12 x 2;   N > 32: NR = 48, 8 x 3.
+ * w is packed once per prepared layer in strips, groups of 4 consecutive k per 32-bit lane
+ * ([k / 4][NR][4] bytes, then the NR corrections).  x is packed per call, as u8, in tiles of
+ * MR rows ([tile][k / 16][MR][16] bytes: each row's chunks of 16 k, so the MR broadcasts of a
+ * step sit at fixed offsets and a row packs with 16-byte loads); 1..4 rows form one tile of
+ * their own height; rows past the last one and k past K hold x = 0.  With one strip (N <= NR)
+ * every tile is used once and is packed right before its use, in L1; else all of x first.
+ * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x passes),
+ * tiles inner; a tile's accumulators start at the corrections and stay in zmm registers over
+ * all of K, then land in an L1 buffer.  Up to 4 rows (batch 1..4) run a small-tile kernel over
+ * two 48-column strips (or the one narrower strip) at a time, so the packed weights are read
+ * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32 lanes
+ * when the strip's shifts are pure powers of two in [0, 31] (rounding from the mode's table,
+ * fxp_round_up_masks; inside the 16- and 32-column tile kernels, one loop per output width and
+ * overflow mode), else by the exact int64-lane requantization.  Rows and columns past the
+ * edges are masked, never touched.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -27,25 +33,28 @@
 #ifdef FXP_X86
 #include <immintrin.h>
 
-#define MR 8
-#define NR 48
-#define NV (NR / 16)
+#define MAX_NV 3
+#define MAX_NR (16 * MAX_NV)
+#define TILE_ACCS 24            /* zmm accumulators of every tile (MR * NV) */
+#define PAD_M 24                /* a multiple of every MR: x padded to it fits any layout */
+#define TILE_X_BYTES 16384      /* largest x tile packed right before its use */
+#define HEADER 64               /* packed buffer: the layout code, then the strips (64-byte aligned) */
 
 static int64_t padded_k(int64_t k) { return (k + 3) & ~(int64_t)3; }
-static int64_t padded_m(int64_t m) { return (m + MR - 1) / MR * MR; }
+static int64_t padded_m(int64_t m) { return (m + PAD_M - 1) / PAD_M * PAD_M; }
+/* Bytes per row of packed x: k padded to whole chunks of 16. */
+static int64_t chunked_k(int64_t k) { return (k + 15) & ~(int64_t)15; }
 
-/* Scratch of the unpacked call: one w strip with its corrections, then all of x packed. */
-int64_t fxp_s8_scratch_avx512(int64_t m, int64_t k)
-{
-    return NR * padded_k(k) + NR * 4 + padded_m(m) * padded_k(k) + 192;
-}
+enum { LAYOUT_16, LAYOUT_32, LAYOUT_48 };
 
-/* w columns n0 .. n0 + nc - 1 into [k / 4][NR][4] bytes (zero padded); corr[c] = bias - 128 * sum w */
-static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp,
+static int layout_for(int64_t n) { return n <= 16 ? LAYOUT_16 : n <= 32 ? LAYOUT_32 : LAYOUT_48; }
+
+/* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w */
+static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp, int nr,
                          int8_t *wp, int32_t *corr)
 {
-    memset(wp, 0, (size_t)(kp * NR));
-    for (int64_t c = 0; c < NR; c++) {
+    memset(wp, 0, (size_t)(kp * nr));
+    for (int64_t c = 0; c < nr; c++) {
         if (c >= nc) {
             corr[c] = 0;
             continue;
@@ -53,7 +62,7 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
         const int8_t *row = w + (n0 + c) * k;
         int32_t sum = 0;
         for (int64_t kk = 0; kk < k; kk++) {
-            wp[(kk >> 2) * (NR * 4) + c * 4 + (kk & 3)] = row[kk];
+            wp[(kk >> 2) * (nr * 4) + c * 4 + (kk & 3)] = row[kk];
             sum += row[kk];
         }
         /* Modulo 2**32 (unsigned: no signed overflow); the final int32 sum is exact whenever the
@@ -62,35 +71,33 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
     }
 }
 
-/* All of x (m rows) as u8 tiles [tile][k / 4][MR][4]; padding rows and k hold x = 0 (0x80). */
-static void pack_x(const int8_t *x, int64_t m, int64_t k, int64_t kp, uint8_t *xp)
+/* Rows i0 .. i0 + mr - 1 of x as one u8 tile at dst: chunks of 16 k (4 groups of 4), each
+ * [mr][16] bytes of x ^ 0x80 (u8 = x + 128); rows past m and k past K hold x = 0 (0x80). */
+FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k, int mr, int64_t i0, uint8_t *dst)
 {
-    const int64_t groups = kp >> 2;
-    for (int64_t i0 = 0; i0 < m; i0 += MR) {
-        uint8_t *tile = xp + i0 * kp;
-        for (int64_t r = 0; r < MR; r++) {
-            uint8_t *dst = tile + r * 4;
-            if (i0 + r >= m) {
-                for (int64_t g = 0; g < groups; g++)
-                    memset(dst + g * (MR * 4), 0x80, 4);
-                continue;
-            }
-            const int8_t *row = x + (i0 + r) * k;
-            int64_t g = 0;
-            for (; 4 * g + 4 <= k; g++) {
-                uint32_t four;
-                memcpy(&four, row + 4 * g, 4);
-                four ^= 0x80808080u;
-                memcpy(dst + g * (MR * 4), &four, 4);
-            }
-            if (g < groups) {
-                uint8_t last[4] = {0x80, 0x80, 0x80, 0x80};
-                for (int64_t kk = 4 * g; kk < k; kk++)
-                    last[kk - 4 * g] = (uint8_t)row[kk] ^ 0x80u;
-                memcpy(dst + g * (MR * 4), last, 4);
-            }
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const int64_t full = k >> 4, chunks = (k + 15) >> 4;
+    const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
+    for (int r = 0; r < mr; r++) {
+        __m128i *out = (__m128i *)(dst + 16 * r);
+        if (i0 + r >= m) {
+            for (int64_t c = 0; c < chunks; c++)
+                _mm_store_si128(out + c * mr, flip);
+            continue;
         }
+        const int8_t *row = x + (i0 + r) * k;
+        for (int64_t c = 0; c < full; c++)
+            _mm_store_si128(out + c * mr, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + 16 * c)), flip));
+        if (tail)
+            _mm_store_si128(out + full * mr, _mm_xor_si128(_mm_maskz_loadu_epi8(tail, row + 16 * full), flip));
     }
+}
+
+/* All of x (m rows) as tiles of mr rows, one after another (chunked_k(k) bytes per row). */
+FXP_TARGET_AVX512 static void pack_x(const int8_t *x, int64_t m, int64_t k, int mr, uint8_t *xp)
+{
+    for (int64_t i0 = 0; i0 < m; i0 += mr)
+        pack_x_tile(x, m, k, mr, i0, xp + i0 * chunked_k(k));
 }
 
 /* The call's output side: int32 accumulators to out, or the epilogue into qout. */
@@ -105,264 +112,384 @@ typedef struct {
  * register: with the intrinsic, GCC 12 keeps a stack copy of every accumulator per step. */
 #define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
 
-/* ---------------------------------------------------------------- epilogue on registers */
+/* ---------------------------------------------------------------- epilogue in int32 lanes */
 
 /* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
 typedef struct {
-    int lanes;                 /* 1: pow2 shifts in [0, 31], no multiplier */
-    __m512i shift[NV], table, lo, hi, wrap_bits;
-    __mmask16 cols[NV];        /* valid columns of each 16-lane vector */
+    int lanes;                                  /* 1: pow2 shifts in [0, 31], no multiplier */
+    int wrap, out_size;
+    __m512i shift[MAX_NV], low[MAX_NV], half[MAX_NV];   /* s, 2**s - 1, 2**s / 2 */
+    __m512i table;                              /* lane i: bit i of the mode's round-up table */
+    __m512i floor, lo, hi, range, wrap_bits;    /* floor: 0 with relu, else INT32_MIN */
+    __mmask16 cols[MAX_NV];                     /* valid columns of each 16-lane vector */
+    __mmask16 rounds[MAX_NV];                   /* columns with s > 0 */
 } strip_rq;
 
 FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
 {
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < MAX_NV; v++) {
         int64_t left = nc - 16 * v;
         s->cols[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
     }
     s->lanes = 0;
     if (o->qout == NULL || o->rq->mult != NULL)
         return;
-    const int32_t *shift = o->rq->shift + n0;
+    const fxp_epilogue *e = o->rq;
+    const int32_t *shift = e->shift + n0;
     for (int64_t j = 0; j < nc; j++)
         if (shift[j] < 0 || shift[j] > 31)
             return;
     s->lanes = 1;
-    for (int v = 0; v < NV; v++)
+    const __m512i one = _mm512_set1_epi32(1);
+    for (int v = 0; v < MAX_NV; v++) {
         s->shift[v] = _mm512_maskz_loadu_epi32(s->cols[v], shift + 16 * v);
-    s->table = _mm512_set1_epi32(fxp_round_up_masks[o->rq->rounding]);
-    s->lo = _mm512_set1_epi32((int32_t)o->rq->lo);
-    s->hi = _mm512_set1_epi32((int32_t)o->rq->hi);
-    s->wrap_bits = _mm512_set1_epi32(32 - o->rq->out_bits);
+        __m512i unit = _mm512_sllv_epi32(one, s->shift[v]);
+        s->low[v] = _mm512_sub_epi32(unit, one);
+        s->half[v] = _mm512_srli_epi32(unit, 1);
+        s->rounds[v] = _mm512_test_epi32_mask(s->shift[v], s->shift[v]);
+    }
+    s->table = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(fxp_round_up_masks[e->rounding]),
+                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                                    14, 15)),
+                                one);
+    s->floor = _mm512_set1_epi32(e->relu ? 0 : INT32_MIN);
+    s->lo = _mm512_set1_epi32((int32_t)e->lo);
+    s->hi = _mm512_set1_epi32((int32_t)e->hi);
+    s->range = _mm512_set1_epi32((int32_t)(uint32_t)(e->hi - e->lo));
+    s->wrap_bits = _mm512_set1_epi32(32 - e->out_bits);
+    s->wrap = e->overflow == FXP_WRAP;
+    s->out_size = e->out_size;
 }
 
-/* round(acc / 2**s) in int32 lanes (s in [0, 31]): floor plus the mode's table bit at
- * q_odd | negative << 1 | rest << 2; lanes with s == 0 keep acc (|q| <= 2**30 + 1: no overflow). */
-FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i round_lanes32(__m512i acc, __m512i s,
-                                                                                     __m512i table)
+/* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) is
+ * floor q = acc >> s plus the mode's table bit at q_odd | negative << 1 | rest << 2 (rest:
+ * the dropped bits against half an LSB), added only where s > 0 (|q| <= 2**30: no overflow);
+ * then relu, then the overflow mode.  *outside gets the valid columns outside [lo, hi]. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
+                                                                                      int v, int wrap,
+                                                                                      __mmask16 *outside)
 {
-    const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
-    __m512i q = _mm512_srav_epi32(acc, s);
-    __m512i unit = _mm512_sllv_epi32(one, s);
-    __m512i r = _mm512_and_si512(acc, _mm512_sub_epi32(unit, one));
-    __m512i half = _mm512_srli_epi32(unit, 1);
-    __m512i rest = _mm512_maskz_mov_epi32(_mm512_cmpneq_epi32_mask(r, zero), one);
-    rest = _mm512_mask_add_epi32(rest, _mm512_cmpge_epu32_mask(r, half), rest, one);
-    rest = _mm512_mask_add_epi32(rest, _mm512_cmpgt_epu32_mask(r, half), rest, one);
-    __m512i index = _mm512_or_si512(_mm512_and_si512(q, one), _mm512_slli_epi32(_mm512_srli_epi32(acc, 31), 1));
-    index = _mm512_or_si512(index, _mm512_slli_epi32(rest, 2));
-    __m512i up = _mm512_and_si512(_mm512_srlv_epi32(table, index), one);
-    return _mm512_mask_mov_epi32(_mm512_add_epi32(q, up), _mm512_cmpeq_epi32_mask(s, zero), acc);
+    const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+    __m512i q = _mm512_srav_epi32(acc, s->shift[v]);
+    __m512i r = _mm512_and_si512(acc, s->low[v]);
+    /* bit 0 from q, bit 1 the sign of acc (bits 31..30 moved to 1..0), then 4 per rest step */
+    __m512i index = _mm512_ternarylogic_epi32(q, _mm512_srli_epi32(acc, 30), one, 0xe4);
+    index = _mm512_mask_add_epi32(index, _mm512_test_epi32_mask(r, r), index, four);
+    index = _mm512_mask_add_epi32(index, _mm512_cmpge_epu32_mask(r, s->half[v]), index, four);
+    index = _mm512_mask_add_epi32(index, _mm512_cmpgt_epu32_mask(r, s->half[v]), index, four);
+    __m512i y = _mm512_mask_add_epi32(q, s->rounds[v], q, _mm512_permutexvar_epi32(index, s->table));
+    y = _mm512_max_epi32(y, s->floor);
+    *outside = _mm512_mask_cmpgt_epu32_mask(s->cols[v], _mm512_sub_epi32(y, s->lo), s->range);
+    if (wrap)
+        return _mm512_srav_epi32(_mm512_sllv_epi32(y, s->wrap_bits), s->wrap_bits);
+    return _mm512_min_epi32(_mm512_max_epi32(y, s->lo), s->hi);
 }
 
-/* One row of NR accumulators (corrections added) into the output row: int32 store,
- * int32-lane requantization, or (other epilogues) the exact scalar/int64-lane path. */
-FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t finish_row(
-    const __m512i *acc, const strip_rq *s, const sink *o, int64_t row, int64_t n0, int64_t nc)
+/* Requantized lanes (already in range) into out_size-byte elements at dst. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void store_lanes(char *dst, __m512i y, __mmask16 cols,
+                                                                               int out_size)
+{
+    if (out_size == 1)
+        _mm_mask_storeu_epi8(dst, cols, _mm512_cvtepi32_epi8(y));
+    else if (out_size == 2)
+        _mm256_mask_storeu_epi16(dst, cols, _mm512_cvtepi32_epi16(y));
+    else
+        _mm512_mask_storeu_epi32(dst, cols, y);
+}
+
+/* One buffered row of a strip (int32 accumulators with the corrections, 64-byte aligned)
+ * into the output row: int32 store, int32-lane requantization, or (other epilogues) the
+ * exact scalar/int64-lane path. */
+FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *s, const sink *o, int64_t row,
+                                            int64_t n0, int64_t nc)
 {
     if (o->qout == NULL) {
-        for (int v = 0; v < NV; v++)
-            _mm512_mask_storeu_epi32(o->out + row * o->n + n0 + 16 * v, s->cols[v], acc[v]);
+        for (int v = 0; v < MAX_NV && s->cols[v]; v++)
+            _mm512_mask_storeu_epi32(o->out + row * o->n + n0 + 16 * v, s->cols[v],
+                                     _mm512_load_si512((const void *)(acc + 16 * v)));
         return 0;
     }
     const fxp_epilogue *e = o->rq;
     char *dst = (char *)o->qout + (row * o->n + n0) * e->out_size;
-    if (!s->lanes) {
-        int32_t buf[NR] __attribute__((aligned(64)));
-        for (int v = 0; v < NV; v++)
-            _mm512_store_si512((void *)(buf + 16 * v), acc[v]);
-        return fxp_rq_row_s32(buf, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
-    }
+    if (!s->lanes)
+        return fxp_rq_row_s32(acc, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
     int64_t count = 0;
-    for (int v = 0; v < NV; v++) {
-        if (!s->cols[v])
-            break;
-        __m512i y = round_lanes32(acc[v], s->shift[v], s->table);
-        if (e->relu)
-            y = _mm512_max_epi32(y, _mm512_setzero_si512());
-        __mmask16 outside = (_mm512_cmplt_epi32_mask(y, s->lo) | _mm512_cmpgt_epi32_mask(y, s->hi)) & s->cols[v];
+    for (int v = 0; v < MAX_NV && s->cols[v]; v++) {
+        __mmask16 outside;
+        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, &outside);
         count += __builtin_popcount((unsigned)outside);
-        if (e->overflow == FXP_WRAP)
-            y = _mm512_srav_epi32(_mm512_sllv_epi32(y, s->wrap_bits), s->wrap_bits);
-        else
-            y = _mm512_min_epi32(_mm512_max_epi32(y, s->lo), s->hi);
-        if (e->out_size == 1)
-            _mm_mask_storeu_epi8(dst + 16 * v, s->cols[v], _mm512_cvtepi32_epi8(y));
-        else if (e->out_size == 2)
-            _mm256_mask_storeu_epi16(dst + 32 * v, s->cols[v], _mm512_cvtepi32_epi16(y));
-        else
-            _mm512_mask_storeu_epi32(dst + 64 * v, s->cols[v], y);
+        store_lanes(dst + 16 * v * e->out_size, y, s->cols[v], e->out_size);
     }
     return count;
 }
 
-/* ---------------------------------------------------------------- full tiles */
+/* ---------------------------------------------------------------- register tiles */
 
-#define ROW_DECL(r) __m512i a##r##0 = _mm512_setzero_si512(), a##r##1 = a##r##0, a##r##2 = a##r##0;
-#define ROW_STEP(r)                                                                                  \
+/* The K loop of an MR x NV tile: MR packed rows of x (xt, [k / 16][MR][16]) times one strip
+ * (wp, [k / 4][16 NV][4]); acc[r][v] (int32) starts at the corrections and takes all of K. */
+#define TILE_K_LOOP(MR, NV)                                                                          \
+    __m512i acc[MR][NV];                                                                             \
+    _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                             \
     {                                                                                                \
-        __m512i a = _mm512_set1_epi32(*(const int32_t *)(xg + 4 * (r)));                             \
-        DPBUSD(a##r##0, a, b0);                                                                      \
-        DPBUSD(a##r##1, a, b1);                                                                      \
-        DPBUSD(a##r##2, a, b2);                                                                      \
-    }
-#define ROW_STORE(r)                                                                                 \
-    _mm512_store_si512((void *)(buf + (r) * NR), _mm512_add_epi32(a##r##0, c0));                     \
-    _mm512_store_si512((void *)(buf + (r) * NR + 16), _mm512_add_epi32(a##r##1, c1));                \
-    _mm512_store_si512((void *)(buf + (r) * NR + 32), _mm512_add_epi32(a##r##2, c2));
-
-/* MR packed rows (a tile of xp) times one strip into buf[MR][NR], corrections added; 24
- * accumulators in registers over all of K.  Kept apart from the epilogue (noinline) so the
- * loop is compiled with all 32 zmm registers for itself. */
-FXP_TARGET_AVX512 __attribute__((noinline)) static void tile(const uint8_t *xt, const int8_t *wp,
-                                                             const int32_t *corr, int64_t kp, int32_t *buf)
-{
-    ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
-    const int8_t *b = wp, *b_end = wp + (kp >> 2) * (NR * 4);
-    const uint8_t *xg = xt;
-    do {            /* kp >= 4: at least one group */
-        __m512i b0 = _mm512_load_si512((const void *)b);
-        __m512i b1 = _mm512_load_si512((const void *)(b + 64));
-        __m512i b2 = _mm512_load_si512((const void *)(b + 128));
-        ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5) ROW_STEP(6) ROW_STEP(7)
-        b += NR * 4;
-        xg += MR * 4;
+        __m512i c = _mm512_load_si512((const void *)(corr + 16 * v));                                \
+        _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++) acc[r][v] = c;                         \
+    }                                                                                                \
+    const int8_t *b = wp, *b_end = wp + (kp >> 2) * (64 * NV);                                       \
+    const uint8_t *xc = xt;                                                                          \
+    do {            /* kp >= 4: at least one group */                                                \
+        const int8_t *b_chunk = b + 4 * 64 * NV < b_end ? b + 4 * 64 * NV : b_end;                   \
+        const uint8_t *xg = xc;                                                                      \
+        do {                                                                                         \
+            __m512i bv[NV];                                                                          \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) bv[v] = _mm512_load_si512((const void *)(b + 64 * v)); \
+            _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                    \
+            {                                                                                        \
+                __m512i a = _mm512_set1_epi32(*(const int32_t *)(xg + 16 * r));                      \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) DPBUSD(acc[r][v], a, bv[v]);    \
+            }                                                                                        \
+            b += 64 * NV;                                                                            \
+            xg += 4;                                                                                 \
+        } while (b < b_chunk);                                                                       \
+        xc += 16 * MR;                                                                               \
     } while (b < b_end);
-    __m512i c0 = _mm512_load_si512((const void *)corr);
-    __m512i c1 = _mm512_load_si512((const void *)(corr + 16));
-    __m512i c2 = _mm512_load_si512((const void *)(corr + 32));
-    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5) ROW_STORE(6) ROW_STORE(7)
+
+/* One tile into buf[MR][16 NV].  Kept apart from the epilogue (noinline) so the loop is
+ * compiled with all 32 zmm registers for itself. */
+#define TILE_BUF(MR, NV)                                                                             \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void tile_##MR##x##NV(                         \
+        const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int32_t *buf)            \
+    {                                                                                                  \
+        TILE_K_LOOP(MR, NV)                                                                            \
+        _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
+                _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
+    }
+
+/* The int32-lane epilogue of `rows` buffered tile rows (nv vectors each) into dst (ld bytes
+ * per output row), for one output width and overflow mode; the strip's vectors are copied
+ * into registers first.  Returns the overflow count. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(const int32_t *buf, int64_t rows, int nv,
+                                                                              const strip_rq *s, char *dst, int64_t ld,
+                                                                              int out_size, int wrap)
+{
+    const strip_rq q = *s;
+    __m512i count = _mm512_setzero_si512();
+    for (int64_t r = 0; r < rows; r++)
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+            __mmask16 outside;
+            __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap,
+                                       &outside);
+            count = _mm512_mask_add_epi32(count, outside, count, _mm512_set1_epi32(1));
+            store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size);
+        }
+    return _mm512_reduce_add_epi32(count);
 }
 
-/* The epilogue of the first mr rows of a tile's buffer (still in L1). */
-FXP_TARGET_AVX512 static int64_t finish_tile(const int32_t *buf, int64_t i0, int64_t mr, int64_t n0, int64_t nc,
-                                             const strip_rq *s, const sink *o)
-{
-    int64_t count = 0;
-    for (int64_t r = 0; r < mr; r++) {
-        __m512i row[NV];
-        for (int v = 0; v < NV; v++)
-            row[v] = _mm512_load_si512((const void *)(buf + r * NR + 16 * v));
-        count += finish_row(row, s, o, i0 + r, n0, nc);
+/* One tile with the int32-lane epilogue (s->lanes set): the K loop into an L1 buffer, then the
+ * first `rows` rows into dst (ld bytes per output row); returns the overflow count.  (Reading
+ * the accumulators straight from registers would keep them live into the epilogue, and GCC 12
+ * then spills them inside the K loop.) */
+#define TILE_RQ(MR, NV)                                                                              \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t tile_rq_##MR##x##NV(                   \
+        const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int64_t rows,            \
+        const strip_rq *s, char *dst, int64_t ld)                                                      \
+    {                                                                                                  \
+        int32_t buf[MR * NV * 16] __attribute__((aligned(64)));                                        \
+        TILE_K_LOOP(MR, NV)                                                                            \
+        _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
+                _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
+        switch (s->out_size * 2 + s->wrap) {                                                           \
+        case 2: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0);                                       \
+        case 3: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1);                                       \
+        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0);                                       \
+        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1);                                       \
+        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0);                                       \
+        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1);                                      \
+        }                                                                                              \
     }
-    return count;
-}
+
+TILE_BUF(24, 1)
+TILE_BUF(12, 2)
+TILE_BUF(8, 3)
+TILE_RQ(24, 1)
+TILE_RQ(12, 2)
+
 
 /* ---------------------------------------------------------------- few rows (GEMV) */
 
-/* R (1..4) rows of one packed tile times two strips at once (6 zmm of w per step, R x 6
- * accumulators), so each packed weight is read once per call; into buf[R][2 * NR] with the
- * corrections added.  The second strip may be absent (w2 == NULL: the first is read twice). */
-#define SMALL_KERNEL(R)                                                                              \
-    FXP_TARGET_AVX512 __attribute__((noinline)) static void small_##R(                                \
+/* R (1..4) rows of one packed tile of height R times S strips of 16 NV columns at once
+ * (R x S NV int32 accumulators, started at the corrections), so each packed weight is read
+ * once per call; into buf[R][S * 16 NV].  With S = 2 the second strip may be absent
+ * (w2 == NULL: the first is read twice). */
+#define SMALL_KERNEL(R, NV, S)                                                                       \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void small_##R##_##NV##x##S(                   \
         const uint8_t *xt, const int8_t *w1, const int32_t *c1, const int8_t *w2, const int32_t *c2,   \
         int64_t kp, int32_t *buf)                                                                      \
     {                                                                                                  \
-        __m512i acc[R][2 * NV];                                                                        \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++) acc[r][v] = _mm512_setzero_si512(); \
-        const int64_t groups = kp >> 2;                                                                \
+        __m512i acc[R][S * NV];                                                                        \
         const int8_t *wb = w2 ? w2 : w1;                                                               \
+        const int32_t *cb = w2 ? c2 : c1;                                                              \
+        _Pragma("GCC unroll 6") for (int v = 0; v < S * NV; v++)                                       \
+        {                                                                                              \
+            __m512i c = _mm512_load_si512((const void *)((v < NV ? c1 : cb) + 16 * (v % NV)));          \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][v] = c;                         \
+        }                                                                                              \
+        const int64_t groups = kp >> 2;                                                                \
         for (int64_t g = 0; g < groups; g++) {                                                         \
-            const uint8_t *xg = xt + g * (MR * 4);                                                     \
+            const uint8_t *xg = xt + (g >> 2) * (16 * R) + 4 * (g & 3);                                \
             __m512i a[R];                                                                              \
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                        \
-                a[r] = _mm512_set1_epi32(*(const int32_t *)(xg + 4 * r));                              \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++)                                   \
+                a[r] = _mm512_set1_epi32(*(const int32_t *)(xg + 16 * r));                             \
+            _Pragma("GCC unroll 6") for (int v = 0; v < S * NV; v++)                                   \
             {                                                                                          \
-                const int8_t *src = (v < NV ? w1 : wb) + g * (NR * 4) + 64 * (v % NV);                  \
+                const int8_t *src = (v < NV ? w1 : wb) + g * (64 * NV) + 64 * (v % NV);                 \
                 __m512i b = _mm512_load_si512((const void *)src);                                      \
                 _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) DPBUSD(acc[r][v], a[r], b);        \
             }                                                                                          \
         }                                                                                              \
-        const int32_t *cb = w2 ? c2 : c1;                                                              \
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV; v++)                                   \
-            {                                                                                          \
-                __m512i c = _mm512_load_si512((const void *)((v < NV ? c1 : cb) + 16 * (v % NV)));      \
-                _mm512_store_si512((void *)(buf + r * 2 * NR + 16 * v), _mm512_add_epi32(acc[r][v], c)); \
-            }                                                                                          \
+            _Pragma("GCC unroll 6") for (int v = 0; v < S * NV; v++)                                   \
+                _mm512_store_si512((void *)(buf + (r * S * NV + v) * 16), acc[r][v]);                  \
     }
 
-SMALL_KERNEL(1)
-SMALL_KERNEL(2)
-SMALL_KERNEL(3)
-SMALL_KERNEL(4)
+#define SMALL_KERNELS(NV, S) SMALL_KERNEL(1, NV, S) SMALL_KERNEL(2, NV, S) SMALL_KERNEL(3, NV, S) SMALL_KERNEL(4, NV, S)
+SMALL_KERNELS(1, 1)
+SMALL_KERNELS(2, 1)
+SMALL_KERNELS(3, 2)
 
+typedef void (*tile_fn)(const uint8_t *, const int8_t *, const int32_t *, int64_t, int32_t *);
+typedef int64_t (*tile_rq_fn)(const uint8_t *, const int8_t *, const int32_t *, int64_t, int64_t, const strip_rq *,
+                              char *, int64_t);
 typedef void (*small_fn)(const uint8_t *, const int8_t *, const int32_t *, const int8_t *, const int32_t *, int64_t,
                          int32_t *);
-static const small_fn small_kernels[5] = {NULL, small_1, small_2, small_3, small_4};
+
+/* A layout's tile shape and kernels; small_strips: strips per small-M call. */
+typedef struct {
+    int nv, mr, small_strips;
+    tile_fn tile;
+    tile_rq_fn tile_rq;         /* NULL: the epilogue always goes through the buffer */
+    small_fn small[5];
+} layout;
+
+static const layout layouts[3] = {
+    {1, 24, 1, tile_24x1, tile_rq_24x1, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1}},
+    {2, 12, 1, tile_12x2, tile_rq_12x2, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1}},
+    {3, 8, 2, tile_8x3, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2}},
+};
 
 /* ---------------------------------------------------------------- drivers */
 
-/* Strip j of a packed weight buffer: kp * NR bytes of w, then NR int32 corrections (both
- * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
-static int64_t packed_strip_bytes(int64_t k) { return padded_k(k) * NR + NR * 4; }
+/* Row-tile height of packed x: the layout's MR, or all m rows when m <= 4 (small kernels). */
+static int x_tile_rows(const layout *l, int64_t m) { return m <= 4 ? (int)m : l->mr; }
 
-/* Every tile of packed x times every strip of `strips` (stride bytes apart); `threads` OpenMP
- * threads take contiguous runs of (strip, tile) pairs in strip-major order, so each keeps its
- * strips in its own cache (every output element is computed by one thread: results do not
- * depend on the count). */
-FXP_TARGET_AVX512 static int64_t run(const uint8_t *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
-                                     int64_t kp, const sink *o, int threads)
+/* Whether each tile of x is packed right before its use (one strip: every tile is used once)
+ * rather than all of x up front; the same for the packed and the unpacked call of a shape. */
+static int x_per_tile(const layout *l, int64_t m, int64_t n, int64_t k)
 {
+    return n <= 16 * l->nv && m > 4 && l->mr * chunked_k(k) <= TILE_X_BYTES;
+}
+
+/* Scratch of a call: one w strip with its corrections (the unpacked call), then all of x
+ * packed unless x_per_tile. */
+int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k)
+{
+    const layout *l = &layouts[layout_for(n)];
+    return MAX_NR * padded_k(k) + MAX_NR * 4 + (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 192;
+}
+
+/* Strip j of a packed weight buffer: kp * nr bytes of w, then nr int32 corrections (both
+ * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
+static int64_t packed_strip_bytes(int64_t k, int nr) { return padded_k(k) * nr + nr * 4; }
+
+/* Every tile of x times every strip of `strips` (stride bytes apart); x packed in xp, or
+ * (xp == NULL, m > 4) each tile packed from x right before its use.  `threads` OpenMP threads
+ * take contiguous runs of (strip, tile) pairs in strip-major order, so each keeps its strips in
+ * its own cache (every output element is computed by one thread: results do not depend on the
+ * count). */
+FXP_TARGET_AVX512 static int64_t run(const layout *l, const int8_t *x, int64_t k, const uint8_t *xp, const char *strips,
+                                     int64_t stride, int64_t m, int64_t n, int64_t kp, const sink *o, int threads)
+{
+    const int nr = 16 * l->nv, spc = l->small_strips;
+    const int64_t n_strips = (n + nr - 1) / nr;
     int64_t count = 0;
-    const int64_t n_strips = (n + NR - 1) / NR;
+    if (m == 0)
+        return 0;
     if (m <= 4) {
-        const int64_t n_pairs = (n_strips + 1) / 2;
+        const int64_t n_calls = (n_strips + spc - 1) / spc;
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-        for (int64_t p = 0; p < n_pairs; p++) {
-            int32_t buf[4 * 2 * NR] __attribute__((aligned(64)));
-            int64_t j = 2 * p, n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
-            int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
-            const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
-            small_kernels[m](xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * NR), (const int8_t *)s2,
-                             s2 ? (const int32_t *)(s2 + kp * NR) : NULL, kp, buf);
+        for (int64_t p = 0; p < n_calls; p++) {
+            int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
+            const int64_t j = spc * p, n0 = j * nr;
+            const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
+            const char *s1 = strips + j * stride, *s2 = present == 2 ? s1 + stride : NULL;
+            l->small[m](xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
+                        s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
             strip_rq q;
-            for (int half = 0; half < (s2 ? 2 : 1); half++) {
-                int64_t n_at = n0 + half * NR, nc = half ? nc2 : nc1;
+            for (int h = 0; h < present; h++) {
+                int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
                 strip_rq_init(&q, o, n_at, nc);
-                for (int64_t r = 0; r < m; r++) {
-                    __m512i row[NV];
-                    for (int v = 0; v < NV; v++)
-                        row[v] = _mm512_load_si512((const void *)(buf + r * 2 * NR + half * NR + 16 * v));
-                    count += finish_row(row, &q, o, r, n_at, nc);
-                }
+                for (int64_t r = 0; r < m; r++)
+                    count += finish_row(buf + (r * spc + h) * nr, &q, o, r, n_at, nc);
             }
         }
         return count;
     }
-    const int64_t n_tiles = (m + MR - 1) / MR;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
-        int32_t buf[MR * NR] __attribute__((aligned(64)));
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
-        int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
-        const char *strip = strips + j * stride;
+    const int64_t n_tiles = (m + l->mr - 1) / l->mr;
+#pragma omp parallel num_threads(threads) reduction(+ : count) if (threads > 1)
+    {
+        int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
+        uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
         strip_rq q;
-        strip_rq_init(&q, o, n0, nc);
-        tile(xp + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, buf);
-        count += finish_tile(buf, i0, m - i0 < MR ? m - i0 : MR, n0, nc, &q, o);
+        int64_t q_strip = -1;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+            int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
+            int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr, rows = m - i0 < l->mr ? m - i0 : l->mr;
+            const char *strip = strips + j * stride;
+            const int32_t *corr = (const int32_t *)(strip + kp * nr);
+            const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x;
+            if (!xp)
+                pack_x_tile(x, m, k, l->mr, i0, tile_x);
+            if (j != q_strip) {
+                strip_rq_init(&q, o, n0, nc);
+                q_strip = j;
+            }
+            if (q.lanes && l->tile_rq) {
+                int64_t ld = o->n * o->rq->out_size;
+                count += l->tile_rq(xt, (const int8_t *)strip, corr, kp, rows, &q,
+                                    (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+                continue;
+            }
+            l->tile(xt, (const int8_t *)strip, corr, kp, buf);
+            for (int64_t r = 0; r < rows; r++)
+                count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
+        }
     }
     return count;
 }
 
 /* With qout == NULL the int32 result goes to out; otherwise each tile is requantized by rq
- * into qout and the overflow count is returned.  w is packed here, one strip at a time. */
+ * into qout and the overflow count is returned.  w is packed here, one strip at a time, in
+ * the layout the packed call would use for this n. */
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
                            const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch)
 {
     (void)shift, (void)mult, (void)out_size;   /* carried by rq */
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const layout *l = &layouts[layout_for(n)];
+    const int nr = 16 * l->nv;
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr);
     char *strip = (char *)fxp_align64(scratch);
     uint8_t *xp = (uint8_t *)fxp_align64(strip + stride);
     sink o = {rq, qout, out, n};
-    pack_x(x, m, k, kp, xp);
+    const int per_tile = x_per_tile(l, m, n, k);
+    if (!per_tile)
+        pack_x(x, m, k, x_tile_rows(l, m), xp);
     int64_t count = 0;
-    for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        int64_t nc = n - n0 < NR ? n - n0 : NR;
-        pack_w_strip(w, bias, n0, nc, k, kp, (int8_t *)strip, (int32_t *)(strip + kp * NR));
+    for (int64_t n0 = 0; n0 < n; n0 += nr) {
+        int64_t nc = n - n0 < nr ? n - n0 : nr;
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
         sink part = o;
         if (qout)
             part.qout = (char *)qout + n0 * rq->out_size;
@@ -375,79 +502,97 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
             e.mult = rq->mult ? rq->mult + n0 : NULL;
             part.rq = &e;
         }
-        count += run(xp, strip, stride, m, nc, kp, &part, 1);
+        count += run(l, x, k, per_tile ? NULL : xp, strip, stride, m, nc, kp, &part, 1);
     }
     return count;
 }
 
+/* Packed buffer: from its first 64-byte boundary, a 64-byte header (int32 layout code), then
+ * the strips of that layout. */
 int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k)
 {
-    return (n + NR - 1) / NR * packed_strip_bytes(k) + 64;
+    const int nr = 16 * layouts[layout_for(n)].nv;
+    return 64 + HEADER + (n + nr - 1) / nr * packed_strip_bytes(k, nr);
 }
 
 void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
 {
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const int32_t code = layout_for(n);
+    const int nr = 16 * layouts[code].nv;
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr);
     char *base = (char *)fxp_align64(packed);
-    for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        int64_t nc = n - n0 < NR ? n - n0 : NR;
-        char *strip = base + n0 / NR * stride;
-        pack_w_strip(w, bias, n0, nc, k, kp, (int8_t *)strip, (int32_t *)(strip + kp * NR));
+    memcpy(base, &code, sizeof code);
+    for (int64_t n0 = 0; n0 < n; n0 += nr) {
+        int64_t nc = n - n0 < nr ? n - n0 : nr;
+        char *strip = base + HEADER + n0 / nr * stride;
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
     }
+}
+
+/* The layout a buffer of fxp_s8_pack_avx512 was packed in, and its first strip. */
+static const layout *packed_layout(const void *packed, const char **strips)
+{
+    const char *base = (const char *)fxp_align64((void *)packed);
+    int32_t code;
+    memcpy(&code, base, sizeof code);
+    *strips = base + HEADER;
+    return &layouts[code];
 }
 
 /* fxp_gemm_s8_avx512 on weights packed by fxp_s8_pack_avx512; scratch holds packed x only. */
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
                                   void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const char *strips;
+    const layout *l = packed_layout(packed, &strips);
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, 16 * l->nv);
     uint8_t *xp = (uint8_t *)fxp_align64(scratch);
     sink o = {rq, qout, out, n};
-    pack_x(x, m, k, kp, xp);
-    return run(xp, (const char *)fxp_align64((void *)packed), stride, m, n, kp, &o, threads);
+    if (x_per_tile(l, m, n, k))
+        return run(l, x, k, NULL, strips, stride, m, n, kp, &o, threads);
+    pack_x(x, m, k, x_tile_rows(l, m), xp);
+    return run(l, x, k, xp, strips, stride, m, n, kp, &o, threads);
 }
 
 /* ---------------------------------------------------------------- int16 x int8 (a16w8) */
 
 /* x int16 splits exactly into a signed high byte and an unsigned low byte, x = 256 * xh + xl
  * (xh in [-128, 127], xl in [0, 255]), so x * w = 256 * xh * w + xl * w and both halves run
- * on the int8 kernels above with the same packed w: H = sum (xh + 128) * w with the
- * correction -128 * sum w (pack_w_strip without bias), L = sum xl * w with none.  Each
+ * on the int8 tiles above with the same packed w, in its layout: H = sum (xh + 128) * w with
+ * the correction -128 * sum w (pack_w_strip without bias), L = sum xl * w with none.  Each
  * product is at most 255 * 128 = 32640 in magnitude, so H and L are exact in int32 for
  * K <= 65536 (the caller checks); 256 * H + L + bias is formed in int64. */
 
 int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k)
 {
-    return 2 * padded_m(m) * padded_k(k) + 128;
+    return 2 * padded_m(m) * chunked_k(k) + 128;
 }
 
-/* x as two u8 tile sets like pack_x: high bytes + 128 and low bytes (padding: x = 0). */
-static void pack_x16(const int16_t *x, int64_t m, int64_t k, int64_t kp, uint8_t *xph, uint8_t *xpl)
+/* x as two u8 tile sets like pack_x (mr rows per tile, chunks of 16 k): high bytes + 128 and
+ * low bytes (padding: x = 0). */
+static void pack_x16(const int16_t *x, int64_t m, int64_t k, int mr, uint8_t *xph, uint8_t *xpl)
 {
-    const int64_t groups = kp >> 2;
-    for (int64_t i0 = 0; i0 < m; i0 += MR)
-        for (int64_t r = 0; r < MR; r++) {
+    const int64_t kx = chunked_k(k);
+    for (int64_t i0 = 0; i0 < m; i0 += mr)
+        for (int r = 0; r < mr; r++) {
             const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
-            for (int64_t g = 0; g < groups; g++) {
-                uint8_t *hi = xph + i0 * kp + g * (MR * 4) + r * 4, *lo = xpl + (hi - xph);
-                for (int j = 0; j < 4; j++) {
-                    int64_t kk = 4 * g + j;
-                    uint16_t v = row && kk < k ? (uint16_t)row[kk] : 0;
-                    hi[j] = (uint8_t)((v >> 8) ^ 0x80u);
-                    lo[j] = (uint8_t)(v & 0xffu);
-                }
+            for (int64_t kk = 0; kk < kx; kk++) {
+                uint16_t v = row && kk < k ? (uint16_t)row[kk] : 0;
+                int64_t at = i0 * kx + ((kk >> 4) * mr + r) * 16 + (kk & 15);
+                xph[at] = (uint8_t)((v >> 8) ^ 0x80u);
+                xpl[at] = (uint8_t)(v & 0xffu);
             }
         }
 }
 
-static const int32_t zero_corr[2 * NR] __attribute__((aligned(64)));
+static const int32_t zero_corr[2 * MAX_NR] __attribute__((aligned(64)));
 
-/* rows r of the high and low buffers (row strides hs, 48 columns from column c0 of each) into
- * the int64 accumulator of output columns n0 .. n0 + nc - 1, then out64 or the epilogue. */
+/* One row of the high and low buffers (int32) into the int64 accumulator of output columns
+ * n0 .. n0 + nc - 1 (256 * H + L + bias), then out64 or the exact int64 epilogue. */
 FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, const int64_t *bias, int64_t row,
                                           int64_t n0, int64_t nc, const sink *o, int64_t *out64)
 {
-    int64_t acc[NR] __attribute__((aligned(64)));
+    int64_t acc[MAX_NR] __attribute__((aligned(64)));
     for (int64_t c = 0; c < nc; c++)
         acc[c] = 256 * (int64_t)bh[c] + bl[c] + (bias ? bias[n0 + c] : 0);
     if (o->qout == NULL) {
@@ -465,42 +610,48 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
                                      void *scratch, int threads)
 {
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k), n_strips = (n + NR - 1) / NR;
-    const char *strips = (const char *)fxp_align64((void *)packed);
-    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kp;
+    const char *strips;
+    const layout *l = packed_layout(packed, &strips);
+    const int nr = 16 * l->nv, spc = l->small_strips;
+    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr), n_strips = (n + nr - 1) / nr;
+    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
     sink o = {rq, qout, NULL, n};
     int64_t count = 0;
-    pack_x16(x, m, k, kp, xph, xpl);
+    if (m == 0)
+        return 0;
+    pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
     if (m <= 4) {
-        const int64_t n_pairs = (n_strips + 1) / 2;
+        const int64_t n_calls = (n_strips + spc - 1) / spc;
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-        for (int64_t p = 0; p < n_pairs; p++) {
-            int32_t bh[4 * 2 * NR] __attribute__((aligned(64))), bl[4 * 2 * NR] __attribute__((aligned(64)));
-            int64_t j = 2 * p, n0 = j * NR, nc1 = n - n0 < NR ? n - n0 : NR;
-            int64_t nc2 = j + 1 < n_strips ? (n - n0 - NR < NR ? n - n0 - NR : NR) : 0;
-            const char *s1 = strips + j * stride, *s2 = nc2 ? s1 + stride : NULL;
+        for (int64_t p = 0; p < n_calls; p++) {
+            int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
+            const int64_t j = spc * p, n0 = j * nr;
+            const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
+            const char *s1 = strips + j * stride, *s2 = present == 2 ? s1 + stride : NULL;
             const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
-            small_kernels[m](xph, w1, (const int32_t *)(s1 + kp * NR), w2,
-                             s2 ? (const int32_t *)(s2 + kp * NR) : NULL, kp, bh);
-            small_kernels[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
-            for (int half = 0; half < (s2 ? 2 : 1); half++)
+            l->small[m](xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL,
+                        kp, bh);
+            l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
+            for (int h = 0; h < present; h++) {
+                int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
                 for (int64_t r = 0; r < m; r++)
-                    count += finish16(bh + r * 2 * NR + half * NR, bl + r * 2 * NR + half * NR, bias, r,
-                                      n0 + half * NR, half ? nc2 : nc1, &o, out64);
+                    count += finish16(bh + (r * spc + h) * nr, bl + (r * spc + h) * nr, bias, r, n_at, nc, &o,
+                                      out64);
+            }
         }
         return count;
     }
-    const int64_t n_tiles = (m + MR - 1) / MR;
+    const int64_t n_tiles = (m + l->mr - 1) / l->mr;
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
     for (int64_t t = 0; t < n_strips * n_tiles; t++) {
-        int32_t bh[MR * NR] __attribute__((aligned(64))), bl[MR * NR] __attribute__((aligned(64)));
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
-        int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
+        int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
+        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
         const char *strip = strips + j * stride;
-        tile(xph + i0 * kp, (const int8_t *)strip, (const int32_t *)(strip + kp * NR), kp, bh);
-        tile(xpl + i0 * kp, (const int8_t *)strip, zero_corr, kp, bl);
-        for (int64_t r = 0; r < MR && i0 + r < m; r++)
-            count += finish16(bh + r * NR, bl + r * NR, bias, i0 + r, n0, nc, &o, out64);
+        l->tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
+        l->tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
+        for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
+            count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, out64);
     }
     return count;
 }

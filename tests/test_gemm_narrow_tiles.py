@@ -1,0 +1,187 @@
+"""The int8 AVX-512 VNNI GEMM's register-tile layouts, chosen per packed layer from N (16-column strips
+with 24-row tiles for N <= 16, 32 columns with 12-row tiles for N <= 32, else 48 columns with 8-row tiles):
+bit-identical with the reference backend at every strip and tile edge, in every epilogue (int32-lane and
+exact), for int8 and int16 (a16w8) activations, with any thread count."""
+import numpy as np
+import pytest
+
+from fixedpoint import kernels
+from fixedpoint.kernels.kinds import gemm_kind
+from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
+from fixedpoint.kernels.reference import backend as ref
+from backend_calls import epilogue, gemm_requant
+
+c = pytest.importorskip("fixedpoint.kernels.c_backend")
+
+NS = [1, 15, 16, 17, 31, 32, 33, 48, 49]
+# Small-M kernels (1..4), 5, and MR - 1, MR, MR + 1 of each layout (MR = 24, 12, 8).
+MS = [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 23, 24, 25]
+KS = [1, 3, 4, 5, 9, 144, 1023]
+OVERFLOWS = [Overflow.SATURATE, Overflow.WRAP, Overflow.SATURATE_SYMMETRIC]
+# (out_bits, out dtype, relu): full containers and narrower out_bits.
+OUTPUTS = [(8, np.int8, True), (5, np.int8, False), (16, np.int16, False), (12, np.int16, True),
+           (32, np.int32, False), (20, np.int32, True)]
+S8 = gemm_kind(np.int8, np.int8)
+A16W8 = gemm_kind(np.int16, np.int8)
+
+
+@pytest.fixture
+def vnni():
+    if "avx512vnni" not in c.supported_paths():
+        pytest.skip("the narrow tiles are a layout of the AVX-512 VNNI path")
+    c.force_path("avx512vnni")
+    yield
+    c.force_path(None)
+
+
+def _ints(rng, dtype, shape):
+    """Random integers with a third of the entries at the dtype's extremes."""
+    info = np.iinfo(dtype)
+    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
+    extreme = rng.random(shape) < 1 / 3
+    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
+    return values.astype(dtype)
+
+
+def _lane_shifts(rng, n):
+    """Shifts the int32 lanes take (0..31), mostly small so that ties and exact values are frequent."""
+    shift = rng.integers(0, 6, n)
+    large = rng.random(n) < 0.25
+    shift[large] = rng.integers(6, 32, int(large.sum()))
+    shift[:3] = [0, 31, 1][:n]
+    return shift.astype(np.int32)
+
+
+def _epilogues(rng, n, rounding, overflow, out_bits, out_dtype, relu):
+    """The int32-lane epilogue and the exact ones: shifts outside [0, 31], and multipliers."""
+    lanes = _lane_shifts(rng, n)
+    wide = rng.integers(-5, 45, n).astype(np.int32)
+    wide[:2] = [-5, 44][:n]
+    multiplier = rng.integers(1, 2**31, n, dtype=np.int64)
+    return [epilogue(shift, mult, rounding, overflow, out_bits, out_dtype, relu)
+            for shift, mult in ((lanes, None), (wide, None), (lanes + 20, multiplier))]
+
+
+def _check(x, w, bias, epi, threads=1):
+    kind = gemm_kind(x.dtype, w.dtype)
+    got = np.full((x.shape[0], w.shape[0]), 7, epi.out_dtype)
+    want = np.full(got.shape, -7, epi.out_dtype)
+    count = c.prepare_gemm(w, bias, kind, epi, threads).gemm_requant(x, got)
+    assert count == gemm_requant(ref, x, w, bias, epi, want)
+    np.testing.assert_array_equal(got, want)
+
+
+def _check_exact(x, w, bias, threads=1):
+    """The exact accumulator (no epilogue) of the prepared and of the unprepared GEMM."""
+    kind = gemm_kind(x.dtype, w.dtype)
+    want = np.empty((x.shape[0], w.shape[0]), kind.acc)
+    ref.gemm(x, w, bias, want)
+    got = np.full(want.shape, 7, kind.acc)
+    c.prepare_gemm(w, bias, kind, None, threads).gemm(x, got)
+    np.testing.assert_array_equal(got, want)
+    got[...] = 7
+    c.gemm(x, w, bias, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", NS)
+def test_strip_and_tile_edges(vnni, n):
+    """Every M and K edge at every N edge: exact int32 out, the int32-lane epilogue and the exact one."""
+    rng = np.random.default_rng(n)
+    for k in KS:
+        w = _ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
+        for m in MS:
+            x = _ints(rng, np.int8, (m, k))
+            _check_exact(x, w, bias)
+            for epi in _epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, m % 2 == 1):
+                _check(x, w, bias, epi)
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+def test_every_mode_overflow_and_output(vnni, rounding, overflow):
+    """Each deterministic rounding and overflow mode with int8/int16/int32 outputs (and narrower out_bits),
+    relu on and off, on one shape per layout with a partial last tile, the small-M kernels among them."""
+    rng = np.random.default_rng(rounding.code * 3 + overflow.code)
+    for m, n, k in ((53, 16, 9), (3, 13, 9), (29, 32, 144), (2, 27, 5), (19, 49, 144)):
+        x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**16, 2**16, n).astype(np.int32)
+        for out_bits, out_dtype, relu in OUTPUTS:
+            for epi in _epilogues(rng, n, rounding, overflow, out_bits, out_dtype, relu):
+                _check(x, w, bias, epi)
+
+
+@pytest.mark.parametrize("n", [1, 16, 17, 32, 33])
+@pytest.mark.parametrize("value", [-128, 127])
+def test_extreme_operands(vnni, n, value):
+    """All x and w at -128 or 127 up to K = 65536 (the int8 bound): the corrections and the int32 sums exact;
+    a saturating and a wrapping epilogue on those sums."""
+    for m, k in ((25, 65536), (4, 65536), (13, 1023), (1, 5)):
+        x = np.full((m, k), value, np.int8)
+        w = np.full((n, k), -128, np.int8)
+        w[::2] = value
+        bias = np.full(n, -1, np.int32)
+        _check_exact(x, w, bias)
+        for overflow in (Overflow.SATURATE, Overflow.WRAP):
+            _check(x, w, bias, epilogue(np.full(n, 3), None, Rounding.HALF_EVEN, overflow, 16, np.int16))
+
+
+@pytest.mark.parametrize("n", [1, 16, 17, 32, 33, 97])
+def test_threads_split_every_layout_identically(vnni, n):
+    """1..4 threads: the same integers and overflow counts as the reference, on many tiles and on few rows."""
+    rng = np.random.default_rng(100 + n)
+    for m, k in ((3, 144), (97, 9), (250, 144)):
+        x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**15, 2**15, n).astype(np.int32)
+        epis = _epilogues(rng, n, Rounding.HALF_AWAY, Overflow.SATURATE, 8, np.int8, True)
+        for threads in (1, 2, 3, 4):
+            _check_exact(x, w, bias, threads)
+            for epi in epis:
+                _check(x, w, bias, epi, threads)
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 32, 33, 49])
+def test_a16w8_on_the_layout_of_n(vnni, n):
+    """int16 x int8 splits x into bytes that run the same packed strips: exact int64 out and epilogues."""
+    rng = np.random.default_rng(200 + n)
+    for k in (1, 5, 9, 144):
+        w = _ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**40, 2**40, n).astype(np.int64)
+        for m in (1, 2, 3, 4, 5, 11, 12, 13, 23, 24, 25, 50):
+            x = _ints(rng, np.int16, (m, k))
+            _check_exact(x, w, bias, threads=1 + m % 3)
+            for epi in _epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 16, np.int16, m % 2 == 0):
+                _check(x, w, bias, epi, threads=1 + m % 3)
+
+
+def test_prepared_layers_match_the_reference(vnni):
+    """The public prepared linear and conv2d (3x3 on 1 and 16 channels, 16 and 32 filters) on the C backend."""
+    rng = np.random.default_rng(5)
+    for c_in, c_out in ((1, 16), (16, 32), (3, 8)):
+        x = _ints(rng, np.int8, (2, 9, 8, c_in))
+        w = _ints(rng, np.int8, (c_out, 3, 3, c_in))
+        bias = rng.integers(-3000, 3000, c_out).astype(np.int32)
+        call = dict(padding=1, shift=rng.integers(0, 12, c_out), relu=True)
+        want = kernels.conv2d(x, w, bias, backend="reference", **call)
+        np.testing.assert_array_equal(kernels.prepare_conv2d(w, bias, backend="c", **call)(x), want)
+    x, w = _ints(rng, np.int8, (40, 9)), _ints(rng, np.int8, (16, 9))
+    for rounding in ("half_even", "jam", "mag_trunc"):
+        want = kernels.linear(x, w, shift=7, rounding=rounding, relu=True, backend="reference")
+        np.testing.assert_array_equal(kernels.prepare_linear(w, shift=7, rounding=rounding, relu=True,
+                                                             backend="c")(x), want)
+
+
+@pytest.mark.parametrize("k", [1, 9, 144])
+def test_packed_bytes_follow_the_layout(vnni, k):
+    """fxp_gemm_s8_packed_bytes: header (64) + alignment (64) + the avx512 header (64) + ceil(N / NR)
+    strips of kp * NR bytes and NR corrections, NR = 16, 32 or 48 from N; packing stays inside it."""
+    kp = (k + 3) // 4 * 4
+    for n in NS + [96, 97]:
+        nr = 16 if n <= 16 else 32 if n <= 32 else 48
+        size = int(c.lib.fxp_gemm_s8_packed_bytes(n, k))
+        assert size == 192 + -(-n // nr) * (kp + 4) * nr
+        w = np.arange(n * k).reshape(n, k).astype(np.int8)
+        buffer = np.full(size + 256, 0xA5, np.uint8)
+        c.lib.fxp_gemm_s8_pack(c.ffi.from_buffer("int8_t[]", w), c.ffi.NULL, n, k, c.ffi.from_buffer(buffer))
+        assert (buffer[size:] == 0xA5).all()
