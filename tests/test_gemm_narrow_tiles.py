@@ -44,22 +44,25 @@ def _ints(rng, dtype, shape):
 
 
 def _lane_shifts(rng, n):
-    """Shifts the int32 lanes take (0..31), mostly small so that ties and exact values are frequent."""
+    """Shifts the int32 lanes take (0..127), mostly small so that ties and exact values are frequent; shifts
+    above 31 (sign-only results) among them."""
     shift = rng.integers(0, 6, n)
     large = rng.random(n) < 0.25
     shift[large] = rng.integers(6, 32, int(large.sum()))
-    shift[:3] = [0, 31, 1][:n]
+    huge = rng.random(n) < 0.1
+    shift[huge] = rng.choice([32, 33, 40, 64, 127], int(huge.sum()))
+    shift[:5] = [0, 31, 1, 32, 127][:n]
     return shift.astype(np.int32)
 
 
 def _epilogues(rng, n, rounding, overflow, out_bits, out_dtype, relu):
-    """The int32-lane epilogue and the exact ones: shifts outside [0, 31], and multipliers."""
+    """The int32-lane epilogue and the exact ones: negative shifts, and multipliers."""
     lanes = _lane_shifts(rng, n)
     wide = rng.integers(-5, 45, n).astype(np.int32)
     wide[:2] = [-5, 44][:n]
     multiplier = rng.integers(1, 2**31, n, dtype=np.int64)
     return [epilogue(shift, mult, rounding, overflow, out_bits, out_dtype, relu)
-            for shift, mult in ((lanes, None), (wide, None), (lanes + 20, multiplier))]
+            for shift, mult in ((lanes, None), (wide, None), (np.minimum(lanes, 31) + 20, multiplier))]
 
 
 def _check(x, w, bias, epi, threads=1):
@@ -185,3 +188,18 @@ def test_packed_bytes_follow_the_layout(vnni, k):
         buffer = np.full(size + 256, 0xA5, np.uint8)
         c.lib.fxp_gemm_s8_pack(c.ffi.from_buffer("int8_t[]", w), c.ffi.NULL, n, k, c.ffi.from_buffer(buffer))
         assert (buffer[size:] == 0xA5).all()
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_shifts_above_31_on_accumulators_near_the_int32_bounds(vnni, rounding):
+    """Shifts 31..127 on accumulators beyond +-2**30 (a bias near the int32 bound), where a shift above 31 leaves
+    only the sign to decide: the int32 lanes give the reference's integers."""
+    rng = np.random.default_rng(3)
+    for n in (16, 32, 48):
+        k = 4
+        w = _ints(rng, np.int8, (n, k))
+        bias = rng.choice([2**31 - 2**16, -2**31 + 2**16, 2**30, -2**30, 1, -1, 0], n).astype(np.int32)
+        x = _ints(rng, np.int8, (29, k))
+        shift = rng.choice([31, 32, 33, 127], n).astype(np.int32)
+        for relu in (False, True):
+            _check(x, w, bias, epilogue(shift, None, rounding, Overflow.SATURATE, 8, np.int8, relu))

@@ -20,7 +20,7 @@
  * all of K, then land in an L1 buffer.  Up to 4 rows (batch 1..4) run a small-tile kernel over
  * two 48-column strips (or the one narrower strip) at a time, so the packed weights are read
  * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32 lanes
- * when the strip's shifts are pure powers of two in [0, 31] (rounding from the mode's table,
+ * when the strip's shifts are pure powers of two in [0, 127] (rounding from the mode's table,
  * fxp_round_up_masks; inside the 16- and 32-column tile kernels, one loop per output width and
  * overflow mode), else by the exact int64-lane requantization.  Rows and columns past the
  * edges are masked, never touched.
@@ -116,13 +116,14 @@ typedef struct {
 
 /* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
 typedef struct {
-    int lanes;                                  /* 1: pow2 shifts in [0, 31], no multiplier */
-    int wrap, out_size;
+    int lanes;                                  /* 1: pow2 shifts in [0, 127], no multiplier */
+    int wrap, out_size, any_big;                /* any_big: some shift above 31 */
     __m512i shift[MAX_NV], low[MAX_NV], half[MAX_NV];   /* s, 2**s - 1, 2**s / 2 */
     __m512i table;                              /* lane i: bit i of the mode's round-up table */
     __m512i floor, lo, hi, range, wrap_bits;    /* floor: 0 with relu, else INT32_MIN */
     __mmask16 cols[MAX_NV];                     /* valid columns of each 16-lane vector */
     __mmask16 rounds[MAX_NV];                   /* columns with s > 0 */
+    __mmask16 big[MAX_NV], at32[MAX_NV];        /* columns with s > 31 (run as s = 31), with s == 32 */
 } strip_rq;
 
 FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
@@ -137,12 +138,17 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     const fxp_epilogue *e = o->rq;
     const int32_t *shift = e->shift + n0;
     for (int64_t j = 0; j < nc; j++)
-        if (shift[j] < 0 || shift[j] > 31)
+        if (shift[j] < 0 || shift[j] > 127)
             return;
     s->lanes = 1;
-    const __m512i one = _mm512_set1_epi32(1);
+    s->any_big = 0;
+    const __m512i one = _mm512_set1_epi32(1), s31 = _mm512_set1_epi32(31);
     for (int v = 0; v < MAX_NV; v++) {
-        s->shift[v] = _mm512_maskz_loadu_epi32(s->cols[v], shift + 16 * v);
+        __m512i given = _mm512_maskz_loadu_epi32(s->cols[v], shift + 16 * v);
+        s->big[v] = _mm512_cmpgt_epi32_mask(given, s31);
+        s->at32[v] = _mm512_cmpeq_epi32_mask(given, _mm512_set1_epi32(32));
+        s->any_big |= s->big[v] != 0;
+        s->shift[v] = _mm512_min_epi32(given, s31);
         __m512i unit = _mm512_sllv_epi32(one, s->shift[v]);
         s->low[v] = _mm512_sub_epi32(unit, one);
         s->half[v] = _mm512_srli_epi32(unit, 1);
@@ -164,12 +170,21 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
 /* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) is
  * floor q = acc >> s plus the mode's table bit at q_odd | negative << 1 | rest << 2 (rest:
  * the dropped bits against half an LSB), added only where s > 0 (|q| <= 2**30: no overflow);
- * then relu, then the overflow mode.  *outside gets the valid columns outside [lo, hi]. */
+ * then relu, then the overflow mode.  *outside gets the valid columns outside [lo, hi].
+ * A shift s > 31 leaves floor 0 or -1 and a rest that depends only on the sign of acc (and, at
+ * s = 32, on acc = INT32_MIN, whose rest is exactly half): those lanes run s = 31 on acc' = sign(acc),
+ * or -2**30 for INT32_MIN at s = 32, which has the same floor, parity, sign and rest. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
                                                                                       int v, int wrap,
                                                                                       __mmask16 *outside)
 {
     const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+    if (s->any_big) {
+        __mmask16 half_rest = s->at32[v] & _mm512_cmpeq_epi32_mask(acc, _mm512_set1_epi32(INT32_MIN));
+        __m512i sign = _mm512_max_epi32(_mm512_min_epi32(acc, one), _mm512_set1_epi32(-1));
+        acc = _mm512_mask_mov_epi32(acc, s->big[v], sign);
+        acc = _mm512_mask_mov_epi32(acc, half_rest, _mm512_set1_epi32(-(1 << 30)));
+    }
     __m512i q = _mm512_srav_epi32(acc, s->shift[v]);
     __m512i r = _mm512_and_si512(acc, s->low[v]);
     /* bit 0 from q, bit 1 the sign of acc (bits 31..30 moved to 1..0), then 4 per rest step */
