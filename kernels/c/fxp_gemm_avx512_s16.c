@@ -180,8 +180,7 @@ FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const voi
     pack_x_halves(x, m, k, xh, xl);
     if (m <= 4) {
         const int64_t n_pairs = (n_strips + 1) / 2;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-        for (int64_t p = 0; p < n_pairs; p++) {
+        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_pairs; p++), {
             int32_t high[4 * 2 * NR] __attribute__((aligned(64))), low[4 * 2 * NR] __attribute__((aligned(64)));
             int64_t acc[4 * 2 * NR] __attribute__((aligned(64)));
             int64_t j = 2 * p, n0 = j * NR;
@@ -199,12 +198,11 @@ FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const voi
                     int64_t at = n0 + half * NR, nc = n - at < NR ? n - at : NR;
                     count += finish_row(acc + r * 2 * NR + half * NR, bias, r, at, nc, n, rq, qout, out);
                 }
-        }
+        })
         return count;
     }
     const int64_t n_tiles = (m + MR - 1) / MR;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+    FXP_FOR_THREADS(threads, (int64_t t = 0; t < n_strips * n_tiles; t++), {
         int32_t high[MR * NR] __attribute__((aligned(64))), low[MR * NR] __attribute__((aligned(64)));
         int64_t acc[MR * NR] __attribute__((aligned(64)));
         int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
@@ -220,7 +218,7 @@ FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const voi
         }
         for (int64_t r = 0; r < MR && i0 + r < m; r++)
             count += finish_row(acc + r * NR, bias, i0 + r, n0, nc, n, rq, qout, out);
-    }
+    })
     return count;
 }
 #endif

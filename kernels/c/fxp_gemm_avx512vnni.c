@@ -29,6 +29,9 @@
 #include <stddef.h>
 #include "fxp.h"
 #include "fxp_internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifdef FXP_X86
 #include <immintrin.h>
@@ -417,6 +420,41 @@ int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k)
  * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
 static int64_t packed_strip_bytes(int64_t k, int nr) { return padded_k(k) * nr + nr * 4; }
 
+/* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of run(), with one thread's buffers. */
+FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const int8_t *x, int64_t k, const uint8_t *xp,
+                                           const char *strips, int64_t stride, int64_t m, int64_t n, int64_t kp,
+                                           const sink *o, int64_t n_tiles, int64_t t0, int64_t t1)
+{
+    const int nr = 16 * l->nv;
+    int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
+    uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
+    strip_rq q;
+    int64_t q_strip = -1, count = 0;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
+        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr, rows = m - i0 < l->mr ? m - i0 : l->mr;
+        const char *strip = strips + j * stride;
+        const int32_t *corr = (const int32_t *)(strip + kp * nr);
+        const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x;
+        if (!xp)
+            pack_x_tile(x, m, k, l->mr, i0, tile_x);
+        if (j != q_strip) {
+            strip_rq_init(&q, o, n0, nc);
+            q_strip = j;
+        }
+        if (q.lanes && l->tile_rq) {
+            int64_t ld = o->n * o->rq->out_size;
+            count += l->tile_rq(xt, (const int8_t *)strip, corr, kp, rows, &q,
+                                (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+            continue;
+        }
+        l->tile(xt, (const int8_t *)strip, corr, kp, buf);
+        for (int64_t r = 0; r < rows; r++)
+            count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
+    }
+    return count;
+}
+
 /* Every tile of x times every strip of `strips` (stride bytes apart); x packed in xp, or
  * (xp == NULL, m > 4) each tile packed from x right before its use.  `threads` OpenMP threads
  * take contiguous runs of (strip, tile) pairs in strip-major order, so each keeps its strips in
@@ -432,8 +470,7 @@ FXP_TARGET_AVX512 static int64_t run(const layout *l, const int8_t *x, int64_t k
         return 0;
     if (m <= 4) {
         const int64_t n_calls = (n_strips + spc - 1) / spc;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-        for (int64_t p = 0; p < n_calls; p++) {
+        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_calls; p++), {
             int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
             const int64_t j = spc * p, n0 = j * nr;
             const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
@@ -447,39 +484,22 @@ FXP_TARGET_AVX512 static int64_t run(const layout *l, const int8_t *x, int64_t k
                 for (int64_t r = 0; r < m; r++)
                     count += finish_row(buf + (r * spc + h) * nr, &q, o, r, n_at, nc);
             }
-        }
+        })
         return count;
     }
-    const int64_t n_tiles = (m + l->mr - 1) / l->mr;
-#pragma omp parallel num_threads(threads) reduction(+ : count) if (threads > 1)
+    const int64_t n_tiles = (m + l->mr - 1) / l->mr, pairs = n_strips * n_tiles;
+    if (threads <= 1)
+        return run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, 0, pairs);
+    /* contiguous runs of pairs per thread, as schedule(static) would give */
+#pragma omp parallel num_threads(threads) reduction(+ : count)
     {
-        int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
-        uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
-        strip_rq q;
-        int64_t q_strip = -1;
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < n_strips * n_tiles; t++) {
-            int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
-            int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr, rows = m - i0 < l->mr ? m - i0 : l->mr;
-            const char *strip = strips + j * stride;
-            const int32_t *corr = (const int32_t *)(strip + kp * nr);
-            const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x;
-            if (!xp)
-                pack_x_tile(x, m, k, l->mr, i0, tile_x);
-            if (j != q_strip) {
-                strip_rq_init(&q, o, n0, nc);
-                q_strip = j;
-            }
-            if (q.lanes && l->tile_rq) {
-                int64_t ld = o->n * o->rq->out_size;
-                count += l->tile_rq(xt, (const int8_t *)strip, corr, kp, rows, &q,
-                                    (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
-                continue;
-            }
-            l->tile(xt, (const int8_t *)strip, corr, kp, buf);
-            for (int64_t r = 0; r < rows; r++)
-                count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
-        }
+        int64_t me = 0, team = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+        const int64_t per = pairs / team, extra = pairs % team;
+        const int64_t t0 = me * per + (me < extra ? me : extra), t1 = t0 + per + (me < extra);
+        count += run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, t0, t1);
     }
     return count;
 }
@@ -637,8 +657,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
     pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
     if (m <= 4) {
         const int64_t n_calls = (n_strips + spc - 1) / spc;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-        for (int64_t p = 0; p < n_calls; p++) {
+        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_calls; p++), {
             int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
             const int64_t j = spc * p, n0 = j * nr;
             const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
@@ -653,12 +672,11 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
                     count += finish16(bh + (r * spc + h) * nr, bl + (r * spc + h) * nr, bias, r, n_at, nc, &o,
                                       out64);
             }
-        }
+        })
         return count;
     }
     const int64_t n_tiles = (m + l->mr - 1) / l->mr;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-    for (int64_t t = 0; t < n_strips * n_tiles; t++) {
+    FXP_FOR_THREADS(threads, (int64_t t = 0; t < n_strips * n_tiles; t++), {
         int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
         int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
         int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
@@ -667,7 +685,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         l->tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
         for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
             count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, out64);
-    }
+    })
     return count;
 }
 #endif
