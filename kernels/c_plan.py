@@ -24,6 +24,7 @@ _ALIGN = 64
 _INPUT = -1
 _FLOATS = {np.dtype(np.float32): 4, np.dtype(np.float64): 8}
 _INTS = (np.dtype(np.int8), np.dtype(np.int16))
+_FLOAT64 = np.dtype(np.float64)
 
 
 class PlanError(ValueError):
@@ -248,7 +249,7 @@ class Plan:
         self._by_tile: dict[int, _TilePlan] = {}
         per_sample = sum(_align(b) for b in sample_bytes) or 1
         self.tile_samples = max(1, ARENA_BYTES // per_sample)
-        self._result_shape = tuple(result.shape)
+        self._result_shape, self._raw_dtype = tuple(result.shape), result.dtype
 
     def arena_bytes(self, batch: int) -> int:
         """Bytes of the arena and GEMM scratch a call on ``batch`` samples uses (allocated once per tile size)."""
@@ -267,6 +268,7 @@ class Plan:
         tile_plan = self._by_tile.get(tile)
         if tile_plan is None:
             tile_plan = self._by_tile[tile] = _TilePlan(self, tile)
+        tile_plan.out_shapes[batch] = (batch,) + self._result_shape
         self._by_batch[batch] = tile_plan
         return tile_plan
 
@@ -276,11 +278,8 @@ class Plan:
         another SIMD path than the active one (compile again).  Raises PlanError for NaN in x (nothing is returned)."""
         batch = x.shape[0]
         tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
-        y = np.empty((batch,) + self._result_shape, dtype=self.result.dtype if raw else np.float64)
-        status = lib.fxp_plan_run(tile_plan.steps, tile_plan.n_steps, self.path, ffi.from_buffer(x), ffi.from_buffer(y),
-                                  raw, batch, tile_plan.tile, tile_plan.arena, tile_plan.arena_stride,
-                                  tile_plan.scratch, tile_plan.scratch_stride, tile_plan.counts_ptr, len(self.counters),
-                                  self.threads)
+        y = np.empty(tile_plan.out_shapes[batch], self._raw_dtype if raw else _FLOAT64)
+        status = lib.fxp_plan_run(tile_plan.call, ffi.from_buffer(x), ffi.from_buffer(y), raw, batch)
         if status == 0:
             return y, tile_plan.counts
         if status == -1:
@@ -306,9 +305,14 @@ class _TilePlan:
         self.nbytes = self._arena.nbytes + self._scratch.nbytes
         self._counts = np.zeros((copies + 1 if copies > 1 else 1) * (len(plan.counters) + 1), dtype=np.int64)
         self.counts = self._counts[:len(plan.counters)]
-        self.counts_ptr = ffi.from_buffer("int64_t[]", self._counts)
-        self.n_steps = len(plan._steps)
-        self.steps = ffi.new("fxp_plan_step[]", self.n_steps)
+        self.out_shapes: dict[int, tuple] = {}
+        self.steps = ffi.new("fxp_plan_step[]", len(plan._steps))
+        self.call = ffi.new("fxp_plan *")
+        call = self.call
+        call.steps, call.n_steps, call.tile, call.n_counters = self.steps, len(plan._steps), tile, len(plan.counters)
+        call.arena, call.arena_stride, call.scratch, call.scratch_stride = (self.arena, self.arena_stride, self.scratch,
+                                                                            self.scratch_stride)
+        call.counts, call.path, call.threads = ffi.from_buffer("int64_t[]", self._counts), plan.path, plan.threads
         for target, fields in zip(self.steps, plan._steps):
             for name, value in fields.items():
                 if name in ("src", "dst", "src2", "aux"):

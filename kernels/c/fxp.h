@@ -177,17 +177,26 @@ typedef struct {
     const fxp_epilogue *e;
     const void *table;                /* lut table, or the softmax exp table (int64) */
 } fxp_plan_step;
-/* Runs every step on every tile; y gets the last step's output (float64 dequantized, or the raw
- * integers when raw is 1); counts[0 .. n_counters - 1] (zeroed first) get the overflow counts.
- * With threads > 1 and more than one tile, tiles split over OpenMP threads, thread i using arena +
- * i * arena_stride, scratch + i * scratch_stride and counts + (i + 1) * (n_counters + 1) (counts
- * then holds (threads + 1) * (n_counters + 1) entries); the results do not depend on the split.
+/* What a compiled plan's calls share: its steps, the SIMD path it was compiled on (its packed
+ * weights and scratch sizes hold there only), the tile size, one arena and scratch per thread
+ * (thread i at arena + i * arena_stride and scratch + i * scratch_stride), the counters and the
+ * thread count. */
+typedef struct {
+    const fxp_plan_step *steps;
+    int64_t n_steps, tile, arena_stride, scratch_stride, n_counters;
+    void *arena, *scratch;
+    int64_t *counts;
+    int path, threads;
+} fxp_plan;
+/* Runs every step on every tile of x (batch samples); y gets the last step's output (float64
+ * dequantized, or the raw integers when raw is 1); counts[0 .. n_counters - 1] (zeroed first) get
+ * the overflow counts.  With threads > 1 and more than one tile, tiles split over OpenMP threads,
+ * thread i counting into counts + (i + 1) * (n_counters + 1) (counts then holds (threads + 1) *
+ * (n_counters + 1) entries), summed after; the results do not depend on the split.
  * Returns 0; -1 when x holds NaN (counts[n_counters] gets the NaN count of a tile holding one;
- * steps after that tile's quantization do not run); -2, running nothing, when `path` (the SIMD
- * path the plan was compiled on: its packed weights and scratch sizes) is not the active one. */
-int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
-                     int64_t batch, int64_t tile, void *arena, int64_t arena_stride, void *scratch,
-                     int64_t scratch_stride, int64_t *counts, int64_t n_counters, int threads);
+ * steps after that tile's quantization do not run); -2, running nothing, when the plan's path is
+ * not the active one. */
+int64_t fxp_plan_run(const fxp_plan *plan, const void *x, void *y, int raw, int64_t batch);
 /* Patch rows of a zero-padded NHWC x (b, h, w, c) for a conv with kernel (kh, kw), stride (sh, sw) and
  * padding (ph, pw), output rows i0 .. i1 - 1 of every image: out (b * (i1 - i0) * ow, kh * kw * c),
  * element size `size` bytes, columns in (kh, kw, c) order. */

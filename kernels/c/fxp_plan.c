@@ -370,18 +370,20 @@ static int64_t run_tile(const fxp_plan_step *steps, int64_t n_steps, const void 
     return 0;
 }
 
-int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, const void *x, void *y, int raw,
-                     int64_t batch, int64_t tile, void *arena, int64_t arena_stride, void *scratch,
-                     int64_t scratch_stride, int64_t *counts, int64_t n_counters, int threads)
+int64_t fxp_plan_run(const fxp_plan *plan, const void *x, void *y, int raw, int64_t batch)
 {
-    if (path != fxp_active_path())
+    if (plan->path != fxp_active_path())
         return -2;
+    const fxp_plan_step *steps = plan->steps;
+    const int64_t n_steps = plan->n_steps, tile = plan->tile, n_counters = plan->n_counters;
     const int64_t n_tiles = (batch + tile - 1) / tile, slots = n_counters + 1;
+    const int threads = plan->threads;
+    int64_t *counts = plan->counts;
     memset(counts, 0, (size_t)((threads > 1 ? threads + 1 : 1) * slots) * sizeof *counts);
     if (threads <= 1 || n_tiles <= 1) {
         for (int64_t t = 0; t < n_tiles; t++) {
             int64_t t0 = t * tile, status = run_tile(steps, n_steps, x, y, raw, t0, batch - t0 < tile ? batch - t0 : tile,
-                                                     (char *)arena, scratch, counts, n_counters);
+                                                     (char *)plan->arena, plan->scratch, counts, n_counters);
             if (status)
                 return status;
         }
@@ -402,9 +404,9 @@ int64_t fxp_plan_run(const fxp_plan_step *steps, int64_t n_steps, int path, cons
         me = omp_get_thread_num();
 #endif
         int64_t t0 = t * tile, nb = batch - t0 < tile ? batch - t0 : tile;
-        int64_t *mine = counts + (1 + (int64_t)me) * slots;
-        int64_t result = run_tile(steps, n_steps, x, y, raw, t0, nb, (char *)arena + me * arena_stride,
-                                  (char *)scratch + me * scratch_stride, mine, n_counters);
+        int64_t result = run_tile(steps, n_steps, x, y, raw, t0, nb, (char *)plan->arena + me * plan->arena_stride,
+                                  (char *)plan->scratch + me * plan->scratch_stride, counts + (1 + (int64_t)me) * slots,
+                                  n_counters);
         if (result) {
 #pragma omp atomic write
             status = result;
