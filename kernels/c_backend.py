@@ -266,6 +266,11 @@ class PackedInt8Weights(_PackedPerPath):
         packed = self._packed_for_active_path()
         return super().native_call() if packed is None else (lib.FXP_GEMM_PACKED_S8, packed, ffi.NULL, self._packed)
 
+    def scratch_bytes_of(self, k, n):
+        if self._packed_for_active_path() is None:
+            return super().scratch_bytes_of(k, n)
+        return lambda rows: lib.fxp_gemm_s8_packed_scratch_bytes(rows, n, k)
+
     def gemm(self, x, out) -> None:
         packed = self._packed_for_active_path()
         if packed is None:
@@ -273,7 +278,7 @@ class PackedInt8Weights(_PackedPerPath):
             return
         m, k = x.shape
         n = self.w.shape[0]
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, n, k)))
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(m, n, k)))
         _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
                                              m, n, k, scratch, self.threads))
 
@@ -282,7 +287,7 @@ class PackedInt8Weights(_PackedPerPath):
         if packed is None:
             return super().gemm_requant(x, out)
         m, k = x.shape
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(self.kind.code, m, self._n, k)))
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(m, self._n, k)))
         count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
                                                ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch,
                                                self.threads)

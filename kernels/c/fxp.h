@@ -67,6 +67,8 @@ int64_t fxp_gemm_requant_s16s8(const int16_t *x, const int8_t *w, const int64_t 
  * fxp_gemm_scratch_bytes(2, m, n, k) bytes, and return -1 (computing nothing) when the
  * buffer was packed for a path other than the active one. */
 int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k);
+/* Scratch bytes of the packed int8 gemms on the active path (at most fxp_gemm_scratch_bytes(2, ...)). */
+int64_t fxp_gemm_s8_packed_scratch_bytes(int64_t m, int64_t n, int64_t k);
 void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
                            int64_t m, int64_t n, int64_t k, void *scratch, int threads);

@@ -35,6 +35,15 @@ int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
     return fxp_generic_scratch(kind, k);
 }
 
+int64_t fxp_gemm_s8_packed_scratch_bytes(int64_t m, int64_t n, int64_t k)
+{
+#ifdef FXP_X86
+    if (fxp_active_path() == FXP_PATH_AVX512VNNI)
+        return fxp_s8_packed_scratch_avx512(m, n, k);
+#endif
+    return fxp_gemm_scratch_bytes(FXP_KIND_S8, m, n, k);
+}
+
 void fxp_gemm_f32(const float *x, const float *w, const float *bias, float *out,
                   int64_t m, int64_t n, int64_t k, void *scratch)
 {

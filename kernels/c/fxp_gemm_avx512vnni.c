@@ -412,8 +412,14 @@ static int x_per_tile(const layout *l, int64_t m, int64_t n, int64_t k)
  * packed unless x_per_tile. */
 int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k)
 {
+    return MAX_NR * padded_k(k) + MAX_NR * 4 + fxp_s8_packed_scratch_avx512(m, n, k) + 128;
+}
+
+/* Scratch of the packed call: packed x only (none when each tile is packed right before its use). */
+int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k)
+{
     const layout *l = &layouts[layout_for(n)];
-    return MAX_NR * padded_k(k) + MAX_NR * 4 + (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 192;
+    return (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 64;
 }
 
 /* Strip j of a packed weight buffer: kp * nr bytes of w, then nr int32 corrections (both

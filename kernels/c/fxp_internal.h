@@ -101,6 +101,7 @@ void fxp_quantize_f32_avx512(const float *x, int64_t n, const fxp_qparams *p, vo
 void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, void *out, int64_t *counts);
 
 int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k);
+int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k);
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
                            const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                            int64_t m, int64_t n, int64_t k, void *scratch);
