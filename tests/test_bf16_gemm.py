@@ -92,10 +92,11 @@ def test_exact_sums_are_exact_on_every_path(c_path):
 
 
 # the C kernel's blocking (m, k, n): 1..4 rows over groups of 4, 4, 3 and 2 panels, 7/8/9 rows and
-# partial tiles at a panel edge, two 2048-pair K blocks (even and odd K), blocks of 128 rows at K = 2047
+# partial tiles at a panel edge, two 2048-pair K blocks (even and odd K), panel groups of 128 KiB
+# (2 panels at K = 784, 10 at K = 200) with a partial last group
 BLOCKING_SHAPES = [(1, 9, 129), (2, 9, 160), (3, 65, 97), (3, 5, 192), (4, 64, 160), (4, 3, 31), (7, 40, 33),
                    (8, 41, 64), (9, 40, 95), (1, 4097, 65), (2, 4100, 129), (4, 4100, 33), (13, 4099, 70),
-                   (136, 2047, 40), (133, 2047, 33)]
+                   (9, 784, 95), (17, 200, 330)]
 
 
 @pytest.mark.parametrize("m, k, n", BLOCKING_SHAPES)

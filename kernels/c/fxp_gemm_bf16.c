@@ -11,9 +11,9 @@
  * in zmm registers over a whole K block of up to KC = 2048 pairs (one block for K <= 4096; a later
  * block starts from the sums stored by the one before, so each output still adds its products in
  * k order); x pairs are broadcast straight from the rows (a last partial tile repeats its last
- * row, not stored).  Rows go in blocks of about 512 KiB of x
- * (kept in L2), every panel passing each block; a panel block (at most 256 KiB) stays in L2 while
- * the block's tiles pass it.  Up to 4 rows (batch 1..4) run one tile over 2 to 4 panels at once,
+ * row, not stored).  Panels go in groups of about 128 KiB of panel blocks (at least one panel),
+ * which stay in L2 while every tile of rows passes the group; a tile's rows stay in L1 across the
+ * group's panels.  Up to 4 rows (batch 1..4) run one tile over 2 to 4 panels at once,
  * so each packed weight is read once per K block and 8 to 18 accumulators are independent.  The
  * instruction treats subnormal bf16 inputs as zero and flushes subnormal results to zero (whatever
  * MXCSR says).
@@ -32,7 +32,7 @@
 #define NR 32                 /* output columns per panel: two zmm registers of float32 */
 #define MR 8                  /* rows per tile */
 #define KC 2048               /* k pairs per block: a panel block of at most 256 KiB */
-#define MC_BYTES (512 * 1024) /* bytes of x per block of rows */
+#define GROUP_BYTES (128 * 1024) /* bytes of packed w per group of panels */
 #define HEADER 64
 
 enum { BF16_KERNEL_DOT = 1, BF16_KERNEL_F32 = 2 };
@@ -196,14 +196,14 @@ static void gemm_dot(const uint16_t *x, const uint32_t *wp, const float *bias, f
             }
             continue;
         }
-        int64_t block = MC_BYTES / (kc * 4);
-        block = block < MR ? MR : block / MR * MR;
-        for (int64_t b0 = 0; b0 < m; b0 += block) {
-            const int64_t b1 = b0 + block < m ? b0 + block : m;
-            for (int64_t p = 0; p < np; p++) {
-                int64_t j0 = p * NR, nc = n - j0 < NR ? n - j0 : NR;
-                for (int64_t i0 = b0; i0 < b1; i0 += MR) {
-                    int64_t mr = b1 - i0 < MR ? b1 - i0 : MR;
+        int64_t group = GROUP_BYTES / (kc * NR * 4);
+        group = group < 1 ? 1 : group;
+        for (int64_t p0 = 0; p0 < np; p0 += group) {
+            const int64_t p1 = p0 + group < np ? p0 + group : np;
+            for (int64_t i0 = 0; i0 < m; i0 += MR) {
+                int64_t mr = m - i0 < MR ? m - i0 : MR;
+                for (int64_t p = p0; p < p1; p++) {
+                    int64_t j0 = p * NR, nc = n - j0 < NR ? n - j0 : NR;
                     float *o = out + i0 * n + j0;
                     const float *c = q0 ? o : bias ? bias + j0 : NULL;
                     kernel_8x1(x + i0 * k + 2 * q0, k, mr, wp + (p * kp + q0) * NR, 0, 1, kc, odd, c, q0 ? n : 0,
