@@ -120,9 +120,8 @@ static inline uint32_t load_pair(const uint16_t *p)
     return v;
 }
 
-/* acc (16 float32 lanes) += the two bf16 products of each lane's pair in a and b.  Inline assembly
- * pins each accumulator to one register: with the intrinsic, GCC 12 adds register copies per step. */
-#define DP(acc, a, b) __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+/* acc (16 float32 lanes) += the two bf16 products of each lane's pair in a and b. */
+#define DP(acc, a, b) ((acc) = _mm512_dpbf16_ps((acc), (__m512bh)(a), (__m512bh)(b)))
 
 /* R rows of x (the first mr of them, ldx apart, from the block's first k; the others repeat the
  * last) times P panels (w: np <= P valid ones, ws words apart) over kc pairs, the last of them a
