@@ -91,6 +91,29 @@ def test_exact_sums_are_exact_on_every_path(c_path):
         np.testing.assert_array_equal(kernels.linear(x, w, bias, backend=backend), _reference(x, w, bias))
 
 
+# the C kernel's blocking (m, k, n): 1..4 rows over groups of 4, 4, 3 and 2 panels, 7/8/9 rows and
+# partial tiles at a panel edge, two 2048-pair K blocks (even and odd K), panel groups of 128 KiB
+# (2 panels at K = 784, 10 at K = 200) with a partial last group
+BLOCKING_SHAPES = [(1, 9, 129), (2, 9, 160), (3, 65, 97), (3, 5, 192), (4, 64, 160), (4, 3, 31), (7, 40, 33),
+                   (8, 41, 64), (9, 40, 95), (1, 4097, 65), (2, 4100, 129), (4, 4100, 33), (13, 4099, 70),
+                   (9, 784, 95), (17, 200, 330)]
+
+
+@pytest.mark.parametrize("m, k, n", BLOCKING_SHAPES)
+def test_c_kernel_blocking_edges_are_exact(c_path, m, k, n):
+    """Small integers: exact sums, so a product lost or added at a tile, panel or block edge shows."""
+    pytest.importorskip("fixedpoint.kernels.c_backend")
+    rng = np.random.default_rng(m * 131 + k + n)
+    x = fx.to_bits(rng.integers(-8, 9, (m, k)).astype(np.float32), fx.BF16)
+    w = fx.to_bits(rng.integers(-8, 9, (n, k)).astype(np.float32), fx.BF16)
+    bias = rng.integers(-100, 100, n).astype(np.float32)
+    expected = _reference(x, w, bias)
+    np.testing.assert_array_equal(kernels.linear(x, w, bias, backend="c"), expected)
+    layer = kernels.prepare_linear(w, bias, x_dtype=np.uint16, backend="c")
+    np.testing.assert_array_equal(layer(x), expected)
+    np.testing.assert_array_equal(kernels.prepare_linear(w, x_dtype=np.uint16, backend="c")(x), _reference(x, w))
+
+
 def test_single_rows_and_prepared_weights_follow_the_path(c_path):
     rng = np.random.default_rng(3)
     x, w = _bf16(rng, (5, 70)), _bf16(rng, (40, 70))

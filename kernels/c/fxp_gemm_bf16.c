@@ -7,10 +7,16 @@
  * AVX512_BF16 path (active path AVX-512 VNNI and fxp_bf16_supported()): vdpbf16ps adds two bf16
  * products into each of 16 float32 lanes.  Packed w: panels of NR = 32 columns; within a panel,
  * k pair by k pair, one 32-bit word per column holding (w[j, 2p], w[j, 2p + 1]) (an odd k is padded
- * with a zero); columns past n are zero.  Tiles of 8 rows x 32 columns keep 16 accumulators in zmm
- * registers; x pairs are broadcast straight from the rows; K is blocked by KC pairs so that a panel
- * block (KC * 128 bytes) stays in L1 while every row block of x passes it.  The instruction treats
- * subnormal bf16 inputs as zero and flushes subnormal results to zero (whatever MXCSR says).
+ * with a zero); columns past n are zero.  Tiles of 8 rows x 32 columns keep 16 float32 accumulators
+ * in zmm registers over a whole K block of up to KC = 2048 pairs (one block for K <= 4096; a later
+ * block starts from the sums stored by the one before, so each output still adds its products in
+ * k order); x pairs are broadcast straight from the rows (a last partial tile repeats its last
+ * row, not stored).  Panels go in groups of about 128 KiB of panel blocks (at least one panel),
+ * which stay in L2 while every tile of rows passes the group; a tile's rows stay in L1 across the
+ * group's panels.  Up to 4 rows (batch 1..4) run one tile over 2 to 4 panels at once,
+ * so each packed weight is read once per K block and 8 to 18 accumulators are independent.  The
+ * instruction treats subnormal bf16 inputs as zero and flushes subnormal results to zero (whatever
+ * MXCSR says).
  *
  * Every other path: x and w converted to float32 (exact: a 16-bit shift), then fxp_gemm_f32 of the
  * active path.  Its packed "weights" are w in float32.
@@ -24,7 +30,9 @@
 #include "fxp_internal.h"
 
 #define NR 32                 /* output columns per panel: two zmm registers of float32 */
-#define KC 128                /* k pairs per block: a 16 KiB panel block */
+#define MR 8                  /* rows per tile */
+#define KC 2048               /* k pairs per block: a panel block of at most 256 KiB */
+#define GROUP_BYTES (128 * 1024) /* bytes of packed w per group of panels */
 #define HEADER 64
 
 enum { BF16_KERNEL_DOT = 1, BF16_KERNEL_F32 = 2 };
@@ -112,70 +120,95 @@ static inline uint32_t load_pair(const uint16_t *p)
     return v;
 }
 
-/* MR rows (x rows at stride ldx, starting at the block's first k) x one panel block of kc pairs;
- * the last pair holds a single k when `odd` (no read past the row).  first: start from the bias
- * (or zero), else add to out.  nc: valid columns of the panel. */
-#define DEFINE_TILE(MR)                                                                                  \
-    FXP_TARGET_BF16 static void tile_##MR(const uint16_t *x, int64_t ldx, const uint32_t *wp, int64_t kc, \
-                                          int odd, float *out, int64_t ldo, int64_t nc, const float *bias,  \
-                                          int first)                                                      \
-    {                                                                                                    \
-        __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);                                  \
-        __mmask16 m1 = nc >= 32 ? 0xFFFF : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;             \
-        __m512 acc[MR][2];                                                                               \
-        for (int r = 0; r < MR; r++) {                                                                   \
-            if (first) {                                                                                 \
-                acc[r][0] = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();                 \
-                acc[r][1] = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();            \
-            } else {                                                                                     \
-                acc[r][0] = _mm512_maskz_loadu_ps(m0, out + r * ldo);                                    \
-                acc[r][1] = _mm512_maskz_loadu_ps(m1, out + r * ldo + 16);                               \
-            }                                                                                            \
-        }                                                                                                \
-        int64_t full = kc - (odd ? 1 : 0);                                                               \
-        for (int64_t q = 0; q < full; q++) {                                                             \
-            __m512bh b0 = (__m512bh)_mm512_loadu_si512(wp + q * NR);                                     \
-            __m512bh b1 = (__m512bh)_mm512_loadu_si512(wp + q * NR + 16);                                \
-            for (int r = 0; r < MR; r++) {                                                               \
-                __m512bh a = (__m512bh)_mm512_set1_epi32((int)load_pair(x + r * ldx + 2 * q));           \
-                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);                                          \
-                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);                                          \
-            }                                                                                            \
-        }                                                                                                \
-        if (odd) {                                                                                       \
-            __m512bh b0 = (__m512bh)_mm512_loadu_si512(wp + full * NR);                                  \
-            __m512bh b1 = (__m512bh)_mm512_loadu_si512(wp + full * NR + 16);                             \
-            for (int r = 0; r < MR; r++) {                                                               \
-                __m512bh a = (__m512bh)_mm512_set1_epi32((int)x[r * ldx + 2 * full]);                    \
-                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);                                          \
-                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);                                          \
-            }                                                                                            \
-        }                                                                                                \
-        for (int r = 0; r < MR; r++) {                                                                   \
-            _mm512_mask_storeu_ps(out + r * ldo, m0, acc[r][0]);                                         \
-            _mm512_mask_storeu_ps(out + r * ldo + 16, m1, acc[r][1]);                                    \
-        }                                                                                                \
+/* acc (16 float32 lanes) += the two bf16 products of each lane's pair in a and b. */
+#define DP(acc, a, b) ((acc) = _mm512_dpbf16_ps((acc), (__m512bh)(a), (__m512bh)(b)))
+
+/* R rows of x (the first mr of them, ldx apart, from the block's first k; the others repeat the
+ * last) times P panels (w: np <= P valid ones, ws words apart) over kc pairs, the last of them a
+ * single k when odd (no read past a row), into float32 accumulators held in registers over all
+ * kc.  They start from c (row r at c + r * ldc, ldc = 0 for the bias; NULL: zero); the first mr
+ * rows and nc columns are stored to out.  noinline: the loop has all 32 zmm registers for itself. */
+#define DEFINE_KERNEL(R, P)                                                                                 \
+    FXP_TARGET_BF16 __attribute__((noinline)) static void kernel_##R##x##P(                                 \
+        const uint16_t *x, int64_t ldx, int64_t mr, const uint32_t *w, int64_t ws, int64_t np, int64_t kc,  \
+        int odd, const float *c, int64_t ldc, float *out, int64_t ldo, int64_t nc)                          \
+    {                                                                                                       \
+        __mmask16 mask[2 * P];                                                                              \
+        __m512 acc[R][2 * P];                                                                               \
+        const uint32_t *wq[P];                                                                              \
+        const uint16_t *xr[R];                                                                              \
+        _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++) {                                           \
+            int64_t left = nc - 16 * v;                                                                     \
+            mask[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;       \
+        }                                                                                                   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                               \
+            xr[r] = x + (r < mr ? r : mr - 1) * ldx;                                                        \
+            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++)                                         \
+                acc[r][v] = c && r < mr ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v)              \
+                                        : _mm512_setzero_ps();                                              \
+        }                                                                                                   \
+        _Pragma("GCC unroll 4") for (int p = 0; p < P; p++)                                                 \
+            wq[p] = w + (p < np ? p : 0) * ws;                                                              \
+        const int64_t full = kc - odd;                                                                      \
+        for (int64_t q = 0; q < kc; q++) {                                                                  \
+            __m512i b[2 * P];                                                                               \
+            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++)                                         \
+                b[v] = _mm512_loadu_si512((const void *)(wq[v / 2] + q * NR + 16 * (v % 2)));               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                           \
+                uint32_t pair = q < full ? load_pair(xr[r] + 2 * q) : xr[r][2 * q];                         \
+                __m512i a = _mm512_set1_epi32((int)pair);                                                   \
+                _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++)                                     \
+                    DP(acc[r][v], a, b[v]);                                                                 \
+            }                                                                                               \
+        }                                                                                                   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                                 \
+            if (r < mr)                                                                                     \
+                _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++)                                     \
+                    _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mask[v], acc[r][v]);                      \
     }
 
-DEFINE_TILE(8)
-DEFINE_TILE(1)
+DEFINE_KERNEL(8, 1)
+DEFINE_KERNEL(1, 4)
+DEFINE_KERNEL(2, 4)
+DEFINE_KERNEL(3, 3)
+DEFINE_KERNEL(4, 2)
+
+typedef void (*kernel_fn)(const uint16_t *, int64_t, int64_t, const uint32_t *, int64_t, int64_t, int64_t, int,
+                          const float *, int64_t, float *, int64_t, int64_t);
 
 static void gemm_dot(const uint16_t *x, const uint32_t *wp, const float *bias, float *out,
                      int64_t m, int64_t n, int64_t k)
 {
-    int64_t kp = pairs(k);
+    const int64_t kp = pairs(k), np = panels(n);
     for (int64_t q0 = 0; q0 < kp; q0 += KC) {
-        int64_t kc = kp - q0 < KC ? kp - q0 : KC;
-        int odd = (q0 + kc == kp) && (k & 1);
-        for (int64_t p = 0; p < panels(n); p++) {
-            const uint32_t *block = wp + (p * kp + q0) * NR;
-            int64_t j0 = p * NR, nc = n - j0 < NR ? n - j0 : NR;
-            const float *b = bias ? bias + j0 : NULL;
-            int64_t i = 0;
-            for (; i + 8 <= m; i += 8)
-                tile_8(x + i * k + 2 * q0, k, block, kc, odd, out + i * n + j0, n, nc, b, q0 == 0);
-            for (; i < m; i++)
-                tile_1(x + i * k + 2 * q0, k, block, kc, odd, out + i * n + j0, n, nc, b, q0 == 0);
+        const int64_t kc = kp - q0 < KC ? kp - q0 : KC;
+        const int odd = q0 + kc == kp && (k & 1);
+        if (m <= 4) {
+            static const kernel_fn small[5] = {NULL, kernel_1x4, kernel_2x4, kernel_3x3, kernel_4x2};
+            static const int64_t groups[5] = {0, 4, 4, 3, 2};
+            const int64_t group = groups[m];
+            for (int64_t p = 0; p < np; p += group) {
+                int64_t j0 = p * NR, nc = n - j0 < group * NR ? n - j0 : group * NR;
+                const float *c = q0 ? out + j0 : bias ? bias + j0 : NULL;
+                small[m](x + 2 * q0, k, m, wp + (p * kp + q0) * NR, kp * NR, np - p, kc, odd, c, q0 ? n : 0,
+                         out + j0, n, nc);
+            }
+            continue;
+        }
+        int64_t group = GROUP_BYTES / (kc * NR * 4);
+        group = group < 1 ? 1 : group;
+        for (int64_t p0 = 0; p0 < np; p0 += group) {
+            const int64_t p1 = p0 + group < np ? p0 + group : np;
+            for (int64_t i0 = 0; i0 < m; i0 += MR) {
+                int64_t mr = m - i0 < MR ? m - i0 : MR;
+                for (int64_t p = p0; p < p1; p++) {
+                    int64_t j0 = p * NR, nc = n - j0 < NR ? n - j0 : NR;
+                    float *o = out + i0 * n + j0;
+                    const float *c = q0 ? o : bias ? bias + j0 : NULL;
+                    kernel_8x1(x + i0 * k + 2 * q0, k, mr, wp + (p * kp + q0) * NR, 0, 1, kc, odd, c, q0 ? n : 0,
+                               o, n, nc);
+                }
+            }
         }
     }
 }
