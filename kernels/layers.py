@@ -13,7 +13,7 @@ accumulator so the reference raises the ``OverflowError``); stochastic roundings
 the exact accumulator from the backend's ``gemm`` and requantize it on the reference
 path with the call's generator, so every backend gives the same result for one seed.
 Convolutions are the backend's im2col (zero-padded patches copied in x's dtype, about
-256 KiB at a time, so they are still in cache for the GEMM) into the same GEMM, against
+1 MiB at a time, so they are still in L2 for the GEMM) into the same GEMM, against
 w reshaped to (O, KH*KW*C).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .modes import Overflow, as_overflow, as_rounding
 
 __all__ = ["PreparedConv", "PreparedLinear", "prepare_conv1d", "prepare_conv2d", "prepare_linear"]
 
-_IM2COL_CHUNK_BYTES = 256 * 2**10
+_IM2COL_CHUNK_BYTES = 2**20
 
 
 def prepare_linear(
@@ -318,7 +318,8 @@ def im2col_chunks(x, kernel, stride, padding, out_hw, backend):
 
     Whole images are grouped while their patches stay under ``_IM2COL_CHUNK_BYTES`` (so a chunk's patches are
     still in cache when the GEMM reads them); a single image too large for that is cut into bands of output
-    rows.  Patch columns are ordered (kh, kw, c), matching w.reshape(O, KH*KW*C).
+    rows.  Patch columns are ordered (kh, kw, c), matching w.reshape(O, KH*KW*C).  Every chunk reuses the
+    first one's buffer: the caller consumes each before asking for the next.
     """
     b, _, _, c = x.shape
     (kh, kw), (oh, ow) = kernel, out_hw
@@ -326,13 +327,16 @@ def im2col_chunks(x, kernel, stride, padding, out_hw, backend):
     rows_per_chunk = max(1, _IM2COL_CHUNK_BYTES // row_bytes)
     images_per_chunk = max(1, rows_per_chunk // (oh * ow))
     bands_per_chunk = max(1, min(oh, rows_per_chunk // ow))
+    buffer = None   # one allocation for every chunk: each is consumed before the next is made
     for b0 in range(0, b, images_per_chunk):
         b1 = min(b, b0 + images_per_chunk)
         band = oh if b1 - b0 > 1 else bands_per_chunk
         for i0 in range(0, oh, band):
             i1 = min(oh, i0 + band)
             n_rows = (b1 - b0) * (i1 - i0) * ow
-            patches = np.empty((n_rows, kh * kw * c), dtype=x.dtype)
+            if buffer is None:
+                buffer = np.empty(n_rows * kh * kw * c, dtype=x.dtype)
+            patches = buffer[:n_rows * kh * kw * c].reshape(n_rows, kh * kw * c)
             backend.im2col(x[b0:b1], kernel, stride, padding, out_hw, (i0, i1), patches)
             first = (b0 * oh + i0) * ow
             yield slice(first, first + n_rows), patches
