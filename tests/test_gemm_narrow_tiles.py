@@ -13,7 +13,7 @@ from backend_calls import epilogue, gemm_requant
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
-NS = [1, 15, 16, 17, 31, 32, 33, 48, 49]
+NS = [1, 15, 16, 17, 31, 32, 33, 48, 49, 97]   # 49 and 97: several 32-column strips
 # Small-M kernels (1..4), 5, and MR - 1, MR, MR + 1 of each layout (MR = 24, 12, 8).
 MS = [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 23, 24, 25]
 KS = [1, 3, 4, 5, 9, 144, 1023]
@@ -178,10 +178,11 @@ def test_prepared_layers_match_the_reference(vnni):
 @pytest.mark.parametrize("k", [1, 9, 144])
 def test_packed_bytes_follow_the_layout(vnni, k):
     """fxp_gemm_s8_packed_bytes: header (64) + alignment (64) + the avx512 header (64) + ceil(N / NR)
-    strips of kp * NR bytes and NR corrections, NR = 16, 32 or 48 from N; packing stays inside it."""
+    strips of kp * NR bytes and NR corrections, NR = 16, 32 or 48 from N (32 wherever its strips pad N less
+    than 48's); packing stays inside it."""
     kp = (k + 3) // 4 * 4
     for n in NS + [96, 97]:
-        nr = 16 if n <= 16 else 32 if n <= 32 else 48
+        nr = 16 if n <= 16 else 32 if n <= 32 or -(-n // 32) * 32 < -(-n // 48) * 48 else 48
         size = int(c.lib.fxp_gemm_s8_packed_bytes(n, k))
         assert size == 192 + -(-n // nr) * (kp + 4) * nr
         w = np.arange(n * k).reshape(n, k).astype(np.int8)
