@@ -15,3 +15,12 @@ def epilogue(shift, multiplier, rounding, overflow, out_bits, out_dtype, relu=Fa
 def gemm_requant(backend, x, w, bias, epi, out) -> int:
     """``backend``'s fused GEMM with epilogue ``epi`` into ``out``, through its prepared weights."""
     return backend.prepare_gemm(w, bias, gemm_kind(x.dtype, w.dtype), epi).gemm_requant(x, out)
+
+
+def extreme_ints(rng, dtype, shape):
+    """Random integers of ``dtype`` with a third of the entries at the dtype's extremes."""
+    info = np.iinfo(dtype)
+    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
+    extreme = rng.random(shape) < 1 / 3
+    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
+    return values.astype(dtype)

@@ -7,7 +7,7 @@ from fixedpoint.kernels.kinds import GEMM_KINDS
 from fixedpoint.kernels.kinds import gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
-from backend_calls import epilogue, gemm_requant
+from backend_calls import epilogue, extreme_ints, gemm_requant
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
@@ -23,15 +23,6 @@ def path(request):
     c.force_path(request.param)
     yield request.param
     c.force_path(None)
-
-
-def _ints(rng, dtype, shape):
-    """Random integers with a third of the entries at the dtype's extremes."""
-    info = np.iinfo(dtype)
-    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
-    extreme = rng.random(shape) < 1 / 3
-    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
-    return values.astype(dtype)
 
 
 def _params(rng, n):
@@ -54,8 +45,8 @@ def test_force_path_rejects_unknown_names():
 @pytest.mark.parametrize("m,n,k", SHAPES)
 def test_integer_gemm_exact(path, xt, wt, acc, m, n, k):
     rng = np.random.default_rng(m * 1000 + n * 10 + k)
-    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
-    bias = _ints(rng, np.int16, (n,)).astype(acc)
+    x, w = extreme_ints(rng, xt, (m, k)), extreme_ints(rng, wt, (n, k))
+    bias = extreme_ints(rng, np.int16, (n,)).astype(acc)
     got, want = np.empty((m, n), acc), np.empty((m, n), acc)
     c.gemm(x, w, bias, got)
     ref.gemm(x, w, bias, want)
@@ -80,8 +71,8 @@ def test_most_negative_products_sum_exactly(path, xt, wt, acc):
 def test_gemm_requant_every_mode(path, rounding, overflow, xt, wt, acc):
     rng = np.random.default_rng(rounding.code * 7 + overflow.code)
     m, n, k = 19, 37, 70
-    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
-    bias = _ints(rng, np.int16, (n,)).astype(acc)
+    x, w = extreme_ints(rng, xt, (m, k)), extreme_ints(rng, wt, (n, k))
+    bias = extreme_ints(rng, np.int16, (n,)).astype(acc)
     shift, multiplier = _params(rng, n)
     for out_bits, out_dtype, relu in ((8, np.int8, False), (5, np.int8, True), (16, np.int16, False), (32, np.int32, True)):
         got, want = np.empty((m, n), out_dtype), np.empty((m, n), out_dtype)
@@ -131,7 +122,7 @@ def test_quantize_ties_and_specials(path, rounding, dtype):
 @pytest.mark.parametrize("rounding", ROUNDING_CODES)
 def test_pools_and_add(path, rounding):
     rng = np.random.default_rng(5)
-    x = _ints(rng, np.int16, (2, 9, 8, 300))
+    x = extreme_ints(rng, np.int16, (2, 9, 8, 300))
     for kernel, stride in (((3, 2), (2, 2)), ((9, 8), (1, 1))):
         oh, ow = (9 - kernel[0]) // stride[0] + 1, (8 - kernel[1]) // stride[1] + 1
         got, want = np.empty((2, oh, ow, 300), np.int16), np.empty((2, oh, ow, 300), np.int16)
@@ -141,7 +132,7 @@ def test_pools_and_add(path, rounding):
         c.maxpool(x, kernel, stride, got)
         ref.maxpool(x, kernel, stride, want)
         np.testing.assert_array_equal(got, want)
-    a, b = _ints(rng, np.int8, (1000,)), _ints(rng, np.int8, (1000,))
+    a, b = extreme_ints(rng, np.int8, (1000,)), extreme_ints(rng, np.int8, (1000,))
     for overflow in OVERFLOW_CODES:
         got, want = np.empty(1000, np.int8), np.empty(1000, np.int8)
         epi = epilogue(2, None, rounding, overflow, 8, np.int8)
@@ -177,7 +168,7 @@ def test_int8_weight_tiles_small_m_and_the_register_epilogue(path, xt, m, n, k):
     and both epilogues: int32 lanes (shifts in [0, 31], no multiplier) and the exact int64 path;
     int16 x int8 runs the same tiles on x split into bytes."""
     rng = np.random.default_rng(m * 7919 + n * 31 + k)
-    x, w = _ints(rng, xt, (m, k)), _ints(rng, np.int8, (n, k))
+    x, w = extreme_ints(rng, xt, (m, k)), extreme_ints(rng, np.int8, (n, k))
     kind = gemm_kind(xt, np.int8)
     bias = rng.integers(-2**20, 2**20, n).astype(kind.acc)
     acc_got, acc_want = np.empty((m, n), kind.acc), np.empty((m, n), kind.acc)
@@ -223,7 +214,7 @@ def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
     exact bound, extreme and random operands, bias, both epilogues."""
     rng = np.random.default_rng(m * 1000 + k)
     n = 53
-    x, w = _ints(rng, np.int16, (m, k)), _ints(rng, np.int16, (n, k))
+    x, w = extreme_ints(rng, np.int16, (m, k)), extreme_ints(rng, np.int16, (n, k))
     x[0] = -32768
     w[:3] = np.array([-32768, 32767, -1], np.int16)[:, None]
     kind = gemm_kind(np.int16, np.int16)
@@ -245,7 +236,7 @@ def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
 def test_threads_give_identical_results(path, xt, wt, m, n, k):
     """Any thread count (1..4, more than the tiles of some shapes) gives the same integers and counts."""
     rng = np.random.default_rng(m + n + k)
-    x, w = _ints(rng, xt, (m, k)), _ints(rng, wt, (n, k))
+    x, w = extreme_ints(rng, xt, (m, k)), extreme_ints(rng, wt, (n, k))
     kind = gemm_kind(xt, wt)
     bias = rng.integers(-2**15, 2**15, n).astype(kind.acc)
     epi = epilogue(rng.integers(0, 30, n), None, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8)

@@ -9,7 +9,7 @@ from fixedpoint import kernels
 from fixedpoint.kernels.kinds import gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
-from backend_calls import epilogue, gemm_requant
+from backend_calls import epilogue, extreme_ints, gemm_requant
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
@@ -32,15 +32,6 @@ def vnni():
     c.force_path("avx512vnni")
     yield
     c.force_path(None)
-
-
-def _ints(rng, dtype, shape):
-    """Random integers with a third of the entries at the dtype's extremes."""
-    info = np.iinfo(dtype)
-    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
-    extreme = rng.random(shape) < 1 / 3
-    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
-    return values.astype(dtype)
 
 
 def _lane_shifts(rng, n):
@@ -92,10 +83,10 @@ def test_strip_and_tile_edges(vnni, n):
     """Every M and K edge at every N edge: exact int32 out, the int32-lane epilogue and the exact one."""
     rng = np.random.default_rng(n)
     for k in KS:
-        w = _ints(rng, np.int8, (n, k))
+        w = extreme_ints(rng, np.int8, (n, k))
         bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
         for m in MS:
-            x = _ints(rng, np.int8, (m, k))
+            x = extreme_ints(rng, np.int8, (m, k))
             _check_exact(x, w, bias)
             for epi in _epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, m % 2 == 1):
                 _check(x, w, bias, epi)
@@ -108,7 +99,7 @@ def test_every_mode_overflow_and_output(vnni, rounding, overflow):
     relu on and off, on one shape per layout with a partial last tile, the small-M kernels among them."""
     rng = np.random.default_rng(rounding.code * 3 + overflow.code)
     for m, n, k in ((53, 16, 9), (3, 13, 9), (29, 32, 144), (2, 27, 5), (19, 49, 144)):
-        x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
+        x, w = extreme_ints(rng, np.int8, (m, k)), extreme_ints(rng, np.int8, (n, k))
         bias = rng.integers(-2**16, 2**16, n).astype(np.int32)
         for out_bits, out_dtype, relu in OUTPUTS:
             for epi in _epilogues(rng, n, rounding, overflow, out_bits, out_dtype, relu):
@@ -135,7 +126,7 @@ def test_threads_split_every_layout_identically(vnni, n):
     """1..4 threads: the same integers and overflow counts as the reference, on many tiles and on few rows."""
     rng = np.random.default_rng(100 + n)
     for m, k in ((3, 144), (97, 9), (250, 144)):
-        x, w = _ints(rng, np.int8, (m, k)), _ints(rng, np.int8, (n, k))
+        x, w = extreme_ints(rng, np.int8, (m, k)), extreme_ints(rng, np.int8, (n, k))
         bias = rng.integers(-2**15, 2**15, n).astype(np.int32)
         epis = _epilogues(rng, n, Rounding.HALF_AWAY, Overflow.SATURATE, 8, np.int8, True)
         for threads in (1, 2, 3, 4):
@@ -149,10 +140,10 @@ def test_a16w8_on_the_layout_of_n(vnni, n):
     """int16 x int8 splits x into bytes that run the same packed strips: exact int64 out and epilogues."""
     rng = np.random.default_rng(200 + n)
     for k in (1, 5, 9, 144):
-        w = _ints(rng, np.int8, (n, k))
+        w = extreme_ints(rng, np.int8, (n, k))
         bias = rng.integers(-2**40, 2**40, n).astype(np.int64)
         for m in (1, 2, 3, 4, 5, 11, 12, 13, 23, 24, 25, 50):
-            x = _ints(rng, np.int16, (m, k))
+            x = extreme_ints(rng, np.int16, (m, k))
             _check_exact(x, w, bias, threads=1 + m % 3)
             for epi in _epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 16, np.int16, m % 2 == 0):
                 _check(x, w, bias, epi, threads=1 + m % 3)
@@ -162,13 +153,13 @@ def test_prepared_layers_match_the_reference(vnni):
     """The public prepared linear and conv2d (3x3 on 1 and 16 channels, 16 and 32 filters) on the C backend."""
     rng = np.random.default_rng(5)
     for c_in, c_out in ((1, 16), (16, 32), (3, 8)):
-        x = _ints(rng, np.int8, (2, 9, 8, c_in))
-        w = _ints(rng, np.int8, (c_out, 3, 3, c_in))
+        x = extreme_ints(rng, np.int8, (2, 9, 8, c_in))
+        w = extreme_ints(rng, np.int8, (c_out, 3, 3, c_in))
         bias = rng.integers(-3000, 3000, c_out).astype(np.int32)
         call = dict(padding=1, shift=rng.integers(0, 12, c_out), relu=True)
         want = kernels.conv2d(x, w, bias, backend="reference", **call)
         np.testing.assert_array_equal(kernels.prepare_conv2d(w, bias, backend="c", **call)(x), want)
-    x, w = _ints(rng, np.int8, (40, 9)), _ints(rng, np.int8, (16, 9))
+    x, w = extreme_ints(rng, np.int8, (40, 9)), extreme_ints(rng, np.int8, (16, 9))
     for rounding in ("half_even", "jam", "mag_trunc"):
         want = kernels.linear(x, w, shift=7, rounding=rounding, relu=True, backend="reference")
         np.testing.assert_array_equal(kernels.prepare_linear(w, shift=7, rounding=rounding, relu=True,
@@ -198,9 +189,9 @@ def test_shifts_above_31_on_accumulators_near_the_int32_bounds(vnni, rounding):
     rng = np.random.default_rng(3)
     for n in (16, 32, 48):
         k = 4
-        w = _ints(rng, np.int8, (n, k))
+        w = extreme_ints(rng, np.int8, (n, k))
         bias = rng.choice([2**31 - 2**16, -2**31 + 2**16, 2**30, -2**30, 1, -1, 0], n).astype(np.int32)
-        x = _ints(rng, np.int8, (29, k))
+        x = extreme_ints(rng, np.int8, (29, k))
         shift = rng.choice([31, 32, 33, 127], n).astype(np.int32)
         for relu in (False, True):
             _check(x, w, bias, epilogue(shift, None, rounding, Overflow.SATURATE, 8, np.int8, relu))
