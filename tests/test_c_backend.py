@@ -119,6 +119,20 @@ def test_quantize_ties_and_specials(path, rounding, dtype):
         assert counts == expected
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_max_pool_channel_vectors_and_edges(path, dtype):
+    """Channel counts below, at and past one and two 64-byte vectors, windows and strides of every shape."""
+    rng = np.random.default_rng(8)
+    for c_in in (1, 15, 32, 33, 64, 65, 130):
+        x = extreme_ints(rng, dtype, (2, 5, 7, c_in))
+        for kernel, stride in (((1, 1), (1, 1)), ((2, 2), (2, 2)), ((3, 2), (1, 3)), ((5, 7), (1, 1))):
+            oh, ow = (5 - kernel[0]) // stride[0] + 1, (7 - kernel[1]) // stride[1] + 1
+            got, want = np.full((2, oh, ow, c_in), 7, dtype), np.empty((2, oh, ow, c_in), dtype)
+            c.maxpool(x, kernel, stride, got)
+            ref.maxpool(x, kernel, stride, want)
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("rounding", ROUNDING_CODES)
 def test_pools_and_add(path, rounding):
     rng = np.random.default_rng(5)
