@@ -24,6 +24,10 @@ class FixedModel:
     container, runs every layer on `backend` and returns the dequantized float64 output; `fixed(x, raw=True)`
     returns (raw integers, QFormat). `formats()` and `overflow_report()` list the input quantizer ("input")
     first, then every layer (the layers of a Residual body, then its ".add" join).
+
+    On the C backend a call runs the whole forward as one native call of a plan compiled on first use (see
+    `compile`, `plan_status` and `fixedpoint.nn.compiled`), bit-identical with the layer-by-layer execution
+    the other backends (and stochastic roundings) use, batch chunks of `_CHUNK_BYTES` there.
     """
 
     def __init__(self, input_layer: FixedInput, layers, input_shape, *, precision, scale, rounding, seed,
