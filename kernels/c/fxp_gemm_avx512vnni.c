@@ -251,9 +251,10 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
 
 /* ---------------------------------------------------------------- register tiles */
 
-/* The K loop of an MR x NV tile: MR packed rows of x (xt, [k / 16][MR][16]) times one strip
- * (wp, [k / 4][16 NV][4]); acc[r][v] (int32) starts at the corrections and takes all of K. */
-#define TILE_K_LOOP(MR, NV)                                                                          \
+/* The K loop of an MR x NV tile: the first MR rows of a packed x tile of XR >= MR rows (xt,
+ * [k / 16][XR][16]) times one strip (wp, [k / 4][16 NV][4]); acc[r][v] (int32) starts at the
+ * corrections and takes all of K. */
+#define TILE_K_LOOP(MR, NV, XR)                                                                      \
     __m512i acc[MR][NV];                                                                             \
     _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                             \
     {                                                                                                \
@@ -276,16 +277,16 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
             b += 64 * NV;                                                                            \
             xg += 4;                                                                                 \
         } while (b < b_chunk);                                                                       \
-        xc += 16 * MR;                                                                               \
+        xc += 16 * XR;                                                                               \
     } while (b < b_end);
 
-/* One tile into buf[MR][16 NV].  Kept apart from the epilogue (noinline) so the loop is
- * compiled with all 32 zmm registers for itself. */
-#define TILE_BUF(MR, NV)                                                                             \
-    FXP_TARGET_AVX512 __attribute__((noinline)) static void tile_##MR##x##NV(                         \
+/* One tile into buf[MR][16 NV] (x tiles of XR rows).  Kept apart from the epilogue (noinline) so
+ * the loop is compiled with all 32 zmm registers for itself. */
+#define TILE_BUF(MR, NV, XR)                                                                         \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void tile_##MR##x##NV##_##XR(                  \
         const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int32_t *buf)            \
     {                                                                                                  \
-        TILE_K_LOOP(MR, NV)                                                                            \
+        TILE_K_LOOP(MR, NV, XR)                                                                        \
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
@@ -315,13 +316,13 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
  * first `rows` rows into dst (ld bytes per output row); returns the overflow count.  (Reading
  * the accumulators straight from registers would keep them live into the epilogue, and GCC 12
  * then spills them inside the K loop.) */
-#define TILE_RQ(MR, NV)                                                                              \
-    FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t tile_rq_##MR##x##NV(                   \
+#define TILE_RQ(MR, NV, XR)                                                                          \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t tile_rq_##MR##x##NV##_##XR(            \
         const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int64_t rows,            \
         const strip_rq *s, char *dst, int64_t ld)                                                      \
     {                                                                                                  \
         int32_t buf[MR * NV * 16] __attribute__((aligned(64)));                                        \
-        TILE_K_LOOP(MR, NV)                                                                            \
+        TILE_K_LOOP(MR, NV, XR)                                                                        \
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
@@ -335,11 +336,17 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         }                                                                                              \
     }
 
-TILE_BUF(24, 1)
-TILE_BUF(12, 2)
-TILE_BUF(8, 3)
-TILE_RQ(24, 1)
-TILE_RQ(12, 2)
+TILE_BUF(24, 1, 24)
+TILE_BUF(12, 2, 12)
+TILE_BUF(8, 3, 8)
+TILE_RQ(24, 1, 24)
+TILE_RQ(12, 2, 12)
+/* Part tiles: the first rows of a layout's x tile, for a last tile of at most that many rows. */
+TILE_BUF(12, 1, 24)
+TILE_BUF(8, 2, 12)
+TILE_BUF(4, 3, 8)
+TILE_RQ(12, 1, 24)
+TILE_RQ(8, 2, 12)
 
 
 /* ---------------------------------------------------------------- few rows (GEMV) */
@@ -390,18 +397,24 @@ typedef int64_t (*tile_rq_fn)(const uint8_t *, const int8_t *, const int32_t *, 
 typedef void (*small_fn)(const uint8_t *, const int8_t *, const int32_t *, const int8_t *, const int32_t *, int64_t,
                          int32_t *);
 
-/* A layout's tile shape and kernels; small_strips: strips per small-M call. */
+/* A layout's tile shape and kernels; small_strips: strips per small-M call; the part kernels
+ * compute only the first part_rows rows of a tile (a last tile with at most that many). */
 typedef struct {
     int nv, mr, small_strips;
     tile_fn tile;
     tile_rq_fn tile_rq;         /* NULL: the epilogue always goes through the buffer */
     small_fn small[5];
+    int part_rows;
+    tile_fn part;
+    tile_rq_fn part_rq;
 } layout;
 
 static const layout layouts[3] = {
-    {1, 24, 1, tile_24x1, tile_rq_24x1, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1}},
-    {2, 12, 1, tile_12x2, tile_rq_12x2, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1}},
-    {3, 8, 2, tile_8x3, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2}},
+    {1, 24, 1, tile_24x1_24, tile_rq_24x1_24, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1},
+     12, tile_12x1_24, tile_rq_12x1_24},
+    {2, 12, 1, tile_12x2_12, tile_rq_12x2_12, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1},
+     8, tile_8x2_12, tile_rq_8x2_12},
+    {3, 8, 2, tile_8x3_8, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2}, 4, tile_4x3_8, NULL},
 };
 
 /* ---------------------------------------------------------------- drivers */
@@ -456,13 +469,14 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const int8_t *x, int
             strip_rq_init(&q, o, n0, nc);
             q_strip = j;
         }
+        const int part = rows <= l->part_rows;
         if (q.lanes && l->tile_rq) {
             int64_t ld = o->n * o->rq->out_size;
-            count += l->tile_rq(xt, (const int8_t *)strip, corr, kp, rows, &q,
-                                (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+            count += (part ? l->part_rq : l->tile_rq)(xt, (const int8_t *)strip, corr, kp, rows, &q,
+                                                      (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
             continue;
         }
-        l->tile(xt, (const int8_t *)strip, corr, kp, buf);
+        (part ? l->part : l->tile)(xt, (const int8_t *)strip, corr, kp, buf);
         for (int64_t r = 0; r < rows; r++)
             count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
     }
@@ -695,8 +709,9 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
         int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
         const char *strip = strips + j * stride;
-        l->tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
-        l->tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
+        const tile_fn run_tile = m - i0 <= l->part_rows ? l->part : l->tile;
+        run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
+        run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
         for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
             count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, out64);
     })
