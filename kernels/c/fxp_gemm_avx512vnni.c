@@ -16,6 +16,8 @@
  * step sit at fixed offsets and a row packs with 16-byte loads); 1..4 rows form one tile of
  * their own height; rows past the last one and k past K hold x = 0.  With one strip (N <= NR)
  * every tile is used once and is packed right before its use, in L1; else all of x first.
+ * A last row tile of at most 12 of 24, 8 of 12 or 4 of 8 rows runs a part kernel over its first
+ * rows only (the packed x tile keeps the layout's height).
  * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x passes),
  * tiles inner; a tile's accumulators start at the corrections and stay in zmm registers over
  * all of K, then land in an L1 buffer.  Up to 4 rows (batch 1..4) run a small-tile kernel over
