@@ -41,9 +41,14 @@ class CompiledModel:
         self._layers, self._snapshot = list(layers), snapshot
         self._edits = FixedLayer.edits
 
+    def unchanged(self, layers) -> bool:
+        """True when no layer attribute anywhere was assigned since the last check and the layer list is the
+        compiled one (the cheap test of every call; `check` looks closer otherwise)."""
+        return FixedLayer.edits == self._edits and layers == self._layers
+
     def check(self, layers) -> None:
         """Raise PlanError if the model's layer list or any layer's attributes changed since compilation."""
-        if FixedLayer.edits == self._edits and layers == self._layers:
+        if self.unchanged(layers):
             return
         for layer, state in self._snapshot:
             changed = [name for name, value in vars(layer).items() if state.get(name, _MISSING) is not value]
