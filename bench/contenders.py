@@ -26,7 +26,8 @@ import numpy as np
 from fixedpoint import kernels
 
 from . import classes
-from .workloads import Case, dot_inputs, float_reference, frac_for, operation_count, predicted_dot, quantize_input
+from .workloads import (Case, dot_inputs, find_contender, float_reference, frac_for, operation_count, predicted_dot,
+                        quantize_input)
 
 TORCH = "torch"
 ONNXRUNTIME = "onnxruntime"
@@ -68,11 +69,7 @@ PRECISIONS = tuple(dict.fromkeys(c.precision for c in KERNEL_CONTENDERS))
 
 def find(backend: str, precision: str) -> Contender:
     """The kernel contender of ``backend`` in ``precision`` (ValueError naming both when there is none)."""
-    for contender in KERNEL_CONTENDERS:
-        if contender.backend == backend and contender.precision == precision:
-            return contender
-    known = ", ".join(f"{c.backend} {c.precision}" for c in KERNEL_CONTENDERS)
-    raise ValueError(f"no contender {backend!r} in precision {precision!r}; known: {known}")
+    return find_contender(KERNEL_CONTENDERS, backend, precision)
 
 
 def bf16_native() -> bool:

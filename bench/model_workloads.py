@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import workloads
 from .workloads import FLOAT_FORMAT_PRECISIONS, INT_BITS, NUMPY, Case
 
 BATCHES = (1, 256)
@@ -155,11 +156,7 @@ MODEL_TOLERANCE = {"f32": 1e-4, "i8": 0.1}
 
 
 def find_contender(backend: str, precision: str) -> ModelContender:
-    for contender in MODEL_CONTENDERS:
-        if contender.backend == backend and contender.precision == precision:
-            return contender
-    known = ", ".join(f"{c.backend} {c.precision}" for c in MODEL_CONTENDERS)
-    raise ValueError(f"no model contender {backend!r} in precision {precision!r}; known: {known}")
+    return workloads.find_contender(MODEL_CONTENDERS, backend, precision, "model contender")
 
 
 @functools.cache
@@ -221,11 +218,11 @@ def call_overhead_record(calls: int = 2000, repeats: int = 5) -> dict:
     (Linear 1 -> 1, C backend) at batch 1, best of ``repeats`` medians-of-calls; Python, cffi and checks."""
     import time
 
-    from fixedpoint import nn
-
     quantize_model, reason = quantize_model_function()
     if quantize_model is None:
         return {"kind": "not_available", "section": "compiled call overhead", "reason": reason}
+    from fixedpoint import nn
+
     model = quantize_model(nn.Sequential([nn.Linear(np.array([[0.5]]), np.array([0.25]))]),
                            np.linspace(-1, 1, 64).reshape(64, 1), "i8", backend="c")
     x = np.zeros((1, 1), dtype=np.float32)

@@ -244,3 +244,13 @@ def naive_linear_case(dims: tuple, seed: int = 0) -> Case:
 def timed_backends() -> list[str]:
     """Fast backends available here (the reference backend is the spec, not a contender)."""
     return [name for name in kernels.available() if name != "reference"]
+
+
+def find_contender(contenders, backend: str, precision: str, what: str = "contender"):
+    """The entry of ``contenders`` (records with ``backend`` and ``precision``) matching both; ValueError naming
+    both and every known pair when there is none."""
+    for contender in contenders:
+        if contender.backend == backend and contender.precision == precision:
+            return contender
+    known = ", ".join(f"{c.backend} {c.precision}" for c in contenders)
+    raise ValueError(f"no {what} {backend!r} in precision {precision!r}; known: {known}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .c_backend import CEpilogue, ffi, lib
-from .limits import INT8_MAX_K
 
 # Arena of one tile: activations of this many bytes stay in L2 between steps.
 ARENA_BYTES = 512 << 10
@@ -61,7 +60,7 @@ class PlanBuilder:
         self._sample_bytes: list[int] = []   # per buffer: bytes of one sample
         self._steps: list[dict] = []
         self._keep: list = []                # objects the steps point into
-        self._gemms: list = []               # (step index, NativeGemm, rows per sample)
+        self._gemms: list = []               # (NativeGemm, GEMM rows per sample)
         self.counters: list[str] = []
 
     # ---------------------------------------------------------------- buffers and steps
@@ -103,7 +102,7 @@ class PlanBuilder:
         if x.shape[-1] != native.k:
             raise ValueError(f"gemm: x has K={x.shape[-1]} but w has K={native.k}")
         out = self._buffer(x.shape[:-1] + (native.n,), native.out_dtype)
-        self._gemms.append((len(self._steps), native, x.count // native.k))
+        self._gemms.append((native, x.count // native.k))
         return self._native_step(lib.FXP_STEP_GEMM, x, out, (native.k, native.n), native, counter)
 
     def conv(self, x: Tensor, native, kernel, stride, padding, counter, conv1d=False) -> Tensor:
@@ -116,7 +115,7 @@ class PlanBuilder:
             raise ValueError(f"conv: kernel {kernel} x {c} channels does not match w's K={native.k}")
         out = self._buffer((ow, native.n) if conv1d else (oh, ow, native.n), native.out_dtype)
         patches = self._buffer((oh * ow, native.k), x.dtype)
-        self._gemms.append((len(self._steps), native, oh * ow))
+        self._gemms.append((native, oh * ow))
         return self._native_step(lib.FXP_STEP_CONV, x, out, (h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, native.n),
                                  native, counter, aux=patches.buffer)
 
@@ -245,7 +244,7 @@ class Plan:
     def __init__(self, input_: Tensor, result: Tensor, steps, sample_bytes, gemms, keep, counters, path, threads):
         self.input, self.result, self.counters, self.path, self.threads = input_, result, counters, path, threads
         self._steps, self._sample_bytes, self._gemms, self._keep = steps, sample_bytes, gemms, keep
-        self._by_batch: dict[int, _TilePlan] = {}
+        self._by_batch: dict[int, tuple] = {}    # batch -> (its _TilePlan, the output shape)
         self._by_tile: dict[int, _TilePlan] = {}
         per_sample = sum(_align(b) for b in sample_bytes) or 1
         self.tile_samples = max(1, ARENA_BYTES // per_sample)
@@ -253,32 +252,33 @@ class Plan:
 
     def arena_bytes(self, batch: int) -> int:
         """Bytes of the arena and GEMM scratch a call on ``batch`` samples uses (allocated once per tile size)."""
-        tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
-        return tile_plan.nbytes
+        return self._tile_plan(batch)[0].nbytes
 
     def _tile_of(self, batch: int) -> int:
         tiles = max(1, math.ceil(batch / self.tile_samples), min(self.threads, batch))
         return max(1, math.ceil(batch / tiles))    # equal tiles, none above tile_samples, one per thread at least
 
     def _scratch_bytes(self, tile: int) -> int:
-        return max([int(native.scratch_bytes(tile * rows)) for _, native, rows in self._gemms] + [64])
+        return max([int(native.scratch_bytes(tile * rows)) for native, rows in self._gemms] + [64])
 
-    def _tile_plan(self, batch: int) -> "_TilePlan":
-        tile = self._tile_of(batch)
-        tile_plan = self._by_tile.get(tile)
-        if tile_plan is None:
-            tile_plan = self._by_tile[tile] = _TilePlan(self, tile)
-        tile_plan.out_shapes[batch] = (batch,) + self._result_shape
-        self._by_batch[batch] = tile_plan
-        return tile_plan
+    def _tile_plan(self, batch: int) -> tuple:
+        """(the _TilePlan of ``batch``'s tile size, made once per size; the output shape of ``batch``)."""
+        entry = self._by_batch.get(batch)
+        if entry is None:
+            tile = self._tile_of(batch)
+            tile_plan = self._by_tile.get(tile)
+            if tile_plan is None:
+                tile_plan = self._by_tile[tile] = _TilePlan(self, tile)
+            entry = self._by_batch[batch] = (tile_plan, (batch,) + self._result_shape)
+        return entry
 
     def run(self, x: np.ndarray, raw: bool):
         """y (float64 dequantized, or raw integers) of C-contiguous ``x`` (B >= 1, *input shape) and the overflow
         count of every counter (a view of a buffer the next call reuses); None when the plan was compiled on
         another SIMD path than the active one (compile again).  Raises PlanError for NaN in x (nothing is returned)."""
         batch = x.shape[0]
-        tile_plan = self._by_batch.get(batch) or self._tile_plan(batch)
-        y = np.empty(tile_plan.out_shapes[batch], self._raw_dtype if raw else _FLOAT64)
+        tile_plan, shape = self._by_batch.get(batch) or self._tile_plan(batch)
+        y = np.empty(shape, self._raw_dtype if raw else _FLOAT64)
         status = lib.fxp_plan_run(tile_plan.call, ffi.from_buffer(x), ffi.from_buffer(y), raw, batch)
         if status == 0:
             return y, tile_plan.counts
@@ -305,7 +305,6 @@ class _TilePlan:
         self.nbytes = self._arena.nbytes + self._scratch.nbytes
         self._counts = np.zeros((copies + 1 if copies > 1 else 1) * (len(plan.counters) + 1), dtype=np.int64)
         self.counts = self._counts[:len(plan.counters)]
-        self.out_shapes: dict[int, tuple] = {}
         self.steps = ffi.new("fxp_plan_step[]", len(plan._steps))
         self.call = ffi.new("fxp_plan *")
         call = self.call
@@ -327,7 +326,5 @@ class _TilePlan:
 def native_gemm(weights, kind, k: int, n: int, out_dtype) -> NativeGemm:
     """The plan's view of C backend prepared weights (``c_backend.prepare_gemm``'s result, fused epilogue)."""
     mode, w, bias, owner = weights.native_call()
-    if kind.name == "s8" and k > INT8_MAX_K:
-        raise ValueError(f"int8 GEMMs take K <= {INT8_MAX_K}, got {k}")
     return NativeGemm(mode, kind.code, k, n, np.dtype(out_dtype), w, bias, weights.epilogue_struct, weights.threads,
                       weights.scratch_bytes_of(k, n), (weights, owner))

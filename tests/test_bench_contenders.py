@@ -8,6 +8,7 @@ import pytest
 from fixedpoint import kernels
 from fixedpoint.bench import (catalog, classes, cli, contenders, metrics, model_workloads, report, results, runner,
                               workloads)
+from results_files import results_file
 
 TINY = {"linear": (3, 37, 5), "conv1d": (2, 9, 3, 4, 3), "conv2d": (2, 5, 6, 3, 4, 3)}
 needs_onnxruntime = pytest.mark.skipif(classes.missing_library("onnxruntime") is not None,
@@ -112,9 +113,7 @@ def test_a_missing_library_gives_labelled_not_installed_cells(tmp_path, monkeypa
         ("onnxruntime", "i8"), ("torch", "i8")}
     records = [*missing, {"kind": "speed", "op": "linear", "workload": "linear 1x784x256", "precision": "i8",
                           "backend": "c", "median_s": 1e-5, "weight_bytes": 10}]
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
-                                        "context": {"cpu": "Test CPU", "node": "box"}, "records": records}))
+    path = results_file(tmp_path / "r.json", records)
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| torch bf16 linear: not installed |" in text

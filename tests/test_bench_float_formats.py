@@ -1,12 +1,12 @@
 """The float formats in the harness: model rows, sweep curves at equal width, the sine's float theory line,
 and the report sections that show them."""
-import json
 import math
 
 import numpy as np
 import pytest
 
-from fixedpoint.bench import catalog, cli, metrics, model_workloads, report, results, runner, sweeps, workloads
+from fixedpoint.bench import catalog, cli, metrics, model_workloads, results, runner, sweeps, workloads
+from results_files import results_file
 
 
 @pytest.mark.parametrize("man_bits, emin, amplitude", [(3, -6, 1.0), (7, -126, 1.0), (2, -14, 0.7), (10, -14, 3.0),
@@ -111,9 +111,7 @@ def test_report_shows_the_float_formats(tmp_path):
     records += [{"kind": "sqnr_sine", "bits": 8, "sqnr_db": 49.9, "theory_db": 49.92},
                 {"kind": "sqnr_sine", "bits": 8, "sqnr_db": 33.8, "theory_db": 33.3, "format": "E4M3FN",
                  "exp_bits": 4}]
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
-                                "context": {"cpu": "Test CPU", "node": "box"}, "records": records}))
+    path = results_file(tmp_path / "r.json", records)
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| f64 ms | f32 ms | bf16 ms | i16 ms | a16w8 ms | fp8e4m3 ms | fp8e5m2 ms | i8 ms |" in text

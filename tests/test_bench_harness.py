@@ -12,6 +12,7 @@ import pytest
 from fixedpoint.bench import cli, metrics, report, results, runner, workloads
 from fixedpoint.bench.timing import measure
 from thread_variables import restore_thread_variables  # noqa: F401  (autouse)
+from results_files import results_file
 
 
 def test_gops_counts_operations_per_second():
@@ -206,10 +207,6 @@ def test_ctrl_c_at_several_points_of_a_quick_run_exits_130_without_a_traceback(t
             assert results.load(path)["complete"] is False
 
 
-def _results_file(path, records, context=None):
-    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
-                                "context": context or {"cpu": "Test CPU", "node": "box"}, "records": records}))
-    return path
 
 
 def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(tmp_path, capsys):
@@ -218,7 +215,7 @@ def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(
     bad = [no_median, _record("conv 2", "i8", "nan", 10), _record("conv 3", "f32", 1e-3, "nan"),
            {"kind": "sweep", "task": "a"}, {"kind": "sqnr_sine", "bits": 8, "sqnr_db": "nan", "theory_db": 49.9},
            dict(_record("linear 1x2x3", "i16", 1.5e-3, 200), pct_of_peak=float("nan")), 7, {"median_s": 1.0}]
-    path = _results_file(tmp_path / "r.json", good + bad,
+    path = results_file(tmp_path / "r.json", good + bad,
                          {"cpu": "Test CPU", "node": "box", "peak_gops": {"int8_dot": "nan"}, "isa_flags": "avx2"})
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -245,7 +242,7 @@ def test_report_leaves_out_unreadable_records_and_fields_names_them_and_exits_2(
 
 
 def test_report_out_must_be_a_directory(tmp_path, capsys):
-    path = _results_file(tmp_path / "r.json", [_record("linear 1x2x3", "f32", 2e-3, 400)])
+    path = results_file(tmp_path / "r.json", [_record("linear 1x2x3", "f32", 2e-3, 400)])
     (tmp_path / "file").write_text("mine")
     for out in (tmp_path / "file", tmp_path / "file" / "sub"):
         assert cli.main(["report", str(path), "--out", str(out)]) == 2
@@ -256,9 +253,9 @@ def test_report_out_must_be_a_directory(tmp_path, capsys):
 
 def test_redrawing_removes_only_the_plots_the_earlier_report_drew(tmp_path):
     sine = {"kind": "sqnr_sine", "bits": 8, "sqnr_db": 49.9, "theory_db": 49.92}
-    both = _results_file(tmp_path / "both.json", [_record("linear 1x2x3", "f32", 2e-3, 400),
+    both = results_file(tmp_path / "both.json", [_record("linear 1x2x3", "f32", 2e-3, 400),
                                                   _record("linear 1x2x3", "i8", 1e-3, 100, 30.0), sine])
-    sine_only = _results_file(tmp_path / "sine.json", [sine])
+    sine_only = results_file(tmp_path / "sine.json", [sine])
     out = tmp_path / "out"
     out.mkdir()
     mine = {"notes.md": "mine", "speedup-3.png": "mine too", "photo.png": "mine as well"}

@@ -9,6 +9,7 @@ import pytest
 from fixedpoint import kernels, nn
 from fixedpoint.bench import (catalog, classes, cli, contenders, model_workloads, naive, report, results, sweeps,
                               workloads)
+from results_files import results_file
 
 needs_quantize_model = pytest.mark.skipif(model_workloads.quantize_model_function()[0] is None,
                                           reason="fixedpoint.nn.quantize_model is not in this version")
@@ -122,10 +123,7 @@ def _sweep_record(task, w, a, variant, accuracy):
 
 
 def _stored(tmp_path, name, records, cpu="Test CPU"):
-    path = tmp_path / name
-    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
-                                "context": {"cpu": cpu, "node": "box"}, "records": records}))
-    return path
+    return results_file(tmp_path / name, records, {"cpu": cpu, "node": "box"})
 
 
 def test_report_task_rows_memory_target_naive_and_sweeps(tmp_path):

@@ -1,9 +1,9 @@
 """The verdict from the best of each class, the answer computed from the records, and the trade-off pictures."""
-import json
 
 import pytest
 
-from fixedpoint.bench import classes, cli, plots, report, results, verdict
+from fixedpoint.bench import classes, cli, plots, report, verdict
+from results_files import results_file
 
 
 def _speed(workload, precision, backend, ms, implementation=None, **extra):
@@ -104,9 +104,7 @@ def test_pareto_front_keeps_the_points_nothing_beats_in_speed_and_accuracy():
 
 
 def test_the_report_draws_one_tradeoff_picture_per_task_model(tmp_path):
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"format": results.FORMAT, "version": results.VERSION, "complete": True,
-                                "context": {"cpu": "Test CPU", "node": "box"}, "records": LINEAR + MODELS}))
+    path = results_file(tmp_path / "r.json", LINEAR + MODELS)
     assert cli.main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "![t: accuracy vs latency](tradeoff-t.png)" in text

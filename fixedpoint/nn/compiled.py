@@ -83,13 +83,12 @@ def compile_model(model, dtype, rounding: Rounding, threads: int) -> CompiledMod
     for layer in model.layers:
         x = compiler.layer(layer, x)
     plan = builder.build(x, model.output_format.frac, threads_arg(threads))
-    layers = [model.input_layer] + list(model.layers)
     snapshot = [(layer, dict(vars(layer))) for layer in compiler.visited]
     for layer in compiler.visited:
         for value in vars(layer).values():
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
-    return CompiledModel(plan, compiler.records, layers[1:], snapshot, dtype, model.rounding)
+    return CompiledModel(plan, compiler.records, model.layers, snapshot, dtype, model.rounding)
 
 
 class _Compiler:
