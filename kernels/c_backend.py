@@ -298,7 +298,8 @@ class PackedInt8Weights(_PackedPerPath):
 class PackedSplitWeights(_PackedPerPath):
     """Weights of a layer with int16 activations (int16 x int8 or int16 x int16), packed without the int64
     bias for the paths that split x exactly into bytes (``fxp_gemm_split_packed_run``: the int8 VNNI tiles,
-    or vpdpwssd on int16 pairs); int16 x int8 with K > 65536 runs the plain kernels."""
+    or wrapped vpdpwssd sums recovered against high-byte vpdpbusd sums); K > 65536 runs the plain
+    kernels."""
 
     def __init__(self, w, bias, kind, epilogue, threads):
         super().__init__(w, bias, kind, epilogue, threads)

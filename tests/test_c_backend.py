@@ -221,13 +221,13 @@ def test_int16_by_int8_extremes_at_the_split_bound(path, k):
     np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize("k", [1, 2, 255, 256, 257, 512, 513, 785])
-@pytest.mark.parametrize("m", [1, 5, 8, 17])
-def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
-    """int16 x int16 (x split into bytes, vpdpwssd, widened to int64 every 256 k): blocks at and past their
-    exact bound, extreme and random operands, bias, both epilogues."""
-    rng = np.random.default_rng(m * 1000 + k)
-    n = 53
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 127, 128, 129, 255, 256, 257, 785])
+@pytest.mark.parametrize("m,n", [(1, 53), (3, 40), (4, 53), (4, 96), (5, 130), (17, 53), (17, 48)])
+def test_int16_gemm_exact_across_its_int32_blocks(path, m, n, k):
+    """int16 x int16 (wrapped vpdpwssd sums recovered against high-byte vpdpbusd sums every 128 k):
+    blocks at and past their bound, both strip layouts (48 columns for n = 40, 48, 96; 64 for
+    53, 130), small-batch and tile kernels, extreme and random operands, bias, both epilogues."""
+    rng = np.random.default_rng(m * 1000 + n * 7 + k)
     x, w = extreme_ints(rng, np.int16, (m, k)), extreme_ints(rng, np.int16, (n, k))
     x[0] = -32768
     w[:3] = np.array([-32768, 32767, -1], np.int16)[:, None]
@@ -243,6 +243,43 @@ def test_int16_gemm_exact_across_its_int32_blocks(path, m, k):
         out, expected = np.empty((m, n), np.int16), np.empty((m, n), np.int16)
         assert gemm_requant(c, x, w, bias, epi, out) == gemm_requant(ref, x, w, bias, epi, expected)
         np.testing.assert_array_equal(out, expected)
+
+
+# x = w = -32513 (high byte -128, low byte 255) and x = w = 32767 give the largest per-k gap
+# between the exact product and its high-byte part: -16646655 and +16646145; 128 of them are
+# the most an int32 block holds.
+_GAP_EXTREMES = np.array([-32513, 32767, -32768, -32641, 32512, 255, -1, 0], np.int16)
+
+
+@pytest.mark.parametrize("k", [127, 128, 129, 256, 257, 1000])
+def test_int16_gemm_at_the_bound_of_its_recovery(path, k):
+    """Every pair of operands from the extremes of the high-byte gap, constant along k, so each block
+    sums the largest gaps one sign can reach; one row and column of alternating extremes too."""
+    rows = np.repeat(_GAP_EXTREMES[:, None], k, axis=1)
+    x = np.concatenate([rows, np.resize(_GAP_EXTREMES[[0, 1]], (1, k))])
+    w = np.concatenate([rows, np.resize(_GAP_EXTREMES[[1, 0]], (1, k))])
+    kind = gemm_kind(np.int16, np.int16)
+    for m in (1, 3, len(x)):
+        got, want = np.empty((m, len(w)), np.int64), np.empty((m, len(w)), np.int64)
+        c.prepare_gemm(w, None, kind, None).gemm(x[-m:], got)
+        ref.gemm(x[-m:], w, None, want)
+        np.testing.assert_array_equal(got, want)
+    assert want[0, 0] == k * (-32513) ** 2
+
+
+@pytest.mark.parametrize("k", [65536, 65537])
+def test_int16_gemm_extremes_at_its_largest_k(path, k):
+    """All -32768 x -32768 (and 32767 x -32768) sums at the largest K the int32 totals hold, and one past
+    it (which runs the plain int64 kernels)."""
+    x = np.full((3, k), -32768, np.int16)
+    x[1] = 32767
+    w = np.full((2, k), -32768, np.int16)
+    w[1, ::2] = -32513
+    got, want = np.empty((3, 2), np.int64), np.empty((3, 2), np.int64)
+    c.prepare_gemm(w, None, gemm_kind(np.int16, np.int16), None).gemm(x, got)
+    ref.gemm(x, w, None, want)
+    np.testing.assert_array_equal(got, want)
+    assert got[0, 0] == k * 2**30
 
 
 @pytest.mark.parametrize("xt,wt", [(np.int8, np.int8), (np.int16, np.int8), (np.int16, np.int16)])

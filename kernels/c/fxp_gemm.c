@@ -182,14 +182,15 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
 }
 
 /* ---- int16 activations split into bytes (kinds s16s8 and s16), AVX-512 VNNI path only:
- * w packed once (int8 VNNI strips without bias for s16s8, int16 pair strips for s16). */
+ * w packed once (int8 VNNI strips without bias for s16s8, int16 pair and high-byte strips for s16). */
 
 static int split_applies(int kind, int64_t k)
 {
 #ifdef FXP_X86
     if (fxp_active_path() != FXP_PATH_AVX512VNNI)
         return 0;
-    return kind == FXP_KIND_S16 || (kind == FXP_KIND_S16S8 && k <= 65536);
+    /* both kernels keep int32 totals that hold for k <= 65536 (see their headers) */
+    return (kind == FXP_KIND_S16 || kind == FXP_KIND_S16S8) && k <= 65536;
 #else
     (void)kind, (void)k;
     return 0;

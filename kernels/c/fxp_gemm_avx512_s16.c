@@ -1,17 +1,31 @@
-/* int16 x int16 -> int64 GEMM on AVX-512 VNNI (vpdpwssd: pairs of s16 x s16 products summed
- * into s32 lanes), exact.  Up to 4 rows (batch 1..4) run small kernels over two strips at a time.
+/* int16 x int16 -> int64 GEMM on AVX-512 VNNI, exact, in three instructions per four k
+ * (two vpdpwssd, one vpdpbusd) where the plain byte split needs four.
  *
- * x splits exactly into a signed high byte and an unsigned low byte, x = 256 * xh + xl
- * (xh in [-128, 127], xl in [0, 255], both held as int16), so x * w = 256 * xh * w + xl * w
- * and each half is a vpdpwssd GEMM whose products are small: |xh * w| <= 128 * 32768 and
- * |xl * w| <= 255 * 32768 = 8355840, so KB = 256 consecutive k sum exactly in int32
- * (256 * 8355840 < 2**31).  After every block of 256 k the two int32 tiles are widened
- * into an int64 tile, 256 * H + L; the bias is added in int64 at the end.
+ * Split both operands into a signed high and an unsigned low byte, x = 256 xh + xl and
+ * w = 256 wh + wl (xh, wh in [-128, 127]; xl, wl in [0, 255]).  Over a block of KB = 128 k:
+ *   S = sum x w                  (the exact block sum),
+ *   W = S mod 2**32              (vpdpwssd on the whole int16 values; int32 lanes wrap),
+ *   A = 2**16 sum xh wh          (vpdpbusd on the high bytes, four k per lane),
+ *   e = S - A = sum 256 (xh wl + xl wh) + xl wl.
+ * Per k, e lies in [-16646655, 16646145] (extremes at x = w = -32513 and x = w = 32767), so
+ * over a block |e| <= 128 * 16646655 < 2**31 and e = int32(W - A mod 2**32): S = A + e is
+ * recovered exactly from two int32 quantities.  vpdpbusd takes its x bytes unsigned, as
+ * xh + 128; the surplus 128 * sum(wh) per column and block is added to W before the
+ * subtraction (the block table below) and taken out of the total once (the init row).
  *
- * Layout: w is packed once per prepared layer in strips of NR = 48 columns, pairs of
- * consecutive k per 32-bit lane ([k / 2][48][2] int16); x is packed per call as two tile
- * sets (high and low halves) of MR = 8 rows interleaved by pair ([tile][k / 2][8][2]).  An
- * 8 x 48 tile keeps 24 int32 accumulators in zmm registers over one block.
+ * Totals stay in int32 too: S = 2**16 H + U with H += (A / 2**16) + (e >> 16) and
+ * U += e & 0xffff per block.  The true H of a whole row, |S| / 2**16 <= K * 2**14, fits int32
+ * for K <= 65536 (the caller's bound), so intermediate wraps cancel; U grows by less than 2**16 per block.
+ * The int64 result 2**16 H + U (+ bias) goes to the epilogue.
+ *
+ * Layout: w is packed once per prepared layer in strips of NR = 48 or 64 columns (see
+ * strip_vectors), each strip four panels of rows of NR int32: k pairs ([k / 2][NR][2] int16),
+ * high-byte quads ([k / 4][NR][4] int8), one table row per block ((128 * block sum of wh) << 16,
+ * wrapped) and the H init row (-128 * sum of wh).  x is packed per call in tiles of MR = 8 (or
+ * 6) rows: pairs [tile][k / 2][MR][2] int16 and quads [tile][k / 4][MR][4] of xh + 128.  K pads
+ * to a multiple of 4 with zeros.  An 8 x 48 (6 x 64) tile keeps 24 int32 accumulators in zmm
+ * registers through each of the two passes; batches of 1..4 (1..3) rows run both strips of a
+ * pair at once.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -21,203 +35,317 @@
 #ifdef FXP_X86
 #include <immintrin.h>
 
-#define MR 8
-#define NR 48
-#define KB_PAIRS 128    /* 256 k per exact int32 block */
+#define KB 128          /* k per exact block (see the bound above) */
+#define KB_PAIRS (KB / 2)
+#define KB_QUADS (KB / 4)
+#define MAX_TILE 384    /* int32 outputs of the largest register tile (8 x 48, 4 x 96, 6 x 64, 3 x 128) */
 
-static int64_t pairs_of(int64_t k) { return (k + 1) >> 1; }
-static int64_t padded_m(int64_t m) { return (m + MR - 1) / MR * MR; }
-static int64_t strip_bytes(int64_t k) { return pairs_of(k) * NR * 4; }
+static int64_t quads_of(int64_t k) { return (k + 3) >> 2; }
+static int64_t pairs_of(int64_t k) { return 2 * quads_of(k); }
+static int64_t blocks_of(int64_t k) { return (k + KB - 1) / KB; }
+
+/* The two layouts: strips of 48 columns with 8-row x tiles, or of 64 with 6-row tiles where
+ * that pads n less (n = 64, 128, 256, 1024, ...).  Chosen from n alone, so the packed weights
+ * and the GEMM agree on it without a record. */
+static int strip_vectors(int64_t n) { return (n + 63) / 64 * 64 < (n + 47) / 48 * 48 ? 4 : 3; }
+static int64_t tile_rows(int nv) { return nv == 4 ? 6 : 8; }
+static int64_t padded_m(int64_t m, int nv) { return (m + tile_rows(nv) - 1) / tile_rows(nv) * tile_rows(nv); }
+static int64_t strip_bytes(int64_t k, int nv)
+{
+    return (pairs_of(k) + quads_of(k) + blocks_of(k) + 1) * 64 * nv;
+}
+
+typedef struct {
+    const int16_t *pairs;   /* [k / 2][NR][2] */
+    const int8_t *quads;    /* [k / 4][NR][4] */
+    const int32_t *table;   /* [blocks][NR] */
+    const int32_t *h_init;  /* [NR] */
+} strip_view;
+
+static strip_view strip_at(const char *strips, int64_t j, int64_t k, int nv)
+{
+    const int64_t row = 64 * nv;
+    const char *s = strips + j * strip_bytes(k, nv);
+    strip_view v;
+    v.pairs = (const int16_t *)s;
+    v.quads = (const int8_t *)(s + pairs_of(k) * row);
+    v.table = (const int32_t *)(s + (pairs_of(k) + quads_of(k)) * row);
+    v.h_init = v.table + blocks_of(k) * 16 * nv;
+    return v;
+}
 
 int64_t fxp_s16_packed_bytes_avx512(int64_t n, int64_t k)
 {
-    return (n + NR - 1) / NR * strip_bytes(k) + 64;
+    const int nv = strip_vectors(n);
+    return (n + 16 * nv - 1) / (16 * nv) * strip_bytes(k, nv) + 64;
 }
 
 int64_t fxp_s16_scratch_avx512(int64_t m, int64_t k)
 {
-    return 2 * padded_m(m) * pairs_of(k) * 4 + 128;
+    const int64_t rows = (m + 23) / 24 * 24;   /* covers the rows of 8- and of 6-row tiles */
+    return rows * (pairs_of(k) + quads_of(k)) * 4 + 128;
 }
 
 void fxp_s16_pack_avx512(const int16_t *w, int64_t n, int64_t k, void *packed)
 {
-    const int64_t stride = strip_bytes(k);
+    const int nv = strip_vectors(n);
+    const int64_t nr = 16 * nv, blocks = blocks_of(k);
     char *base = (char *)fxp_align64(packed);
-    for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        int16_t *wp = (int16_t *)(base + n0 / NR * stride);
-        memset(wp, 0, (size_t)stride);
-        for (int64_t c = 0; c < NR && n0 + c < n; c++)
-            for (int64_t kk = 0; kk < k; kk++)
-                wp[(kk >> 1) * (NR * 2) + c * 2 + (kk & 1)] = w[(n0 + c) * k + kk];
+    for (int64_t n0 = 0; n0 < n; n0 += nr) {
+        memset(base + n0 / nr * strip_bytes(k, nv), 0, (size_t)strip_bytes(k, nv));
+        strip_view v = strip_at(base, n0 / nr, k, nv);
+        int16_t *pairs = (int16_t *)v.pairs;
+        int8_t *quads = (int8_t *)v.quads;
+        int32_t *table = (int32_t *)v.table, *h_init = (int32_t *)v.h_init;
+        for (int64_t c = 0; c < nr && n0 + c < n; c++) {
+            const int16_t *row = w + (n0 + c) * k;
+            int32_t total = 0;
+            for (int64_t b = 0; b < blocks; b++) {
+                int32_t high_sum = 0;
+                for (int64_t kk = b * KB; kk < k && kk < (b + 1) * KB; kk++) {
+                    int8_t high = (int8_t)(row[kk] >> 8);
+                    pairs[(kk >> 1) * (nr * 2) + c * 2 + (kk & 1)] = row[kk];
+                    quads[(kk >> 2) * (nr * 4) + c * 4 + (kk & 3)] = high;
+                    high_sum += high;
+                }
+                table[b * nr + c] = (int32_t)((uint32_t)(128 * high_sum) << 16);
+                total += 128 * high_sum;
+            }
+            h_init[c] = -total;
+        }
     }
 }
 
-/* x as two int16 tile sets [tile][k / 2][MR][2]: high halves x >> 8 and low halves x & 255
- * (padding rows and k: 0). */
-static void pack_x_halves(const int16_t *x, int64_t m, int64_t k, int16_t *xh, int16_t *xl)
+/* x as int16 pairs [tile][k / 2][mr][2] and unsigned high-byte quads [tile][k / 4][mr][4]
+ * (xh + 128); padding rows and k hold x = 0.  32 k at a time through one zmm, then strided
+ * 32-bit stores. */
+FXP_TARGET_AVX512 static void pack_x(const int16_t *x, int64_t m, int64_t k, int64_t mr, int16_t *pairs,
+                                     uint8_t *quads)
 {
-    const int64_t groups = pairs_of(k);
-    for (int64_t i0 = 0; i0 < m; i0 += MR)
-        for (int64_t r = 0; r < MR; r++) {
+    const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k), whole = k / 32 * 32;
+    const __m512i half = _mm512_set1_epi16(128);
+    for (int64_t i0 = 0; i0 < m; i0 += mr)
+        for (int64_t r = 0; r < mr; r++) {
+            int32_t *p = (int32_t *)(pairs + i0 * n_pairs * 2) + r, *q = (int32_t *)(quads + i0 * n_quads * 4) + r;
             const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
-            int64_t base = i0 * groups * 2 + r * 2;
-            for (int64_t g = 0; g < groups; g++)
-                for (int j = 0; j < 2; j++) {
-                    int64_t kk = 2 * g + j;
-                    int16_t v = row && kk < k ? row[kk] : 0;
-                    xh[base + g * (MR * 2) + j] = (int16_t)(v >> 8);
-                    xl[base + g * (MR * 2) + j] = (int16_t)(v & 0xff);
+            int64_t kk = 0;
+            for (; row && kk < whole; kk += 32) {
+                int32_t pv[16], qv[8];
+                __m512i v = _mm512_loadu_si512((const void *)(row + kk));
+                _mm512_storeu_si512((void *)pv, v);
+                _mm256_storeu_si256((__m256i *)qv, _mm512_cvtepi16_epi8(_mm512_add_epi16(_mm512_srai_epi16(v, 8), half)));
+                for (int j = 0; j < 16; j++)
+                    p[(kk / 2 + j) * mr] = pv[j];
+                for (int j = 0; j < 8; j++)
+                    q[(kk / 4 + j) * mr] = qv[j];
+            }
+            for (; kk < 4 * n_quads; kk += 4) {
+                int16_t v[4];
+                uint8_t hb[4];
+                for (int j = 0; j < 4; j++) {
+                    v[j] = row && kk + j < k ? row[kk + j] : 0;
+                    hb[j] = (uint8_t)((v[j] >> 8) + 128);
                 }
+                memcpy(&p[(kk / 2) * mr], v, 4);
+                memcpy(&p[(kk / 2 + 1) * mr], v + 2, 4);
+                memcpy(&q[(kk / 4) * mr], hb, 4);
+            }
         }
 }
 
-/* acc += s16 pairs of a . b per 32-bit lane, pinned to one register (see the int8 kernel). */
+/* acc += s16 pairs of a . b (vpdpwssd, wrapping) or u8 x s8 quads (vpdpbusd) per 32-bit lane,
+ * pinned to one register (see the int8 kernel). */
 #define DPWSSD(acc, a, b) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
-#define ROW_DECL(r) __m512i a##r##0 = _mm512_setzero_si512(), a##r##1 = a##r##0, a##r##2 = a##r##0;
-#define ROW_STEP(r)                                                                                  \
-    {                                                                                                \
-        __m512i a = _mm512_set1_epi32(*(const int32_t *)(xg + 2 * (r)));                             \
-        DPWSSD(a##r##0, a, b0);                                                                      \
-        DPWSSD(a##r##1, a, b1);                                                                      \
-        DPWSSD(a##r##2, a, b2);                                                                      \
-    }
-#define ROW_STORE(r)                                                                                 \
-    _mm512_store_si512((void *)(buf + (r) * NR), a##r##0);                                           \
-    _mm512_store_si512((void *)(buf + (r) * NR + 16), a##r##1);                                      \
-    _mm512_store_si512((void *)(buf + (r) * NR + 32), a##r##2);
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
 
-/* Pair groups [g0, g1) of one x tile times one strip into buf[MR][NR] (int32, exact for
- * g1 - g0 <= KB_PAIRS).  Compiled apart (noinline) so its 24 accumulators own the registers. */
-FXP_TARGET_AVX512 __attribute__((noinline)) static void tile(const int16_t *xt, const int16_t *wp, int64_t g0,
-                                                             int64_t g1, int32_t *buf)
+/* One block's recovery for 16 columns: hh = sum (xh + 128) wh, wrap = W of the block, table
+ * the block's row; adds A / 2**16 + (e >> 16) to h and e & 0xffff to u. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void fold(__m512i hh, const int32_t *wrap,
+                                                                         const int32_t *table, int32_t *h, int32_t *u)
 {
-    ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
-    const int16_t *b = wp + g0 * (NR * 2), *b_end = wp + g1 * (NR * 2);
-    const int16_t *xg = xt + g0 * (MR * 2);
-    do {            /* g1 > g0 */
-        __m512i b0 = _mm512_load_si512((const void *)b);
-        __m512i b1 = _mm512_load_si512((const void *)(b + 32));
-        __m512i b2 = _mm512_load_si512((const void *)(b + 64));
-        ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5) ROW_STEP(6) ROW_STEP(7)
-        b += NR * 2;
-        xg += MR * 2;
-    } while (b < b_end);
-    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5) ROW_STORE(6) ROW_STORE(7)
+    __m512i w = _mm512_add_epi32(_mm512_load_si512((const void *)wrap), _mm512_load_si512((const void *)table));
+    __m512i e = _mm512_sub_epi32(w, _mm512_slli_epi32(hh, 16));
+    __m512i hv = _mm512_add_epi32(_mm512_load_si512((const void *)h), _mm512_add_epi32(hh, _mm512_srai_epi32(e, 16)));
+    __m512i uv = _mm512_add_epi32(_mm512_load_si512((const void *)u), _mm512_and_si512(e, _mm512_set1_epi32(0xffff)));
+    _mm512_store_si512((void *)h, hv);
+    _mm512_store_si512((void *)u, uv);
 }
 
-/* R (1..4) rows of one x tile times two strips at once (R x 6 accumulators), pair groups
- * [g0, g1), into buf[R][2 * NR]: batch 1..4 reads each packed weight once per call.  The
- * second strip may be absent (w2 == NULL: the first is read twice). */
-#define SMALL_KERNEL(R)                                                                              \
-    FXP_TARGET_AVX512 __attribute__((noinline)) static void small_##R(                                \
-        const int16_t *xt, const int16_t *w1, const int16_t *w2, int64_t g0, int64_t g1, int32_t *buf) \
+/* One k step of R x V accumulators: x broadcasts of the R rows (xs, xw bytes apart) times the V
+ * weight vectors (g-th row of their panel).  With at most 4 rows the broadcasts stay in
+ * registers while the weights stream; taller tiles hold the V weight vectors and broadcast row
+ * by row (either way R x V + max(R, V) + 1 <= 32 registers, nothing spills). */
+#define STEP(OP, R, V, NV, g, WSTRIDE, WV, xs, xw)                                                  \
+    if (R <= 4) {                                                                                      \
+        __m512i a[R];                                                                                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+            a[r] = _mm512_set1_epi32(*(const int32_t *)(xs + (xw) * r));                               \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                            \
+        {                                                                                              \
+            __m512i b = _mm512_load_si512((const void *)((v < NV ? w1 : w2) + g * (WSTRIDE) + (WV) * (v % NV))); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) OP(acc[r][v], a[r], b);                \
+        }                                                                                              \
+    } else {                                                                                           \
+        __m512i b[V];                                                                                  \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                            \
+            b[v] = _mm512_load_si512((const void *)((v < NV ? w1 : w2) + g * (WSTRIDE) + (WV) * (v % NV))); \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+        {                                                                                              \
+            __m512i a = _mm512_set1_epi32(*(const int32_t *)(xs + (xw) * r));                          \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) OP(acc[r][v], a, b[v]);                \
+        }                                                                                              \
+    }
+
+/* The two passes over one block for R rows of an x tile (MR rows high) times V vectors of 16
+ * columns: vectors 0..NV-1 from strip w1, NV..2NV-1 from w2 (small batches run two strips at
+ * once, reading each weight once per pass; a full tile runs V = NV of one strip).  R x V <= 24
+ * accumulators stay in registers; each kernel is compiled apart (noinline) so they own them.
+ *   wrap_R_V: pair groups [g0, g1), wrapped int32 sums into wrap[R][16 V];
+ *   high_R_V: quads [q0, q1) of the high bytes, then the block's recovery into h, u [R][16 V]. */
+#define PASS_KERNELS(R, V, NV, MR)                                                                     \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void wrap_##R##_##V(                             \
+        const int16_t *xt, const int16_t *w1, const int16_t *w2, int64_t g0, int64_t g1, int32_t *wrap) \
     {                                                                                                  \
-        __m512i acc[R][6];                                                                             \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++) acc[r][v] = _mm512_setzero_si512();    \
-        const int16_t *wb = w2 ? w2 : w1;                                                              \
+        __m512i acc[R][V];                                                                             \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
         for (int64_t g = g0; g < g1; g++) {                                                            \
             const int16_t *xg = xt + g * (MR * 2);                                                     \
-            __m512i a[R];                                                                              \
-            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                        \
-                a[r] = _mm512_set1_epi32(*(const int32_t *)(xg + 2 * r));                              \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++)                                        \
-            {                                                                                          \
-                const int16_t *src = (v < 3 ? w1 : wb) + g * (NR * 2) + 32 * (v % 3);                  \
-                __m512i b = _mm512_load_si512((const void *)src);                                      \
-                _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) DPWSSD(acc[r][v], a[r], b);        \
-            }                                                                                          \
+            STEP(DPWSSD, R, V, NV, g, NV * 32, 32, xg, 2)                              \
         }                                                                                              \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++)                                        \
-                _mm512_store_si512((void *)(buf + r * 2 * NR + 16 * v), acc[r][v]);                    \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                        \
+                _mm512_store_si512((void *)(wrap + (r * V + v) * 16), acc[r][v]);                      \
+    }                                                                                                  \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static void high_##R##_##V(                             \
+        const uint8_t *xt, const int8_t *w1, const int8_t *w2, int64_t q0, int64_t q1, const int32_t *wrap, \
+        const int32_t *t1, const int32_t *t2, int32_t *h, int32_t *u)                                  \
+    {                                                                                                  \
+        __m512i acc[R][V];                                                                             \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
+        for (int64_t q = q0; q < q1; q++) {                                                            \
+            const uint8_t *xq = xt + q * (MR * 4);                                                     \
+            STEP(DPBUSD, R, V, NV, q, NV * 64, 64, xq, 4)                              \
+        }                                                                                              \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                        \
+            {                                                                                          \
+                int64_t at = (r * V + v) * 16;                                                         \
+                fold(acc[r][v], wrap + at, (v < NV ? t1 : t2) + 16 * (v % NV), h + at, u + at);        \
+            }                                                                                          \
     }
 
-SMALL_KERNEL(1)
-SMALL_KERNEL(2)
-SMALL_KERNEL(3)
-SMALL_KERNEL(4)
+PASS_KERNELS(8, 3, 3, 8)
+PASS_KERNELS(1, 6, 3, 8)
+PASS_KERNELS(2, 6, 3, 8)
+PASS_KERNELS(3, 6, 3, 8)
+PASS_KERNELS(4, 6, 3, 8)
+PASS_KERNELS(6, 4, 4, 6)
+PASS_KERNELS(1, 8, 4, 6)
+PASS_KERNELS(2, 8, 4, 6)
+PASS_KERNELS(3, 8, 4, 6)
 
-typedef void (*small_fn)(const int16_t *, const int16_t *, const int16_t *, int64_t, int64_t, int32_t *);
-static const small_fn small_kernels[5] = {NULL, small_1, small_2, small_3, small_4};
+typedef void (*wrap_fn)(const int16_t *, const int16_t *, const int16_t *, int64_t, int64_t, int32_t *);
+typedef void (*high_fn)(const uint8_t *, const int8_t *, const int8_t *, int64_t, int64_t, const int32_t *,
+                        const int32_t *, const int32_t *, int32_t *, int32_t *);
+typedef struct {
+    int small_max;             /* batches up to this many rows run the two-strip kernels */
+    wrap_fn tile_wrap, small_wrap[5];
+    high_fn tile_high, small_high[5];
+} pass_kernels;
 
-/* acc[count] (int64) += 256 * high + low */
-FXP_TARGET_AVX512 static void widen(const int32_t *high, const int32_t *low, int64_t *acc, int count)
+static const pass_kernels kernels_48 = {4, wrap_8_3, {NULL, wrap_1_6, wrap_2_6, wrap_3_6, wrap_4_6},
+                                        high_8_3, {NULL, high_1_6, high_2_6, high_3_6, high_4_6}};
+static const pass_kernels kernels_64 = {3, wrap_6_4, {NULL, wrap_1_8, wrap_2_8, wrap_3_8, NULL},
+                                        high_6_4, {NULL, high_1_8, high_2_8, high_3_8, NULL}};
+
+/* acc[count] (int64) = 2**16 * h + u */
+FXP_TARGET_AVX512 static void assemble(const int32_t *h, const int32_t *u, int64_t *acc, int count)
 {
     for (int i = 0; i < count; i += 8) {
-        __m512i h = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(high + i)));
-        __m512i l = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(low + i)));
-        __m512i a = _mm512_load_si512((const void *)(acc + i));
-        _mm512_store_si512((void *)(acc + i), _mm512_add_epi64(a, _mm512_add_epi64(_mm512_slli_epi64(h, 8), l)));
+        __m512i hv = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(h + i)));
+        __m512i uv = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(u + i)));
+        _mm512_store_si512((void *)(acc + i), _mm512_add_epi64(_mm512_slli_epi64(hv, 16), uv));
     }
 }
 
-/* One row of int64 accumulators (output columns n0 .. n0 + nc - 1) plus bias into out or the epilogue. */
-static int64_t finish_row(int64_t *row, const int64_t *bias, int64_t i, int64_t n0, int64_t nc, int64_t n,
-                          const fxp_epilogue *rq, void *qout, int64_t *out)
-{
-    if (bias)
-        for (int64_t c = 0; c < nc; c++)
-            row[c] += bias[n0 + c];
-    if (qout == NULL) {
-        memcpy(out + i * n + n0, row, (size_t)nc * sizeof(int64_t));
-        return 0;
-    }
-    return fxp_rq_row_s64(row, nc, rq->shift + n0, rq->mult ? rq->mult + n0 : NULL, rq,
-                          (char *)qout + (i * n + n0) * rq->out_size, rq->out_size);
-}
+typedef struct {
+    const int64_t *bias;
+    const fxp_epilogue *rq;
+    void *qout;
+    int64_t *out;
+    int64_t m, n, k;
+} gemm_args;
 
-/* x (m, k) int16 times packed w; the int64 accumulator (+ bias) into out (qout == NULL) or the
- * epilogue rq into qout.  Returns the overflow count. */
-FXP_TARGET_AVX512 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias,
-                                                     int64_t *out, const fxp_epilogue *rq, void *qout, int64_t m,
-                                                     int64_t n, int64_t k, void *scratch, int threads)
+/* rows x (16 * vectors) outputs from x row i0 and column n0 on: every block's two passes, then the
+ * int64 totals plus bias into out or the epilogue.  Returns the overflow count. */
+static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass, int rows, int vectors, int nv,
+                        const int16_t *tp, const uint8_t *tq, strip_view s1, strip_view s2, int64_t i0, int64_t n0)
 {
-    const int64_t groups = pairs_of(k), stride = strip_bytes(k), n_strips = (n + NR - 1) / NR;
-    const char *strips = (const char *)fxp_align64((void *)packed);
-    int16_t *xh = (int16_t *)fxp_align64(scratch), *xl = xh + padded_m(m) * groups * 2;
+    int32_t wrap[MAX_TILE] __attribute__((aligned(64)));
+    int32_t h[MAX_TILE] __attribute__((aligned(64))), u[MAX_TILE] __attribute__((aligned(64)));
+    int64_t acc[MAX_TILE] __attribute__((aligned(64)));
+    const int64_t width = 16 * vectors, nr = 16 * nv, blocks = blocks_of(g->k);
+    const int64_t n_pairs = pairs_of(g->k), n_quads = quads_of(g->k);
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < vectors; v++)
+            memcpy(h + r * width + 16 * v, (v < nv ? s1 : s2).h_init + 16 * (v % nv), 64);
+    memset(u, 0, (size_t)(rows * width) * sizeof(int32_t));
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t g0 = b * KB_PAIRS, g1 = n_pairs - g0 < KB_PAIRS ? n_pairs : g0 + KB_PAIRS;
+        int64_t q0 = b * KB_QUADS, q1 = n_quads - q0 < KB_QUADS ? n_quads : q0 + KB_QUADS;
+        wrap_pass(tp, s1.pairs, s2.pairs, g0, g1, wrap);
+        high_pass(tq, s1.quads, s2.quads, q0, q1, wrap, s1.table + b * nr, s2.table + b * nr, h, u);
+    }
+    assemble(h, u, acc, (int)(rows * width));
+    const int64_t nc = g->n - n0 < width ? g->n - n0 : width;
     int64_t count = 0;
-    pack_x_halves(x, m, k, xh, xl);
-    if (m <= 4) {
-        const int64_t n_pairs = (n_strips + 1) / 2;
-        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_pairs; p++), {
-            int32_t high[4 * 2 * NR] __attribute__((aligned(64))), low[4 * 2 * NR] __attribute__((aligned(64)));
-            int64_t acc[4 * 2 * NR] __attribute__((aligned(64)));
-            int64_t j = 2 * p, n0 = j * NR;
-            const int16_t *w1 = (const int16_t *)(strips + j * stride);
-            const int16_t *w2 = j + 1 < n_strips ? (const int16_t *)(strips + (j + 1) * stride) : NULL;
-            memset(acc, 0, sizeof acc);
-            for (int64_t g0 = 0; g0 < groups; g0 += KB_PAIRS) {
-                int64_t g1 = groups - g0 < KB_PAIRS ? groups : g0 + KB_PAIRS;
-                small_kernels[m](xh, w1, w2, g0, g1, high);
-                small_kernels[m](xl, w1, w2, g0, g1, low);
-                widen(high, low, acc, (int)(m * 2 * NR));
-            }
-            for (int64_t r = 0; r < m; r++)
-                for (int half = 0; half < (w2 ? 2 : 1); half++) {
-                    int64_t at = n0 + half * NR, nc = n - at < NR ? n - at : NR;
-                    count += finish_row(acc + r * 2 * NR + half * NR, bias, r, at, nc, n, rq, qout, out);
-                }
+    for (int64_t r = 0; r < rows && i0 + r < g->m; r++) {
+        int64_t *row = acc + r * width, i = i0 + r;
+        if (g->bias)
+            for (int64_t c = 0; c < nc; c++)
+                row[c] += g->bias[n0 + c];
+        if (g->qout == NULL)
+            memcpy(g->out + i * g->n + n0, row, (size_t)nc * sizeof(int64_t));
+        else
+            count += fxp_rq_row_s64(row, nc, g->rq->shift + n0, g->rq->mult ? g->rq->mult + n0 : NULL, g->rq,
+                                    (char *)g->qout + (i * g->n + n0) * g->rq->out_size, g->rq->out_size);
+    }
+    return count;
+}
+
+/* x (m, k) int16 times packed w (k <= 65536); the int64 accumulator (+ bias) into out
+ * (qout == NULL) or the epilogue rq into qout.  Returns the overflow count. */
+int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
+                                   const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
+                                   void *scratch, int threads)
+{
+    const int nv = strip_vectors(n);
+    const pass_kernels *K = nv == 4 ? &kernels_64 : &kernels_48;
+    const int64_t nr = 16 * nv, mr = tile_rows(nv), n_strips = (n + nr - 1) / nr;
+    const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k);
+    const char *strips = (const char *)fxp_align64((void *)packed);
+    int16_t *xp = (int16_t *)fxp_align64(scratch);
+    uint8_t *xq = (uint8_t *)(xp + padded_m(m, nv) * n_pairs * 2);
+    const gemm_args g = {bias, rq, qout, out, m, n, k};
+    int64_t count = 0;
+    pack_x(x, m, k, mr, xp, xq);
+    if (m <= K->small_max) {
+        FXP_FOR_THREADS(threads, (int64_t p = 0; p < (n_strips + 1) / 2; p++), {
+            strip_view s1 = strip_at(strips, 2 * p, k, nv);
+            strip_view s2 = 2 * p + 1 < n_strips ? strip_at(strips, 2 * p + 1, k, nv) : s1;
+            count += run_tile(&g, K->small_wrap[m], K->small_high[m], (int)m, 2 * nv, nv, xp, xq, s1, s2, 0,
+                              2 * p * nr);
         })
         return count;
     }
-    const int64_t n_tiles = (m + MR - 1) / MR;
+    const int64_t n_tiles = (m + mr - 1) / mr;
     FXP_FOR_THREADS(threads, (int64_t t = 0; t < n_strips * n_tiles; t++), {
-        int32_t high[MR * NR] __attribute__((aligned(64))), low[MR * NR] __attribute__((aligned(64)));
-        int64_t acc[MR * NR] __attribute__((aligned(64)));
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * MR;
-        int64_t n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
-        const int16_t *wp = (const int16_t *)(strips + j * stride);
-        const int16_t *th = xh + i0 * groups * 2, *tl = xl + i0 * groups * 2;
-        memset(acc, 0, sizeof acc);
-        for (int64_t g0 = 0; g0 < groups; g0 += KB_PAIRS) {
-            int64_t g1 = groups - g0 < KB_PAIRS ? groups : g0 + KB_PAIRS;
-            tile(th, wp, g0, g1, high);
-            tile(tl, wp, g0, g1, low);
-            widen(high, low, acc, MR * NR);
-        }
-        for (int64_t r = 0; r < MR && i0 + r < m; r++)
-            count += finish_row(acc + r * NR, bias, i0 + r, n0, nc, n, rq, qout, out);
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * mr;
+        strip_view s = strip_at(strips, j, k, nv);
+        count += run_tile(&g, K->tile_wrap, K->tile_high, (int)mr, nv, nv, xp + i0 * n_pairs * 2,
+                          xq + i0 * n_quads * 4, s, s, i0, j * nr);
     })
     return count;
 }
