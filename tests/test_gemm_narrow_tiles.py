@@ -195,3 +195,24 @@ def test_shifts_above_31_on_accumulators_near_the_int32_bounds(vnni, rounding):
         shift = rng.choice([31, 32, 33, 127], n).astype(np.int32)
         for relu in (False, True):
             _check(x, w, bias, epilogue(shift, None, rounding, Overflow.SATURATE, 8, np.int8, relu))
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_every_rest_of_small_shifts_near_the_int32_bounds(vnni, rounding):
+    """Shifts 1..31 on accumulators q * 2**s + r for rests 0, 1, half - 1, half, half + 1 and 2**s - 1 and
+    quotients at the int32 ends, 0 and -1 (x = 0, so each accumulator is its column's bias): the rounding
+    of every (odd, sign, rest) case, where the sum r + c of the threshold form is largest."""
+    rng = np.random.default_rng(rounding.code + 40)
+    for n in (16, 48, 97):
+        shift = rng.integers(1, 32, n)
+        unit = 2 ** shift.astype(np.int64)
+        half = unit // 2
+        rest = np.choose(rng.integers(0, 6, n), [0 * unit, 1 + 0 * unit, half - 1, half, half + 1, unit - 1])
+        top, bottom = (2**31 - 1 - rest) // unit, -(2**31) // unit
+        quotient = np.choose(rng.integers(0, 5, n), [top, bottom, 0 * unit, -1 + 0 * unit, top - 1])
+        bias = (quotient * unit + rest).astype(np.int32)
+        x, w = np.zeros((19, 8), np.int8), extreme_ints(rng, np.int8, (n, 8))
+        for overflow in OVERFLOWS:
+            for relu in (False, True):
+                _check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, 8, np.int8, relu))
+                _check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, 16, np.int16, relu))

@@ -54,10 +54,31 @@ static int detect_bf16(void)
     __cpuid_count(7, 1, a, b, c, d);
     return (a >> 5) & 1;
 }
+
+/* AVX512_VBMI (vpermb, byte permutes across the register): CPUID leaf 7, ECX bit 1, on top of the
+ * AVX-512 path. */
+static int detect_vbmi(void)
+{
+    unsigned a, b, c, d;
+    if (detect_best() != FXP_PATH_AVX512VNNI)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c >> 1) & 1;
+}
 #else
 static int detect_best(void) { return FXP_PATH_PORTABLE; }
 static int detect_bf16(void) { return 0; }
+static int detect_vbmi(void) { return 0; }
 #endif
+
+static int vbmi_supported = -1;
+
+int fxp_vbmi_supported(void)
+{
+    if (vbmi_supported < 0)
+        vbmi_supported = detect_vbmi();
+    return vbmi_supported;
+}
 
 static int bf16_supported = -1;
 

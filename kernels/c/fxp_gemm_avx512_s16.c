@@ -133,7 +133,9 @@ FXP_TARGET_AVX512 static void pack_x(const int16_t *x, int64_t m, int64_t k, int
                 int32_t pv[16], qv[8];
                 __m512i v = _mm512_loadu_si512((const void *)(row + kk));
                 _mm512_storeu_si512((void *)pv, v);
-                _mm256_storeu_si256((__m256i *)qv, _mm512_cvtepi16_epi8(_mm512_add_epi16(_mm512_srai_epi16(v, 8), half)));
+                __m256i high = _mm512_cvtepi16_epi8(_mm512_add_epi16(_mm512_srai_epi16(v, 8), half));
+                FXP_KEEP_IN_REGISTER(high);
+                _mm256_storeu_si256((__m256i *)qv, high);
                 for (int j = 0; j < 16; j++)
                     p[(kk / 2 + j) * mr] = pv[j];
                 for (int j = 0; j < 8; j++)

@@ -131,13 +131,71 @@ typedef struct {
 typedef struct {
     int lanes;                                  /* 1: pow2 shifts in [0, 127], no multiplier */
     int wrap, out_size, any_big;                /* any_big: some shift above 31 */
+    int relu, full_range;                       /* full_range: saturating to the whole int8/int16 range */
     __m512i shift[MAX_NV], low[MAX_NV], half[MAX_NV];   /* s, 2**s - 1, 2**s / 2 */
     __m512i table;                              /* lane i: bit i of the mode's round-up table */
-    __m512i floor, lo, hi, range, wrap_bits;    /* floor: 0 with relu, else INT32_MIN */
+    __m512i lo, hi, range, wrap_bits;
     __mmask16 cols[MAX_NV];                     /* valid columns of each 16-lane vector */
     __mmask16 rounds[MAX_NV];                   /* columns with s > 0 */
     __mmask16 big[MAX_NV], at32[MAX_NV];        /* columns with s > 31 (run as s = 31), with s == 32 */
+    /* Modes whose round-up set is a threshold on the rest for each (q odd, negative) pair round as
+     * q + ((r + c) >> s) with c = base + (q odd ? odd_step : 0) + (acc < 0 ? neg_step : 0); see
+     * additive_init. */
+    int additive, use_odd, use_neg;
+    __m512i base[MAX_NV], odd_step[MAX_NV], neg_step[MAX_NV];
 } strip_rq;
+
+/* The rests r in [0, 2**s) that round up under a mode, for one (q odd, negative) pair, when they
+ * form a threshold r + c >= 2**s: level 0 none, 1 above half, 2 half and above, 3 every nonzero
+ * rest, 4 all (with a zero rest too); -1 otherwise. */
+static int up_level(int rounding, int odd, int negative)
+{
+    int set = 0;
+    for (int rest = FXP_REST_ZERO; rest <= FXP_REST_ABOVE; rest++)
+        set |= fxp_rounds_up(rounding, odd, negative, rest) << rest;
+    static const int sets[5] = {0, 1 << FXP_REST_ABOVE, 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE,
+                                1 << FXP_REST_BELOW | 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE, 15};
+    for (int level = 0; level < 5; level++)
+        if (set == sets[level])
+            return level;
+    return -1;
+}
+
+/* The threshold form of the strip's mode, from the mode's own round-up table: per lane with s > 0,
+ * c for level 0..4 is 0, 2**(s-1) - 1, 2**(s-1), 2**s - 1, 2**s (r + c < 2**(s+1) <= 2**32, so the
+ * sum and its shift run unsigned); lanes with s = 0 keep c = 0.  Applies when the four (odd,
+ * negative) values of c are base + odd * odd_step + negative * neg_step. */
+FXP_TARGET_AVX512 static void additive_init(strip_rq *s, int rounding)
+{
+    int level[2][2];
+    s->additive = 0;
+    for (int odd = 0; odd < 2; odd++)
+        for (int neg = 0; neg < 2; neg++)
+            if ((level[odd][neg] = up_level(rounding, odd, neg)) < 0)
+                return;
+    for (int v = 0; v < MAX_NV; v++) {
+        int32_t shift[16], base[16], odd_step[16], neg_step[16];
+        _mm512_storeu_si512((void *)shift, s->shift[v]);
+        for (int i = 0; i < 16; i++) {
+            int64_t unit = (int64_t)1 << shift[i], c[2][2];
+            const int64_t by_level[5] = {0, unit / 2 - 1, unit / 2, unit - 1, unit};
+            for (int odd = 0; odd < 2; odd++)
+                for (int neg = 0; neg < 2; neg++)
+                    c[odd][neg] = shift[i] > 0 ? by_level[level[odd][neg]] : 0;
+            if (c[1][1] - c[1][0] != c[0][1] - c[0][0])
+                return;
+            base[i] = (int32_t)(uint32_t)c[0][0];
+            odd_step[i] = (int32_t)(uint32_t)(c[1][0] - c[0][0]);
+            neg_step[i] = (int32_t)(uint32_t)(c[0][1] - c[0][0]);
+        }
+        s->base[v] = _mm512_loadu_si512((const void *)base);
+        s->odd_step[v] = _mm512_loadu_si512((const void *)odd_step);
+        s->neg_step[v] = _mm512_loadu_si512((const void *)neg_step);
+    }
+    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
+    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
+    s->additive = 1;
+}
 
 FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
 {
@@ -145,7 +203,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         int64_t left = nc - 16 * v;
         s->cols[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
     }
-    s->lanes = 0;
+    s->lanes = s->additive = 0;
     if (o->qout == NULL || o->rq->mult != NULL)
         return;
     const fxp_epilogue *e = o->rq;
@@ -171,24 +229,28 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
                                                   _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                                                                     14, 15)),
                                 one);
-    s->floor = _mm512_set1_epi32(e->relu ? 0 : INT32_MIN);
+    s->relu = e->relu;
+    s->full_range = e->overflow != FXP_WRAP && (e->out_size == 1 || e->out_size == 2) &&
+                    e->lo == -((int64_t)1 << (8 * e->out_size - 1)) && e->hi == ((int64_t)1 << (8 * e->out_size - 1)) - 1;
     s->lo = _mm512_set1_epi32((int32_t)e->lo);
     s->hi = _mm512_set1_epi32((int32_t)e->hi);
     s->range = _mm512_set1_epi32((int32_t)(uint32_t)(e->hi - e->lo));
     s->wrap_bits = _mm512_set1_epi32(32 - e->out_bits);
     s->wrap = e->overflow == FXP_WRAP;
     s->out_size = e->out_size;
+    additive_init(s, e->rounding);
 }
 
 /* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) is
  * floor q = acc >> s plus the mode's table bit at q_odd | negative << 1 | rest << 2 (rest:
  * the dropped bits against half an LSB), added only where s > 0 (|q| <= 2**30: no overflow);
+ * `additive` modes (s->additive) get the same bit as (r + c) >> s, five instructions fewer;
  * then relu, then the overflow mode.  *outside gets the valid columns outside [lo, hi].
  * A shift s > 31 leaves floor 0 or -1 and a rest that depends only on the sign of acc (and, at
  * s = 32, on acc = INT32_MIN, whose rest is exactly half): those lanes run s = 31 on acc' = sign(acc),
  * or -2**30 for INT32_MIN at s = 32, which has the same floor, parity, sign and rest. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
-                                                                                      int v, int wrap,
+                                                                                      int v, int wrap, int additive,
                                                                                       __mmask16 *outside)
 {
     const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
@@ -200,29 +262,56 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epi
     }
     __m512i q = _mm512_srav_epi32(acc, s->shift[v]);
     __m512i r = _mm512_and_si512(acc, s->low[v]);
-    /* bit 0 from q, bit 1 the sign of acc (bits 31..30 moved to 1..0), then 4 per rest step */
-    __m512i index = _mm512_ternarylogic_epi32(q, _mm512_srli_epi32(acc, 30), one, 0xe4);
-    index = _mm512_mask_add_epi32(index, _mm512_test_epi32_mask(r, r), index, four);
-    index = _mm512_mask_add_epi32(index, _mm512_cmpge_epu32_mask(r, s->half[v]), index, four);
-    index = _mm512_mask_add_epi32(index, _mm512_cmpgt_epu32_mask(r, s->half[v]), index, four);
-    __m512i y = _mm512_mask_add_epi32(q, s->rounds[v], q, _mm512_permutexvar_epi32(index, s->table));
-    y = _mm512_max_epi32(y, s->floor);
+    __m512i y;
+    if (additive) {
+        __m512i c = s->base[v];
+        if (s->use_odd)
+            c = _mm512_mask_add_epi32(c, _mm512_test_epi32_mask(q, one), c, s->odd_step[v]);
+        if (s->use_neg)
+            c = _mm512_mask_add_epi32(c, _mm512_movepi32_mask(acc), c, s->neg_step[v]);
+        y = _mm512_add_epi32(q, _mm512_srlv_epi32(_mm512_add_epi32(r, c), s->shift[v]));
+    } else {
+        /* bit 0 from q, bit 1 the sign of acc (bits 31..30 moved to 1..0), then 4 per rest step */
+        __m512i index = _mm512_ternarylogic_epi32(q, _mm512_srli_epi32(acc, 30), one, 0xe4);
+        index = _mm512_mask_add_epi32(index, _mm512_test_epi32_mask(r, r), index, four);
+        index = _mm512_mask_add_epi32(index, _mm512_cmpge_epu32_mask(r, s->half[v]), index, four);
+        index = _mm512_mask_add_epi32(index, _mm512_cmpgt_epu32_mask(r, s->half[v]), index, four);
+        y = _mm512_mask_add_epi32(q, s->rounds[v], q, _mm512_permutexvar_epi32(index, s->table));
+    }
+    if (s->relu)
+        y = _mm512_max_epi32(y, _mm512_setzero_si512());
     *outside = _mm512_mask_cmpgt_epu32_mask(s->cols[v], _mm512_sub_epi32(y, s->lo), s->range);
     if (wrap)
         return _mm512_srav_epi32(_mm512_sllv_epi32(y, s->wrap_bits), s->wrap_bits);
+    if (s->full_range)
+        return y;                               /* store_lanes saturates while narrowing */
     return _mm512_min_epi32(_mm512_max_epi32(y, s->lo), s->hi);
 }
 
-/* Requantized lanes (already in range) into out_size-byte elements at dst. */
+/* Requantized lanes into out_size-byte elements at dst: in range already, or (saturate) narrowed
+ * with signed saturation; full vectors take an unmasked store. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void store_lanes(char *dst, __m512i y, __mmask16 cols,
-                                                                               int out_size)
+                                                                               int out_size, int saturate)
 {
-    if (out_size == 1)
-        _mm_mask_storeu_epi8(dst, cols, _mm512_cvtepi32_epi8(y));
-    else if (out_size == 2)
-        _mm256_mask_storeu_epi16(dst, cols, _mm512_cvtepi32_epi16(y));
-    else
+    if (out_size == 1) {
+        __m128i b = saturate ? _mm512_cvtsepi32_epi8(y) : _mm512_cvtepi32_epi8(y);
+        FXP_KEEP_IN_REGISTER(b);
+        if (cols == 0xffff)
+            _mm_storeu_si128((__m128i *)dst, b);
+        else
+            _mm_mask_storeu_epi8(dst, cols, b);
+    } else if (out_size == 2) {
+        __m256i h = saturate ? _mm512_cvtsepi32_epi16(y) : _mm512_cvtepi32_epi16(y);
+        FXP_KEEP_IN_REGISTER(h);
+        if (cols == 0xffff)
+            _mm256_storeu_si256((__m256i *)dst, h);
+        else
+            _mm256_mask_storeu_epi16(dst, cols, h);
+    } else if (cols == 0xffff) {
+        _mm512_storeu_si512((void *)dst, y);
+    } else {
         _mm512_mask_storeu_epi32(dst, cols, y);
+    }
 }
 
 /* One buffered row of a strip (int32 accumulators with the corrections, 64-byte aligned)
@@ -244,9 +333,10 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
     int64_t count = 0;
     for (int v = 0; v < MAX_NV && s->cols[v]; v++) {
         __mmask16 outside;
-        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, &outside);
+        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, s->additive,
+                                   &outside);
         count += __builtin_popcount((unsigned)outside);
-        store_lanes(dst + 16 * v * e->out_size, y, s->cols[v], e->out_size);
+        store_lanes(dst + 16 * v * e->out_size, y, s->cols[v], e->out_size, s->full_range);
     }
     return count;
 }
@@ -299,7 +389,7 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
  * into registers first.  Returns the overflow count. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(const int32_t *buf, int64_t rows, int nv,
                                                                               const strip_rq *s, char *dst, int64_t ld,
-                                                                              int out_size, int wrap)
+                                                                              int out_size, int wrap, int additive)
 {
     const strip_rq q = *s;
     __m512i count = _mm512_setzero_si512();
@@ -307,9 +397,9 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
             __mmask16 outside;
             __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap,
-                                       &outside);
+                                       additive, &outside);
             count = _mm512_mask_add_epi32(count, outside, count, _mm512_set1_epi32(1));
-            store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size);
+            store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size, q.full_range);
         }
     return _mm512_reduce_add_epi32(count);
 }
@@ -328,13 +418,19 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
-        switch (s->out_size * 2 + s->wrap) {                                                           \
-        case 2: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0);                                       \
-        case 3: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1);                                       \
-        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0);                                       \
-        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1);                                       \
-        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0);                                       \
-        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1);                                      \
+        switch ((s->out_size * 2 + s->wrap) * 2 + s->additive) {                                       \
+        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 0);                                    \
+        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 1);                                    \
+        case 6: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 0);                                    \
+        case 7: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 1);                                    \
+        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 0);                                    \
+        case 9: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 1);                                    \
+        case 10: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 0);                                   \
+        case 11: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 1);                                   \
+        case 16: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 0);                                   \
+        case 17: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 1);                                   \
+        case 18: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 0);                                   \
+        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 1);                                   \
         }                                                                                              \
     }
 

@@ -19,6 +19,9 @@ enum { FXP_SATURATE = 0, FXP_WRAP = 1, FXP_SATURATE_SYMMETRIC = 2 };
 #error "build through kernels/c/build_ffi.py, which defines the tables of kernels/modes.py and kinds.py"
 #endif
 
+/* 1 when the CPU has AVX512_VBMI on top of the AVX-512 path (patch rows use vpermb). */
+int fxp_vbmi_supported(void);
+
 /* The dropped part r of a value against half an LSB (kernels/modes.py REST_*). */
 enum { FXP_REST_ZERO, FXP_REST_BELOW, FXP_REST_HALF, FXP_REST_ABOVE };
 extern const uint16_t fxp_round_up_masks[13];
@@ -77,6 +80,40 @@ typedef struct {
     } else {                                                                                       \
         for HEADER __VA_ARGS__                                                                     \
     }
+
+/* Copies of n bytes that are short in patches and layouts (a few pixels): two overlapping fixed-size moves
+ * below 16 bytes (GCC inlines fixed-size memcpy), memcpy above. */
+static inline void fxp_copy_bytes(char *d, const char *s, int64_t n)
+{
+    if (n >= 16) {
+        memcpy(d, s, (size_t)n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8), memcpy(&b, s + n - 8, 8), memcpy(d, &a, 8), memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4), memcpy(&b, s + n - 4, 4), memcpy(d, &a, 4), memcpy(d + n - 4, &b, 4);
+    } else if (n >= 2) {
+        uint16_t a, b;
+        memcpy(&a, s, 2), memcpy(&b, s + n - 2, 2), memcpy(d, &a, 2), memcpy(d + n - 2, &b, 2);
+    } else if (n == 1) {
+        *d = *s;
+    }
+}
+
+static inline void fxp_zero_bytes(char *d, int64_t n)
+{
+    static const char zeros[16];
+    if (n >= 16)
+        memset(d, 0, (size_t)n);
+    else
+        fxp_copy_bytes(d, zeros, n);
+}
+
+/* Keeps a SIMD value in its register: without it GCC folds a narrowing (vpmovdb, vpmovwb, ...) into
+ * the store that follows, and that memory form is microcoded on AMD Zen (several times the cost
+ * of a register narrowing plus a store). */
+#define FXP_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v))
 
 static inline void *fxp_align64(void *p)
 {

@@ -2,7 +2,7 @@
  *
  * Every step calls the kernels the layer-by-layer path calls (quantize, the requantizing
  * GEMMs, pools, add, lut), so results are bit-identical with it; the steps written here
- * (im2col, clamp, permute, pad, the padded average pool, softmax, the output) are exact
+ * (clamp, permute, pad, the padded average pool, softmax, the output) are exact
  * integer moves or one rounding each, as stated per function.  Geometry per op (dim[]):
  *   QUANTIZE     frac, bits, rounding                  (float32/float64 in: in_size 4 or 8)
  *   GEMM         K, N                                  (rows = samples * in_count / K)
@@ -30,115 +30,6 @@
 static int64_t load(const void *p, int size, int64_t i)
 {
     return size == 1 ? ((const int8_t *)p)[i] : ((const int16_t *)p)[i];
-}
-
-/* Copies of n bytes that are short in patches and layouts (a few pixels): two overlapping fixed-size moves
- * below 16 bytes (GCC inlines fixed-size memcpy), memcpy above. */
-static inline void copy_bytes(char *d, const char *s, int64_t n)
-{
-    if (n >= 16) {
-        memcpy(d, s, (size_t)n);
-    } else if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, s, 8), memcpy(&b, s + n - 8, 8), memcpy(d, &a, 8), memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4), memcpy(&b, s + n - 4, 4), memcpy(d, &a, 4), memcpy(d + n - 4, &b, 4);
-    } else if (n >= 2) {
-        uint16_t a, b;
-        memcpy(&a, s, 2), memcpy(&b, s + n - 2, 2), memcpy(d, &a, 2), memcpy(d + n - 2, &b, 2);
-    } else if (n == 1) {
-        *d = *s;
-    }
-}
-
-static inline void zero_bytes(char *d, int64_t n)
-{
-    static const char zeros[16];
-    if (n >= 16)
-        memset(d, 0, (size_t)n);
-    else
-        copy_bytes(d, zeros, n);
-}
-
-/* The patch columns of one output row (oi) of image bi, one kernel offset (di, dj) at a time, for
- * pixels of 1, 2 or 4 bytes (few channels): a strided move per offset instead of a tiny copy per patch. */
-#define OFFSET_COLUMNS(T)                                                                              \
-    {                                                                                                  \
-        T *col = (T *)dst + di * kw + dj;                                                              \
-        const T *row = (const T *)x + src_row + dj - pw;                                               \
-        int64_t oj = 0;                                                                                \
-        for (; oj < lo; oj++)                                                                          \
-            col[oj * stride] = 0;                                                                      \
-        for (; oj < hi; oj++)                                                                          \
-            col[oj * stride] = row[oj * sw];                                                           \
-        for (; oj < ow; oj++)                                                                          \
-            col[oj * stride] = 0;                                                                      \
-    }
-
-static void im2col_pixels(const void *x, char *dst, int pixel, int64_t bi, int64_t oi, int64_t h, int64_t w,
-                          int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ow)
-{
-    for (int64_t di = 0; di < kh; di++) {
-        const int64_t ih = oi * sh - ph + di;
-        const int inside = ih >= 0 && ih < h;
-        const int64_t src_row = (bi * h + (inside ? ih : 0)) * w, stride = kh * kw;   /* in pixels */
-        for (int64_t dj = 0; dj < kw; dj++) {
-            /* output columns lo .. hi - 1 read input column oj * sw - pw + dj inside [0, w) */
-            int64_t lo = 0, hi = 0;
-            if (inside) {
-                lo = pw - dj > 0 ? (pw - dj + sw - 1) / sw : 0;
-                hi = w - 1 + pw - dj >= 0 ? (w - 1 + pw - dj) / sw + 1 : 0;
-                lo = lo < ow ? lo : ow;
-                hi = hi < ow ? hi : ow;
-                hi = hi > lo ? hi : lo;
-            }
-            if (pixel == 1)
-                OFFSET_COLUMNS(uint8_t)
-            else if (pixel == 2)
-                OFFSET_COLUMNS(uint16_t)
-            else
-                OFFSET_COLUMNS(uint32_t)
-        }
-    }
-}
-
-void fxp_im2col(const void *x, void *out, int size, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
-                int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t i0, int64_t i1, int64_t ow)
-{
-    const int64_t pixel = c * size, row_bytes = kh * kw * pixel;
-    char *dst = (char *)out;
-    if (pixel == 1 || pixel == 2 || pixel == 4) {
-        for (int64_t bi = 0; bi < b; bi++)
-            for (int64_t oi = i0; oi < i1; oi++, dst += ow * row_bytes)
-                im2col_pixels(x, dst, (int)pixel, bi, oi, h, w, kh, kw, sh, sw, ph, pw, ow);
-        return;
-    }
-    for (int64_t bi = 0; bi < b; bi++)
-        for (int64_t oi = i0; oi < i1; oi++)
-            for (int64_t oj = 0; oj < ow; oj++, dst += row_bytes) {
-                const int64_t iw0 = oj * sw - pw;
-                for (int64_t di = 0; di < kh; di++) {
-                    const int64_t ih = oi * sh - ph + di;
-                    char *d = dst + di * kw * pixel;
-                    if (ih < 0 || ih >= h) {
-                        zero_bytes(d, kw * pixel);
-                        continue;
-                    }
-                    const char *s = (const char *)x + ((bi * h + ih) * w) * pixel;
-                    if (iw0 >= 0 && iw0 + kw <= w) {
-                        copy_bytes(d, s + iw0 * pixel, kw * pixel);
-                        continue;
-                    }
-                    for (int64_t dj = 0; dj < kw; dj++) {
-                        const int64_t iw = iw0 + dj;
-                        if (iw < 0 || iw >= w)
-                            zero_bytes(d + dj * pixel, pixel);
-                        else
-                            copy_bytes(d + dj * pixel, s + iw * pixel, pixel);
-                    }
-                }
-            }
 }
 
 /* The requantizing GEMM of a step on `rows` rows of x; the overflow count, or -1 when packed
@@ -215,7 +106,7 @@ static void permute(const char *src, char *dst, int size, int64_t b, int64_t cou
         char *o = dst + bi * count * size;
         int64_t at = 0;
         for (int64_t e = 0; e < count; e++) {
-            copy_bytes(o + e * size, s + at * size, size);
+            fxp_copy_bytes(o + e * size, s + at * size, size);
             for (int i = ndim - 1; i >= 0; i--) {   /* odometer over the output index */
                 at += stride[i];
                 if (++index[i] < out_shape[i])
@@ -238,7 +129,7 @@ static void pad(const char *src, char *dst, int size, int64_t b, const int64_t *
             for (int64_t j = 0; j < ow; j++) {
                 int inside = i >= ph0 && i < ph0 + h && j >= pw0 && j < pw0 + w;
                 if (inside) {
-                    copy_bytes(dst + o * size, src + (((bi * h) + i - ph0) * w + j - pw0) * c * size, c * size);
+                    fxp_copy_bytes(dst + o * size, src + (((bi * h) + i - ph0) * w + j - pw0) * c * size, c * size);
                     o += c;
                 } else
                     for (int64_t ci = 0; ci < c; ci++, o++)
@@ -276,7 +167,7 @@ static int64_t softmax(const void *src, void *dst, int size, int64_t rows, const
 static void output(const void *src, void *y, int size, int64_t n, int64_t frac, int raw)
 {
     if (raw) {
-        copy_bytes((char *)y, (const char *)src, n * size);
+        fxp_copy_bytes((char *)y, (const char *)src, n * size);
         return;
     }
     const double scale = ldexp(1.0, (int)-frac);

@@ -151,11 +151,15 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void block_masked
 {
     /* Masked-off lanes load 0.0, which converts to 0: never counted. */
     __m512i y = clamp16(convert16(_mm512_maskz_loadu_ps(valid, x + i), k, outside, rounding), k);
-    if (out_size == 1)
-        _mm_mask_storeu_epi8((int8_t *)out + i, valid, _mm512_cvtepi32_epi8(y));
-    else if (out_size == 2)
-        _mm256_mask_storeu_epi16((int16_t *)out + i, valid, _mm512_cvtepi32_epi16(y));
-    else
+    if (out_size == 1) {
+        __m128i b = _mm512_cvtepi32_epi8(y);
+        FXP_KEEP_IN_REGISTER(b);
+        _mm_mask_storeu_epi8((int8_t *)out + i, valid, b);
+    } else if (out_size == 2) {
+        __m256i h = _mm512_cvtepi32_epi16(y);
+        FXP_KEEP_IN_REGISTER(h);
+        _mm256_mask_storeu_epi16((int16_t *)out + i, valid, h);
+    } else
         _mm512_mask_storeu_epi32((int32_t *)out + i, valid, y);
 }
 
@@ -301,12 +305,15 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void quantize_lan
     __m256i y = _mm512_cvtpd_epi32(r);
     *saturated += __builtin_popcount((unsigned)(outside & valid & (__mmask8)~nan));
     *nans += __builtin_popcount((unsigned)nan);
-    /* Narrow in registers, then a masked store (vpmovdb to memory is slow on some cores). */
-    if (p->out_size == 1)
-        _mm_mask_storeu_epi8((int8_t *)out + i, (__mmask16)valid, _mm256_cvtepi32_epi8(y));
-    else if (p->out_size == 2)
-        _mm_mask_storeu_epi16((int16_t *)out + i, valid, _mm256_cvtepi32_epi16(y));
-    else
+    if (p->out_size == 1) {
+        __m128i b = _mm256_cvtepi32_epi8(y);
+        FXP_KEEP_IN_REGISTER(b);
+        _mm_mask_storeu_epi8((int8_t *)out + i, (__mmask16)valid, b);
+    } else if (p->out_size == 2) {
+        __m128i h = _mm256_cvtepi32_epi16(y);
+        FXP_KEEP_IN_REGISTER(h);
+        _mm_mask_storeu_epi16((int16_t *)out + i, valid, h);
+    } else
         _mm256_mask_storeu_epi32((int32_t *)out + i, valid, y);
 }
 

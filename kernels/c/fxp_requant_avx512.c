@@ -49,12 +49,19 @@ FXP_TARGET_AVX512 static inline int64_t finish_lanes(__m512i y, const fxp_epilog
     } else {
         y = _mm512_min_epi64(_mm512_max_epi64(y, lo), hi);
     }
-    if (out_size == 1)
-        _mm512_mask_cvtepi64_storeu_epi8((int8_t *)out + j, valid, y);
-    else if (out_size == 2)
-        _mm512_mask_cvtepi64_storeu_epi16((int16_t *)out + j, valid, y);
-    else
-        _mm512_mask_cvtepi64_storeu_epi32((int32_t *)out + j, valid, y);
+    if (out_size == 1) {
+        __m128i b = _mm512_cvtepi64_epi8(y);
+        FXP_KEEP_IN_REGISTER(b);
+        _mm_mask_storeu_epi8((int8_t *)out + j, valid, b);
+    } else if (out_size == 2) {
+        __m128i h = _mm512_cvtepi64_epi16(y);
+        FXP_KEEP_IN_REGISTER(h);
+        _mm_mask_storeu_epi16((int16_t *)out + j, valid, h);
+    } else {
+        __m256i d = _mm512_cvtepi64_epi32(y);
+        FXP_KEEP_IN_REGISTER(d);
+        _mm256_mask_storeu_epi32((int32_t *)out + j, valid, d);
+    }
     return __builtin_popcount((unsigned)outside);
 }
 
