@@ -317,3 +317,24 @@ def test_threads_keyword_and_environment_default(monkeypatch):
             kernels.prepare_linear(w, shift=1)
     with pytest.raises(ValueError, match="threads"):
         kernels.prepare_linear(w, shift=1, threads=0)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_im2col_wide_rows_on_every_path(path, dtype, channels):
+    """Patch rows of images wide enough for whole groups of 16, 8 and 4 pixels (the vpermb path where the
+    CPU has it, the strided moves elsewhere): borders on both sides, strides up to 3, kernels up to 5 x 5,
+    the last group partial; equal to the reference's."""
+    rng = np.random.default_rng(channels * 10 + np.dtype(dtype).itemsize)
+    info = np.iinfo(dtype)
+    for (h, w), (kh, kw), (sh, sw), (ph, pw) in [((6, 37), (3, 3), (1, 1), (1, 1)), ((5, 28), (3, 3), (1, 2), (0, 1)),
+                                                  ((7, 40), (5, 5), (2, 3), (2, 2)), ((3, 33), (1, 7), (1, 1), (0, 3)),
+                                                  ((4, 19), (2, 2), (1, 1), (0, 0))]:
+        x = rng.integers(info.min, info.max, (3, h, w, channels), endpoint=True).astype(dtype)
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        for rows in ((0, oh), (1, oh - 1)):
+            shape = (3 * (rows[1] - rows[0]) * ow, kh * kw * channels)
+            got, want = np.full(shape, 7, dtype), np.zeros(shape, dtype)
+            c.im2col(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow), rows, got)
+            ref.im2col(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow), rows, want)
+            np.testing.assert_array_equal(got, want)
