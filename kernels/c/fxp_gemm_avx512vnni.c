@@ -23,8 +23,8 @@
  * all of K, then land in an L1 buffer.  Up to 4 rows (batch 1..4) run a small-tile kernel over
  * two 48-column strips (or the one narrower strip) at a time, so the packed weights are read
  * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32 lanes
- * when the strip's shifts are pure powers of two in [0, 127] (rounding from the mode's table,
- * fxp_round_up_masks; inside the 16- and 32-column tile kernels, one loop per output width and
+ * when the strip's shifts are pure powers of two in [0, 127] (rounding in the threshold form of
+ * fxp_threshold_form; inside the 16- and 32-column tile kernels, one loop per output width and
  * overflow mode), else by the exact int64-lane requantization.  Rows and columns past the
  * edges are masked, never touched.
  */
@@ -132,70 +132,13 @@ typedef struct {
     int lanes;                                  /* 1: pow2 shifts in [0, 127], no multiplier */
     int wrap, out_size, any_big;                /* any_big: some shift above 31 */
     int relu, full_range;                       /* full_range: saturating to the whole int8/int16 range */
-    __m512i shift[MAX_NV], low[MAX_NV], half[MAX_NV];   /* s, 2**s - 1, 2**s / 2 */
-    __m512i table;                              /* lane i: bit i of the mode's round-up table */
+    int use_odd, use_neg;                       /* whether odd_step / neg_step matter for the mode */
+    __m512i shift[MAX_NV], low[MAX_NV];         /* s (at most 31), 2**s - 1 */
+    __m512i base[MAX_NV], odd_step[MAX_NV], neg_step[MAX_NV];   /* the threshold form's c */
     __m512i lo, hi, range, wrap_bits;
     __mmask16 cols[MAX_NV];                     /* valid columns of each 16-lane vector */
-    __mmask16 rounds[MAX_NV];                   /* columns with s > 0 */
     __mmask16 big[MAX_NV], at32[MAX_NV];        /* columns with s > 31 (run as s = 31), with s == 32 */
-    /* Modes whose round-up set is a threshold on the rest for each (q odd, negative) pair round as
-     * q + ((r + c) >> s) with c = base + (q odd ? odd_step : 0) + (acc < 0 ? neg_step : 0); see
-     * additive_init. */
-    int additive, use_odd, use_neg;
-    __m512i base[MAX_NV], odd_step[MAX_NV], neg_step[MAX_NV];
 } strip_rq;
-
-/* The rests r in [0, 2**s) that round up under a mode, for one (q odd, negative) pair, when they
- * form a threshold r + c >= 2**s: level 0 none, 1 above half, 2 half and above, 3 every nonzero
- * rest, 4 all (with a zero rest too); -1 otherwise. */
-static int up_level(int rounding, int odd, int negative)
-{
-    int set = 0;
-    for (int rest = FXP_REST_ZERO; rest <= FXP_REST_ABOVE; rest++)
-        set |= fxp_rounds_up(rounding, odd, negative, rest) << rest;
-    static const int sets[5] = {0, 1 << FXP_REST_ABOVE, 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE,
-                                1 << FXP_REST_BELOW | 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE, 15};
-    for (int level = 0; level < 5; level++)
-        if (set == sets[level])
-            return level;
-    return -1;
-}
-
-/* The threshold form of the strip's mode, from the mode's own round-up table: per lane with s > 0,
- * c for level 0..4 is 0, 2**(s-1) - 1, 2**(s-1), 2**s - 1, 2**s (r + c < 2**(s+1) <= 2**32, so the
- * sum and its shift run unsigned); lanes with s = 0 keep c = 0.  Applies when the four (odd,
- * negative) values of c are base + odd * odd_step + negative * neg_step. */
-FXP_TARGET_AVX512 static void additive_init(strip_rq *s, int rounding)
-{
-    int level[2][2];
-    s->additive = 0;
-    for (int odd = 0; odd < 2; odd++)
-        for (int neg = 0; neg < 2; neg++)
-            if ((level[odd][neg] = up_level(rounding, odd, neg)) < 0)
-                return;
-    for (int v = 0; v < MAX_NV; v++) {
-        int32_t shift[16], base[16], odd_step[16], neg_step[16];
-        _mm512_storeu_si512((void *)shift, s->shift[v]);
-        for (int i = 0; i < 16; i++) {
-            int64_t unit = (int64_t)1 << shift[i], c[2][2];
-            const int64_t by_level[5] = {0, unit / 2 - 1, unit / 2, unit - 1, unit};
-            for (int odd = 0; odd < 2; odd++)
-                for (int neg = 0; neg < 2; neg++)
-                    c[odd][neg] = shift[i] > 0 ? by_level[level[odd][neg]] : 0;
-            if (c[1][1] - c[1][0] != c[0][1] - c[0][0])
-                return;
-            base[i] = (int32_t)(uint32_t)c[0][0];
-            odd_step[i] = (int32_t)(uint32_t)(c[1][0] - c[0][0]);
-            neg_step[i] = (int32_t)(uint32_t)(c[0][1] - c[0][0]);
-        }
-        s->base[v] = _mm512_loadu_si512((const void *)base);
-        s->odd_step[v] = _mm512_loadu_si512((const void *)odd_step);
-        s->neg_step[v] = _mm512_loadu_si512((const void *)neg_step);
-    }
-    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
-    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
-    s->additive = 1;
-}
 
 FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
 {
@@ -203,7 +146,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         int64_t left = nc - 16 * v;
         s->cols[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
     }
-    s->lanes = s->additive = 0;
+    s->lanes = 0;
     if (o->qout == NULL || o->rq->mult != NULL)
         return;
     const fxp_epilogue *e = o->rq;
@@ -211,7 +154,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     for (int64_t j = 0; j < nc; j++)
         if (shift[j] < 0 || shift[j] > 127)
             return;
-    s->lanes = 1;
+    int32_t lane_shift[16 * MAX_NV], base[16 * MAX_NV], odd_step[16 * MAX_NV], neg_step[16 * MAX_NV];
     s->any_big = 0;
     const __m512i one = _mm512_set1_epi32(1), s31 = _mm512_set1_epi32(31);
     for (int v = 0; v < MAX_NV; v++) {
@@ -220,15 +163,19 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         s->at32[v] = _mm512_cmpeq_epi32_mask(given, _mm512_set1_epi32(32));
         s->any_big |= s->big[v] != 0;
         s->shift[v] = _mm512_min_epi32(given, s31);
-        __m512i unit = _mm512_sllv_epi32(one, s->shift[v]);
-        s->low[v] = _mm512_sub_epi32(unit, one);
-        s->half[v] = _mm512_srli_epi32(unit, 1);
-        s->rounds[v] = _mm512_test_epi32_mask(s->shift[v], s->shift[v]);
+        s->low[v] = _mm512_sub_epi32(_mm512_sllv_epi32(one, s->shift[v]), one);
+        _mm512_storeu_si512((void *)(lane_shift + 16 * v), s->shift[v]);
     }
-    s->table = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(fxp_round_up_masks[e->rounding]),
-                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                                                    14, 15)),
-                                one);
+    int uses;
+    if (!fxp_threshold_form(e->rounding, lane_shift, 16 * MAX_NV, base, odd_step, neg_step, &uses))
+        return;
+    for (int v = 0; v < MAX_NV; v++) {
+        s->base[v] = _mm512_loadu_si512((const void *)(base + 16 * v));
+        s->odd_step[v] = _mm512_loadu_si512((const void *)(odd_step + 16 * v));
+        s->neg_step[v] = _mm512_loadu_si512((const void *)(neg_step + 16 * v));
+    }
+    s->use_odd = uses & 1;
+    s->use_neg = uses >> 1 & 1;
     s->relu = e->relu;
     s->full_range = e->overflow != FXP_WRAP && (e->out_size == 1 || e->out_size == 2) &&
                     e->lo == -((int64_t)1 << (8 * e->out_size - 1)) && e->hi == ((int64_t)1 << (8 * e->out_size - 1)) - 1;
@@ -238,22 +185,23 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     s->wrap_bits = _mm512_set1_epi32(32 - e->out_bits);
     s->wrap = e->overflow == FXP_WRAP;
     s->out_size = e->out_size;
-    additive_init(s, e->rounding);
+    s->lanes = 1;
 }
 
-/* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) is
- * floor q = acc >> s plus the mode's table bit at q_odd | negative << 1 | rest << 2 (rest:
- * the dropped bits against half an LSB), added only where s > 0 (|q| <= 2**30: no overflow);
- * `additive` modes (s->additive) get the same bit as (r + c) >> s, five instructions fewer;
- * then relu, then the overflow mode.  *outside gets the valid columns outside [lo, hi].
+/* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) in the
+ * threshold form of the mode, q + ((r + c) >> s) with floor q = acc >> s, rest r = acc & (2**s - 1)
+ * and c from the odd bit of q and the sign of acc (fxp_threshold_form; r + c < 2**32 runs
+ * unsigned, |q| <= 2**30 leaves room for the + 1); then relu, then the overflow mode.  *outside
+ * gets the valid columns outside [lo, hi].
  * A shift s > 31 leaves floor 0 or -1 and a rest that depends only on the sign of acc (and, at
  * s = 32, on acc = INT32_MIN, whose rest is exactly half): those lanes run s = 31 on acc' = sign(acc),
- * or -2**30 for INT32_MIN at s = 32, which has the same floor, parity, sign and rest. */
+ * or -2**30 for INT32_MIN at s = 32, which has the same floor, parity, sign and rest class (all the
+ * threshold form looks at). */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
-                                                                                      int v, int wrap, int additive,
+                                                                                      int v, int wrap,
                                                                                       __mmask16 *outside)
 {
-    const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+    const __m512i one = _mm512_set1_epi32(1);
     if (s->any_big) {
         __mmask16 half_rest = s->at32[v] & _mm512_cmpeq_epi32_mask(acc, _mm512_set1_epi32(INT32_MIN));
         __m512i sign = _mm512_max_epi32(_mm512_min_epi32(acc, one), _mm512_set1_epi32(-1));
@@ -261,23 +209,13 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epi
         acc = _mm512_mask_mov_epi32(acc, half_rest, _mm512_set1_epi32(-(1 << 30)));
     }
     __m512i q = _mm512_srav_epi32(acc, s->shift[v]);
+    __m512i c = s->base[v];
+    if (s->use_odd)
+        c = _mm512_mask_add_epi32(c, _mm512_test_epi32_mask(q, one), c, s->odd_step[v]);
+    if (s->use_neg)
+        c = _mm512_mask_add_epi32(c, _mm512_movepi32_mask(acc), c, s->neg_step[v]);
     __m512i r = _mm512_and_si512(acc, s->low[v]);
-    __m512i y;
-    if (additive) {
-        __m512i c = s->base[v];
-        if (s->use_odd)
-            c = _mm512_mask_add_epi32(c, _mm512_test_epi32_mask(q, one), c, s->odd_step[v]);
-        if (s->use_neg)
-            c = _mm512_mask_add_epi32(c, _mm512_movepi32_mask(acc), c, s->neg_step[v]);
-        y = _mm512_add_epi32(q, _mm512_srlv_epi32(_mm512_add_epi32(r, c), s->shift[v]));
-    } else {
-        /* bit 0 from q, bit 1 the sign of acc (bits 31..30 moved to 1..0), then 4 per rest step */
-        __m512i index = _mm512_ternarylogic_epi32(q, _mm512_srli_epi32(acc, 30), one, 0xe4);
-        index = _mm512_mask_add_epi32(index, _mm512_test_epi32_mask(r, r), index, four);
-        index = _mm512_mask_add_epi32(index, _mm512_cmpge_epu32_mask(r, s->half[v]), index, four);
-        index = _mm512_mask_add_epi32(index, _mm512_cmpgt_epu32_mask(r, s->half[v]), index, four);
-        y = _mm512_mask_add_epi32(q, s->rounds[v], q, _mm512_permutexvar_epi32(index, s->table));
-    }
+    __m512i y = _mm512_add_epi32(q, _mm512_srlv_epi32(_mm512_add_epi32(r, c), s->shift[v]));
     if (s->relu)
         y = _mm512_max_epi32(y, _mm512_setzero_si512());
     *outside = _mm512_mask_cmpgt_epu32_mask(s->cols[v], _mm512_sub_epi32(y, s->lo), s->range);
@@ -333,8 +271,7 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
     int64_t count = 0;
     for (int v = 0; v < MAX_NV && s->cols[v]; v++) {
         __mmask16 outside;
-        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, s->additive,
-                                   &outside);
+        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, &outside);
         count += __builtin_popcount((unsigned)outside);
         store_lanes(dst + 16 * v * e->out_size, y, s->cols[v], e->out_size, s->full_range);
     }
@@ -389,7 +326,7 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
  * into registers first.  Returns the overflow count. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(const int32_t *buf, int64_t rows, int nv,
                                                                               const strip_rq *s, char *dst, int64_t ld,
-                                                                              int out_size, int wrap, int additive)
+                                                                              int out_size, int wrap)
 {
     const strip_rq q = *s;
     __m512i count = _mm512_setzero_si512();
@@ -397,7 +334,7 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
             __mmask16 outside;
             __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap,
-                                       additive, &outside);
+                                       &outside);
             count = _mm512_mask_add_epi32(count, outside, count, _mm512_set1_epi32(1));
             store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size, q.full_range);
         }
@@ -418,19 +355,13 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
-        switch ((s->out_size * 2 + s->wrap) * 2 + s->additive) {                                       \
-        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 0);                                    \
-        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 1);                                    \
-        case 6: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 0);                                    \
-        case 7: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 1);                                    \
-        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 0);                                    \
-        case 9: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 1);                                    \
-        case 10: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 0);                                   \
-        case 11: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 1);                                   \
-        case 16: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 0);                                   \
-        case 17: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 1);                                   \
-        case 18: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 0);                                   \
-        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 1);                                   \
+        switch (s->out_size * 2 + s->wrap) {                                                           \
+        case 2: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0);                                       \
+        case 3: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1);                                       \
+        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0);                                       \
+        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1);                                       \
+        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0);                                       \
+        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1);                                      \
         }                                                                                              \
     }
 

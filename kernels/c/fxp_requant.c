@@ -120,6 +120,47 @@ int fxp_round_up_mask(int rounding)
     return rounding >= 0 && rounding < 13 ? fxp_round_up_masks[rounding] : -1;
 }
 
+/* The rests r in [0, 2**s) that round up under a mode, for one (q odd, negative) pair, when they
+ * form a threshold r + c >= 2**s: level 0 none, 1 above half, 2 half and above, 3 every nonzero
+ * rest, 4 all (with a zero rest too); -1 otherwise. */
+static int up_level(int rounding, int odd, int negative)
+{
+    static const int sets[5] = {0, 1 << FXP_REST_ABOVE, 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE,
+                                1 << FXP_REST_BELOW | 1 << FXP_REST_HALF | 1 << FXP_REST_ABOVE, 15};
+    int set = 0;
+    for (int rest = FXP_REST_ZERO; rest <= FXP_REST_ABOVE; rest++)
+        set |= fxp_rounds_up(rounding, odd, negative, rest) << rest;
+    for (int level = 0; level < 5; level++)
+        if (set == sets[level])
+            return level;
+    return -1;
+}
+
+int fxp_threshold_form(int rounding, const int32_t *shift, int64_t n, int32_t *base, int32_t *odd_step,
+                       int32_t *neg_step, int *uses)
+{
+    int level[2][2];
+    for (int odd = 0; odd < 2; odd++)
+        for (int neg = 0; neg < 2; neg++)
+            if ((level[odd][neg] = up_level(rounding, odd, neg)) < 0)
+                return 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t unit = (int64_t)1 << shift[i], c[2][2];
+        const int64_t by_level[5] = {0, unit / 2 - 1, unit / 2, unit - 1, unit};
+        for (int odd = 0; odd < 2; odd++)
+            for (int neg = 0; neg < 2; neg++)
+                c[odd][neg] = shift[i] > 0 ? by_level[level[odd][neg]] : 0;
+        if (c[1][1] - c[1][0] != c[0][1] - c[0][0])
+            return 0;
+        base[i] = (int32_t)(uint32_t)c[0][0];
+        odd_step[i] = (int32_t)(uint32_t)(c[1][0] - c[0][0]);
+        neg_step[i] = (int32_t)(uint32_t)(c[0][1] - c[0][0]);
+    }
+    *uses = (level[1][0] != level[0][0] || level[1][1] != level[0][1]) |
+            (level[0][1] != level[0][0] || level[1][1] != level[1][0]) << 1;
+    return 1;
+}
+
 void fxp_epilogue_init(fxp_epilogue *e)
 {
     int64_t qmax = ((int64_t)1 << (e->out_bits - 1)) - 1;
