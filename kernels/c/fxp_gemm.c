@@ -30,7 +30,7 @@ int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
     if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI)
         return fxp_s8_scratch_avx512(m, n, k);
     if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX2)
-        return fxp_s8_scratch_avx2(k);
+        return fxp_s8_scratch_avx2(m, k);
 #endif
     return fxp_generic_scratch(kind, k);
 }

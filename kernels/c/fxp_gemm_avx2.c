@@ -3,12 +3,17 @@
  * vpmaddubsw would saturate its int16 pair sums, so both operands are sign-extended to
  * int16 and multiplied with vpmaddwd: a pair sum is at most 2 * 128 * 128 = 32768, far
  * inside int32, and the int32 accumulator is exact for K <= 65536.  No offset or
- * correction is needed: corr[c] is just the bias.
+ * correction is needed: corr[c] is just the bias.  vpmaddwd + vpaddd put as many
+ * multiply uops per product on the vector pipes as the vpmaddubsw + vpmaddwd chain the
+ * AVX2 probe (fxp_peak_dot_s8) times, so that probe is this kernel's peak.
  *
- * Blocking: w is packed one strip of NR = 24 columns at a time (each strip once per call)
- * into [k / 2][NR][2] int16; tiles of MR = 4 rows of x are packed as int16; a 4 x 24 block
- * of int32 accumulators stays in 12 ymm registers over all of K.  The epilogue stores
- * the int32 result or requantizes the tile into the narrow output.
+ * Blocking: w is packed once per prepared layer in strips of NR = 16 columns, [k / 2][16][2]
+ * int16 followed by 16 int32 corrections; x is packed once per call, sign-extended, in tiles
+ * of MR = 6 rows ([tile][k / 2][6][2] int16).  Strips outer (a strip stays in L1/L2 while
+ * every tile passes), tiles inner; a 6 x 16 tile keeps 12 ymm accumulators (two weight
+ * vectors, a broadcast and a product fill the 16 registers) over all of K.  The epilogue
+ * stores the int32 result, or requantizes in int32 lanes (power-of-two shifts in [0, 31],
+ * no multiplier: the threshold form of fxp_threshold_form), or through fxp_rq_row_s32.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -18,14 +23,16 @@
 #ifdef FXP_X86
 #include <immintrin.h>
 
-#define MR 4
-#define NR 24
+#define MR 6
+#define NR 16
 
 static int64_t padded_k(int64_t k) { return (k + 1) & ~(int64_t)1; }
+static int64_t padded_m(int64_t m) { return (m + MR - 1) / MR * MR; }
+static int64_t strip_bytes(int64_t k) { return 2 * padded_k(k) * NR + NR * 4; }
 
-int64_t fxp_s8_scratch_avx2(int64_t k)
+int64_t fxp_s8_scratch_avx2(int64_t m, int64_t k)
 {
-    return 2 * (NR + MR) * padded_k(k) + NR * 4 + 128;
+    return strip_bytes(k) + 64 + 2 * padded_m(m) * padded_k(k) + 128;
 }
 
 static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp,
@@ -42,17 +49,68 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
     }
 }
 
-static void pack_x_tile(const int8_t *x, int64_t i0, int64_t mr, int64_t k, int64_t kp, int16_t *xp)
+/* x sign-extended into tiles [tile][kp / 2][MR][2] int16 (padding k: 0; the rows past m of a
+ * last tile are never read: its kernel runs only the rows there are), 16 k at a time through
+ * one ymm, then strided 32-bit stores of the pairs. */
+FXP_TARGET_AVX2 static void pack_x(const int8_t *x, int64_t m, int64_t k, int64_t kp, int16_t *xp)
 {
-    for (int64_t r = 0; r < mr; r++) {
-        const int8_t *row = x + (i0 + r) * k;
-        int16_t *dst = xp + r * kp;
-        for (int64_t kk = 0; kk < k; kk++)
-            dst[kk] = row[kk];
-        for (int64_t kk = k; kk < kp; kk++)
-            dst[kk] = 0;
-    }
+    const int64_t whole = k / 16 * 16;
+    for (int64_t i0 = 0; i0 < m; i0 += MR)
+        for (int64_t r = 0; r < MR && i0 + r < m; r++) {
+            int32_t *dst = (int32_t *)(xp + i0 * kp) + r;
+            const int8_t *row = x + (i0 + r) * k;
+            int64_t kk = 0;
+            for (; kk < whole; kk += 16) {
+                int32_t pairs[8];
+                _mm256_storeu_si256((__m256i *)pairs,
+                                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + kk))));
+                for (int j = 0; j < 8; j++)
+                    dst[(kk / 2 + j) * MR] = pairs[j];
+            }
+            for (; kk < kp; kk += 2) {
+                int16_t pair[2] = {kk < k ? row[kk] : 0, kk + 1 < k ? row[kk + 1] : 0};
+                memcpy(&dst[(kk / 2) * MR], pair, 4);
+            }
+        }
 }
+
+/* R (1..6) rows of one x tile times one strip over all `pairs` k pairs into buf[R][16]
+ * (int32, corrections added).  Compiled apart (noinline) so its accumulators own the registers. */
+#define TILE(R)                                                                                      \
+    FXP_TARGET_AVX2 __attribute__((noinline)) static void tile_##R(const int16_t *xt, const int16_t *wp, \
+                                                                   const int32_t *corr, int64_t pairs,  \
+                                                                   int32_t *buf)                        \
+    {                                                                                                \
+        __m256i acc[R][2];                                                                           \
+        const __m256i c0 = _mm256_loadu_si256((const __m256i *)corr);                                \
+        const __m256i c1 = _mm256_loadu_si256((const __m256i *)(corr + 8));                          \
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = c0, acc[r][1] = c1;          \
+        for (int64_t g = 0; g < pairs; g++) {                                                        \
+            const __m256i b0 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 2)));              \
+            const __m256i b1 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 2) + 16));         \
+            _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)                                      \
+            {                                                                                        \
+                __m256i a = _mm256_set1_epi32(*(const int32_t *)(xt + g * (MR * 2) + 2 * r));        \
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));                   \
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));                   \
+            }                                                                                        \
+        }                                                                                            \
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)                                          \
+        {                                                                                            \
+            _mm256_store_si256((__m256i *)(buf + r * NR), acc[r][0]);                                \
+            _mm256_store_si256((__m256i *)(buf + r * NR + 8), acc[r][1]);                            \
+        }                                                                                            \
+    }
+
+TILE(1)
+TILE(2)
+TILE(3)
+TILE(4)
+TILE(5)
+TILE(6)
+
+typedef void (*tile_fn)(const int16_t *, const int16_t *, const int32_t *, int64_t, int32_t *);
+static const tile_fn tiles[MR + 1] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
 typedef struct {
     const int32_t *shift;
@@ -62,64 +120,121 @@ typedef struct {
     int out_size;
     int32_t *out;
     int64_t n;
-} epilogue;
+} sink;
 
-FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t
-tile(const int16_t *xp, const int16_t *wp, const int32_t *corr, int64_t kp, const int mr,
-     int64_t i0, int64_t n0, int64_t nc, const epilogue *e)
+/* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
+typedef struct {
+    int lanes, wrap, relu, use_odd, use_neg, nc;
+    __m256i shift[2], low[2], base[2], odd_step[2], neg_step[2];
+    __m256i lo, hi, wrap_bits;
+} strip_rq;
+
+FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
 {
-    __m256i acc[MR][3];
-#pragma GCC unroll 4
-    for (int r = 0; r < mr; r++)
-        acc[r][0] = acc[r][1] = acc[r][2] = _mm256_setzero_si256();
-    const int64_t pairs = kp >> 1;
-    for (int64_t g = 0; g < pairs; g++) {
-        const int16_t *b = wp + g * (NR * 2);
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));
-        __m256i b2 = _mm256_loadu_si256((const __m256i *)(b + 32));
-#pragma GCC unroll 4
-        for (int r = 0; r < mr; r++) {
-            int32_t two;
-            memcpy(&two, xp + r * kp + g * 2, 4);
-            __m256i a = _mm256_set1_epi32(two);
-            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
-            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
-            acc[r][2] = _mm256_add_epi32(acc[r][2], _mm256_madd_epi16(a, b2));
-        }
+    s->lanes = 0;
+    s->nc = (int)nc;
+    if (o->qout == NULL || o->mult != NULL)
+        return;
+    int32_t shift[NR] = {0}, base[NR], odd_step[NR], neg_step[NR];
+    for (int64_t j = 0; j < nc; j++) {
+        shift[j] = o->shift[n0 + j];
+        if (shift[j] < 0 || shift[j] > 31)
+            return;
     }
-    __m256i c0 = _mm256_loadu_si256((const __m256i *)corr);
-    __m256i c1 = _mm256_loadu_si256((const __m256i *)(corr + 8));
-    __m256i c2 = _mm256_loadu_si256((const __m256i *)(corr + 16));
-    int32_t buf[MR * NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < mr; r++) {
-        _mm256_storeu_si256((__m256i *)(buf + r * NR), _mm256_add_epi32(acc[r][0], c0));
-        _mm256_storeu_si256((__m256i *)(buf + r * NR + 8), _mm256_add_epi32(acc[r][1], c1));
-        _mm256_storeu_si256((__m256i *)(buf + r * NR + 16), _mm256_add_epi32(acc[r][2], c2));
+    int uses;
+    const fxp_epilogue *e = o->rq;
+    if (!fxp_threshold_form(e->rounding, shift, NR, base, odd_step, neg_step, &uses))
+        return;
+    for (int v = 0; v < 2; v++) {
+        s->shift[v] = _mm256_loadu_si256((const __m256i *)(shift + 8 * v));
+        s->low[v] = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), s->shift[v]), _mm256_set1_epi32(1));
+        s->base[v] = _mm256_loadu_si256((const __m256i *)(base + 8 * v));
+        s->odd_step[v] = _mm256_loadu_si256((const __m256i *)(odd_step + 8 * v));
+        s->neg_step[v] = _mm256_loadu_si256((const __m256i *)(neg_step + 8 * v));
     }
-    int64_t count = 0;
-    for (int r = 0; r < mr; r++) {
-        if (e->qout == NULL) {
-            memcpy(e->out + (i0 + r) * e->n + n0, buf + r * NR, (size_t)nc * sizeof(int32_t));
-            continue;
-        }
-        char *dst = (char *)e->qout + ((i0 + r) * e->n + n0) * e->out_size;
-        count += fxp_rq_row_s32(buf + r * NR, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e->rq, dst,
-                                e->out_size);
-    }
-    return count;
+    s->use_odd = uses & 1;
+    s->use_neg = uses >> 1 & 1;
+    s->relu = e->relu;
+    s->wrap = e->overflow == FXP_WRAP;
+    s->lo = _mm256_set1_epi32((int32_t)e->lo);
+    s->hi = _mm256_set1_epi32((int32_t)e->hi);
+    s->wrap_bits = _mm256_set1_epi32(32 - e->out_bits);
+    s->lanes = 1;
 }
 
-FXP_TARGET_AVX2 static int64_t tile_any(const int16_t *xp, const int16_t *wp, const int32_t *corr, int64_t kp,
-                                        int64_t mr, int64_t i0, int64_t n0, int64_t nc, const epilogue *e)
+/* One buffered row of 16 accumulators through the int32-lane epilogue (q + ((r + c) >> s),
+ * relu, the overflow mode) into the first nc out_size-byte elements at dst; returns how many
+ * of them were outside [lo, hi]. */
+FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *s, char *dst, int out_size)
 {
-    switch (mr) {
-    case 4: return tile(xp, wp, corr, kp, 4, i0, n0, nc, e);
-    case 3: return tile(xp, wp, corr, kp, 3, i0, n0, nc, e);
-    case 2: return tile(xp, wp, corr, kp, 2, i0, n0, nc, e);
-    default: return tile(xp, wp, corr, kp, 1, i0, n0, nc, e);
+    const __m256i one = _mm256_set1_epi32(1);
+    int32_t y32[NR];
+    int outside = 0;
+    for (int v = 0; v < 2; v++) {
+        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
+        __m256i q = _mm256_srav_epi32(a, s->shift[v]), c = s->base[v];
+        if (s->use_odd)
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
+        if (s->use_neg)
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+        __m256i y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c),
+                                                          s->shift[v]));
+        if (s->relu)
+            y = _mm256_max_epi32(y, _mm256_setzero_si256());
+        __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
+        outside |= _mm256_movemask_ps(_mm256_castsi256_ps(out_of_range)) << (8 * v);
+        y = s->wrap ? _mm256_srav_epi32(_mm256_sllv_epi32(y, s->wrap_bits), s->wrap_bits)
+                    : _mm256_min_epi32(_mm256_max_epi32(y, s->lo), s->hi);
+        _mm256_storeu_si256((__m256i *)(y32 + 8 * v), y);
     }
+    const int nc = s->nc;
+    if (out_size == 4) {
+        memcpy(dst, y32, (size_t)nc * 4);
+    } else {
+        /* in range already: the saturating packs keep every value; lanes come out in order
+         * after the 64-bit permute */
+        __m256i lo16 = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)y32),
+                                          _mm256_loadu_si256((const __m256i *)(y32 + 8)));
+        lo16 = _mm256_permute4x64_epi64(lo16, 0xd8);
+        if (out_size == 2) {
+            int16_t h[NR];
+            _mm256_storeu_si256((__m256i *)h, lo16);
+            memcpy(dst, h, (size_t)nc * 2);
+        } else {
+            int8_t b[NR];
+            __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(lo16), _mm256_extracti128_si256(lo16, 1));
+            _mm_storeu_si128((__m128i *)b, bytes);
+            memcpy(dst, b, (size_t)nc);
+        }
+    }
+    return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
+}
+
+/* Every tile of packed x (xp) times one strip (wp, corr) into the columns n0 .. n0 + nc - 1 of
+ * the sink; returns the overflow count. */
+FXP_TARGET_AVX2 static int64_t strip_pass(const int16_t *xp, const int16_t *wp, const int32_t *corr, int64_t m,
+                                          int64_t kp, int64_t n0, int64_t nc, const sink *o)
+{
+    int32_t buf[MR * NR] __attribute__((aligned(32)));
+    strip_rq q;
+    int64_t count = 0;
+    strip_rq_init(&q, o, n0, nc);
+    for (int64_t i0 = 0; i0 < m; i0 += MR) {
+        const int64_t rows = m - i0 < MR ? m - i0 : MR;
+        tiles[rows](xp + i0 * kp, wp, corr, kp >> 1, buf);
+        for (int64_t r = 0; r < rows; r++) {
+            const int32_t *acc = buf + r * NR;
+            if (o->qout == NULL) {
+                memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
+                continue;
+            }
+            char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
+            count += q.lanes ? rq_row_lanes(acc, &q, dst, o->out_size)
+                             : fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst,
+                                              o->out_size);
+        }
+    }
+    return count;
 }
 
 int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
@@ -128,34 +243,29 @@ int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, 
 {
     const int64_t kp = padded_k(k);
     int16_t *wp = (int16_t *)fxp_align64(scratch);
-    int16_t *xp = wp + kp * NR;
-    int32_t *corr = (int32_t *)fxp_align64(xp + kp * MR);
-    epilogue e = {shift, mult, rq, qout, out_size, out, n};
+    int32_t *corr = (int32_t *)(wp + kp * NR);
+    int16_t *xp = (int16_t *)fxp_align64(corr + NR);
+    const sink o = {shift, mult, rq, qout, out_size, out, n};
     int64_t count = 0;
+    pack_x(x, m, k, kp, xp);
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
         int64_t nc = n - n0 < NR ? n - n0 : NR;
         pack_w_strip(w, bias, n0, nc, k, kp, wp, corr);
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            int64_t mr = m - i0 < MR ? m - i0 : MR;
-            pack_x_tile(x, i0, mr, k, kp, xp);
-            count += tile_any(xp, wp, corr, kp, mr, i0, n0, nc, &e);
-        }
+        count += strip_pass(xp, wp, corr, m, kp, n0, nc, &o);
     }
     return count;
 }
 
 /* Pre-packed weights: every strip (kp * NR int16 of w, then NR int32 corrections) stored
  * one after another. */
-static int64_t packed_strip_bytes(int64_t k) { return 2 * padded_k(k) * NR + NR * 4; }
-
 int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k)
 {
-    return (n + NR - 1) / NR * packed_strip_bytes(k) + 64;
+    return (n + NR - 1) / NR * strip_bytes(k) + 64;
 }
 
 void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
 {
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const int64_t kp = padded_k(k), stride = strip_bytes(k);
     char *base = (char *)fxp_align64(packed);
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
         int64_t nc = n - n0 < NR ? n - n0 : NR;
@@ -164,26 +274,22 @@ void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
     }
 }
 
-/* fxp_gemm_s8_avx2 on weights packed by fxp_s8_pack_avx2; scratch holds the x tile only. */
+/* fxp_gemm_s8_avx2 on weights packed by fxp_s8_pack_avx2; scratch holds packed x (after the room
+ * the unpacked call keeps for one strip). */
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
                                 const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
                                 int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k);
+    const int64_t kp = padded_k(k), stride = strip_bytes(k);
     const char *base = (const char *)fxp_align64((void *)packed);
-    int16_t *xp = (int16_t *)fxp_align64(scratch);
-    epilogue e = {shift, mult, rq, qout, out_size, out, n};
+    int16_t *xp = (int16_t *)fxp_align64((char *)scratch + strip_bytes(k) + 64);
+    const sink o = {shift, mult, rq, qout, out_size, out, n};
     int64_t count = 0;
+    pack_x(x, m, k, kp, xp);
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        int64_t nc = n - n0 < NR ? n - n0 : NR;
         const char *strip = base + n0 / NR * stride;
-        const int16_t *wp = (const int16_t *)strip;
-        const int32_t *corr = (const int32_t *)(strip + 2 * kp * NR);
-        for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            int64_t mr = m - i0 < MR ? m - i0 : MR;
-            pack_x_tile(x, i0, mr, k, kp, xp);
-            count += tile_any(xp, wp, corr, kp, mr, i0, n0, nc, &e);
-        }
+        count += strip_pass(xp, (const int16_t *)strip, (const int32_t *)(strip + 2 * kp * NR), m, kp, n0,
+                            n - n0 < NR ? n - n0 : NR, &o);
     }
     return count;
 }
