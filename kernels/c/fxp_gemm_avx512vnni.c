@@ -661,18 +661,31 @@ int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k)
 }
 
 /* x as two u8 tile sets like pack_x (mr rows per tile, chunks of 16 k): high bytes + 128 and
- * low bytes (padding: x = 0). */
-static void pack_x16(const int16_t *x, int64_t m, int64_t k, int mr, uint8_t *xph, uint8_t *xpl)
+ * low bytes (padding: x = 0), one chunk of a row per ymm (both halves by truncating vpmovwb). */
+FXP_TARGET_AVX512 static void pack_x16(const int16_t *x, int64_t m, int64_t k, int mr, uint8_t *xph, uint8_t *xpl)
 {
-    const int64_t kx = chunked_k(k);
+    const int64_t kx = chunked_k(k), whole = k / 16 * 16;
+    const __m256i half = _mm256_set1_epi16(128);
     for (int64_t i0 = 0; i0 < m; i0 += mr)
         for (int r = 0; r < mr; r++) {
             const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
-            for (int64_t kk = 0; kk < kx; kk++) {
-                uint16_t v = row && kk < k ? (uint16_t)row[kk] : 0;
-                int64_t at = i0 * kx + ((kk >> 4) * mr + r) * 16 + (kk & 15);
-                xph[at] = (uint8_t)((v >> 8) ^ 0x80u);
-                xpl[at] = (uint8_t)(v & 0xffu);
+            for (int64_t kk = 0; kk < kx; kk += 16) {
+                int64_t at = i0 * kx + ((kk >> 4) * mr + r) * 16;
+                __m256i v;
+                if (row && kk < whole) {
+                    v = _mm256_loadu_si256((const __m256i *)(row + kk));
+                } else {
+                    int16_t tail[16] = {0};
+                    for (int j = 0; row && j < 16 && kk + j < k; j++)
+                        tail[j] = row[kk + j];
+                    v = _mm256_loadu_si256((const __m256i *)tail);
+                }
+                __m128i high = _mm256_cvtepi16_epi8(_mm256_add_epi16(_mm256_srai_epi16(v, 8), half));
+                __m128i low = _mm256_cvtepi16_epi8(v);
+                FXP_KEEP_IN_REGISTER(high);
+                FXP_KEEP_IN_REGISTER(low);
+                _mm_storeu_si128((__m128i *)(xph + at), high);
+                _mm_storeu_si128((__m128i *)(xpl + at), low);
             }
         }
 }
