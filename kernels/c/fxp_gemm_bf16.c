@@ -164,7 +164,12 @@ static inline uint32_t load_pair(const uint16_t *p)
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                                 \
             if (r < mr)                                                                                     \
                 _Pragma("GCC unroll 8") for (int v = 0; v < 2 * P; v++)                                     \
-                    _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mask[v], acc[r][v]);                      \
+                {   /* unmasked where it can: masked stores are slow on AMD Zen */                          \
+                    if (mask[v] == 0xffff)                                                                  \
+                        _mm512_storeu_ps(out + r * ldo + 16 * v, acc[r][v]);                                \
+                    else                                                                                    \
+                        _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mask[v], acc[r][v]);                  \
+                }                                                                                           \
     }
 
 DEFINE_KERNEL(8, 1)

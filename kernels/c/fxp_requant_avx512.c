@@ -49,18 +49,28 @@ FXP_TARGET_AVX512 static inline int64_t finish_lanes(__m512i y, const fxp_epilog
     } else {
         y = _mm512_min_epi64(_mm512_max_epi64(y, lo), hi);
     }
+    /* unmasked stores for whole vectors: masked stores are slow on AMD Zen */
     if (out_size == 1) {
         __m128i b = _mm512_cvtepi64_epi8(y);
         FXP_KEEP_IN_REGISTER(b);
-        _mm_mask_storeu_epi8((int8_t *)out + j, valid, b);
+        if (valid == 0xff)
+            _mm_storel_epi64((__m128i *)((int8_t *)out + j), b);
+        else
+            _mm_mask_storeu_epi8((int8_t *)out + j, valid, b);
     } else if (out_size == 2) {
         __m128i h = _mm512_cvtepi64_epi16(y);
         FXP_KEEP_IN_REGISTER(h);
-        _mm_mask_storeu_epi16((int16_t *)out + j, valid, h);
+        if (valid == 0xff)
+            _mm_storeu_si128((__m128i *)((int16_t *)out + j), h);
+        else
+            _mm_mask_storeu_epi16((int16_t *)out + j, valid, h);
     } else {
         __m256i d = _mm512_cvtepi64_epi32(y);
         FXP_KEEP_IN_REGISTER(d);
-        _mm256_mask_storeu_epi32((int32_t *)out + j, valid, d);
+        if (valid == 0xff)
+            _mm256_storeu_si256((__m256i *)((int32_t *)out + j), d);
+        else
+            _mm256_mask_storeu_epi32((int32_t *)out + j, valid, d);
     }
     return __builtin_popcount((unsigned)outside);
 }
