@@ -13,7 +13,7 @@
  * every tile passes), tiles inner; a 6 x 16 tile keeps 12 ymm accumulators (two weight
  * vectors, a broadcast and a product fill the 16 registers) over all of K.  The epilogue
  * stores the int32 result, or requantizes in int32 lanes (power-of-two shifts in [0, 31],
- * no multiplier: the threshold form of fxp_threshold_form), or through fxp_rq_row_s32.
+ * no multiplier: the threshold form of fxp_threshold_levels), or through fxp_rq_row_s32.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -135,25 +135,32 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
     s->nc = (int)nc;
     if (o->qout == NULL || o->mult != NULL)
         return;
-    int32_t shift[NR] = {0}, base[NR], odd_step[NR], neg_step[NR];
+    int32_t shift[NR] = {0};
     for (int64_t j = 0; j < nc; j++) {
         shift[j] = o->shift[n0 + j];
         if (shift[j] < 0 || shift[j] > 31)
             return;
     }
-    int uses;
+    int level[2][2];
     const fxp_epilogue *e = o->rq;
-    if (!fxp_threshold_form(e->rounding, shift, NR, base, odd_step, neg_step, &uses))
+    if (!fxp_threshold_levels(e->rounding, level))
         return;
+    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
     for (int v = 0; v < 2; v++) {
         s->shift[v] = _mm256_loadu_si256((const __m256i *)(shift + 8 * v));
-        s->low[v] = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), s->shift[v]), _mm256_set1_epi32(1));
-        s->base[v] = _mm256_loadu_si256((const __m256i *)(base + 8 * v));
-        s->odd_step[v] = _mm256_loadu_si256((const __m256i *)(odd_step + 8 * v));
-        s->neg_step[v] = _mm256_loadu_si256((const __m256i *)(neg_step + 8 * v));
+        __m256i unit = _mm256_sllv_epi32(one, s->shift[v]), half = _mm256_srli_epi32(unit, 1);
+        s->low[v] = _mm256_sub_epi32(unit, one);
+        /* c by level, 0 where s = 0 (no rounding there) */
+        const __m256i rounds = _mm256_cmpgt_epi32(s->shift[v], zero);
+        const __m256i by_level[5] = {zero, _mm256_and_si256(rounds, _mm256_sub_epi32(half, one)),
+                                     _mm256_and_si256(rounds, half), _mm256_and_si256(rounds, s->low[v]),
+                                     _mm256_and_si256(rounds, unit)};
+        s->base[v] = by_level[level[0][0]];
+        s->odd_step[v] = _mm256_sub_epi32(by_level[level[1][0]], s->base[v]);
+        s->neg_step[v] = _mm256_sub_epi32(by_level[level[0][1]], s->base[v]);
     }
-    s->use_odd = uses & 1;
-    s->use_neg = uses >> 1 & 1;
+    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
+    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
     s->relu = e->relu;
     s->wrap = e->overflow == FXP_WRAP;
     s->lo = _mm256_set1_epi32((int32_t)e->lo);

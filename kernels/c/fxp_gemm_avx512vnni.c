@@ -24,7 +24,7 @@
  * two 48-column strips (or the one narrower strip) at a time, so the packed weights are read
  * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32 lanes
  * when the strip's shifts are pure powers of two in [0, 127] (rounding in the threshold form of
- * fxp_threshold_form; inside the 16- and 32-column tile kernels, one loop per output width and
+ * fxp_threshold_levels; inside the 16- and 32-column tile kernels, one loop per output width and
  * overflow mode), else by the exact int64-lane requantization.  Rows and columns past the
  * edges are masked, never touched.
  */
@@ -154,7 +154,9 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     for (int64_t j = 0; j < nc; j++)
         if (shift[j] < 0 || shift[j] > 127)
             return;
-    int32_t lane_shift[16 * MAX_NV], base[16 * MAX_NV], odd_step[16 * MAX_NV], neg_step[16 * MAX_NV];
+    int level[2][2];
+    if (!fxp_threshold_levels(e->rounding, level))
+        return;
     s->any_big = 0;
     const __m512i one = _mm512_set1_epi32(1), s31 = _mm512_set1_epi32(31);
     for (int v = 0; v < MAX_NV; v++) {
@@ -163,19 +165,19 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         s->at32[v] = _mm512_cmpeq_epi32_mask(given, _mm512_set1_epi32(32));
         s->any_big |= s->big[v] != 0;
         s->shift[v] = _mm512_min_epi32(given, s31);
-        s->low[v] = _mm512_sub_epi32(_mm512_sllv_epi32(one, s->shift[v]), one);
-        _mm512_storeu_si512((void *)(lane_shift + 16 * v), s->shift[v]);
+        __m512i unit = _mm512_sllv_epi32(one, s->shift[v]), half = _mm512_srli_epi32(unit, 1);
+        s->low[v] = _mm512_sub_epi32(unit, one);
+        /* c by level, 0 where s = 0 (no rounding there) */
+        const __mmask16 rounds = _mm512_test_epi32_mask(s->shift[v], s->shift[v]);
+        const __m512i by_level[5] = {_mm512_setzero_si512(), _mm512_maskz_sub_epi32(rounds, half, one),
+                                     _mm512_maskz_mov_epi32(rounds, half), _mm512_maskz_mov_epi32(rounds, s->low[v]),
+                                     _mm512_maskz_mov_epi32(rounds, unit)};
+        s->base[v] = by_level[level[0][0]];
+        s->odd_step[v] = _mm512_sub_epi32(by_level[level[1][0]], s->base[v]);
+        s->neg_step[v] = _mm512_sub_epi32(by_level[level[0][1]], s->base[v]);
     }
-    int uses;
-    if (!fxp_threshold_form(e->rounding, lane_shift, 16 * MAX_NV, base, odd_step, neg_step, &uses))
-        return;
-    for (int v = 0; v < MAX_NV; v++) {
-        s->base[v] = _mm512_loadu_si512((const void *)(base + 16 * v));
-        s->odd_step[v] = _mm512_loadu_si512((const void *)(odd_step + 16 * v));
-        s->neg_step[v] = _mm512_loadu_si512((const void *)(neg_step + 16 * v));
-    }
-    s->use_odd = uses & 1;
-    s->use_neg = uses >> 1 & 1;
+    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
+    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
     s->relu = e->relu;
     s->full_range = e->overflow != FXP_WRAP && (e->out_size == 1 || e->out_size == 2) &&
                     e->lo == -((int64_t)1 << (8 * e->out_size - 1)) && e->hi == ((int64_t)1 << (8 * e->out_size - 1)) - 1;
@@ -190,7 +192,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
 
 /* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) in the
  * threshold form of the mode, q + ((r + c) >> s) with floor q = acc >> s, rest r = acc & (2**s - 1)
- * and c from the odd bit of q and the sign of acc (fxp_threshold_form; r + c < 2**32 runs
+ * and c from the odd bit of q and the sign of acc (fxp_threshold_levels; r + c < 2**32 runs
  * unsigned, |q| <= 2**30 leaves room for the + 1); then relu, then the overflow mode.  *outside
  * gets the valid columns outside [lo, hi].
  * A shift s > 31 leaves floor 0 or -1 and a rest that depends only on the sign of acc (and, at

@@ -37,15 +37,14 @@ static inline int fxp_rounds_up(int rounding, int q_odd, int negative, int rest)
 #define FXP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,popcnt")))
 #endif
 
-/* The threshold form of deterministic mode `rounding` on lanes with shifts shift[0..n-1] in [0, 31]:
- * round(acc / 2**s) = q + ((r + c) >> s) with q = acc >> s, r = acc & (2**s - 1) and
- * c = base + (q odd ? odd_step : 0) + (acc < 0 ? neg_step : 0), r + c < 2**(s+1) (unsigned; lanes
- * with s = 0 get c = 0).  Derived from the mode's round-up table: returns 1 and fills the three
- * arrays and *uses (bit 0: odd_step matters, bit 1: neg_step) when the rests that round up form a
- * threshold for every (q odd, negative) pair and c is linear in the two (all 13 deterministic
- * modes); else 0 (the caller then takes the exact scalar or int64 path). */
-int fxp_threshold_form(int rounding, const int32_t *shift, int64_t n, int32_t *base, int32_t *odd_step,
-                       int32_t *neg_step, int *uses);
+/* The threshold form of deterministic mode `rounding` for a shift s in [1, 31]:
+ * round(acc / 2**s) = q + ((r + c) >> s) with q = acc >> s, r = acc & (2**s - 1), r + c < 2**(s+1)
+ * (unsigned), and c = c(level[q odd][acc < 0]) for the levels 0..4: 0, 2**(s-1) - 1, 2**(s-1),
+ * 2**s - 1, 2**s (a shift of 0 needs c = 0).  Derived from the mode's round-up table; returns 1 when
+ * the rests that round up form a threshold for every (q odd, negative) pair and c is linear in the
+ * two, c = c00 + odd * (c10 - c00) + negative * (c01 - c00) (all 13 deterministic modes), else 0 (the
+ * caller then takes the exact scalar or int64 path). */
+int fxp_threshold_levels(int rounding, int level[2][2]);
 /* Exact scalar requantization of one accumulator (any shift, any multiplier); adds 1 to
  * *count when the value is outside [lo, hi] after relu. */
 int64_t fxp_rq_scalar(int64_t acc, int shift, int64_t mult, const fxp_epilogue *p, int64_t *count);

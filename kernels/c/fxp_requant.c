@@ -136,29 +136,17 @@ static int up_level(int rounding, int odd, int negative)
     return -1;
 }
 
-int fxp_threshold_form(int rounding, const int32_t *shift, int64_t n, int32_t *base, int32_t *odd_step,
-                       int32_t *neg_step, int *uses)
+int fxp_threshold_levels(int rounding, int level[2][2])
 {
-    int level[2][2];
+    /* c at each level is a * 2**(s-1) + b with (a, b) = (0, 0), (1, -1), (1, 0), (2, -1), (2, 0): the
+     * form is linear in (odd, negative) for every s when both parts are */
+    static const int a[5] = {0, 1, 1, 2, 2}, b[5] = {0, -1, 0, -1, 0};
     for (int odd = 0; odd < 2; odd++)
         for (int neg = 0; neg < 2; neg++)
             if ((level[odd][neg] = up_level(rounding, odd, neg)) < 0)
                 return 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t unit = (int64_t)1 << shift[i], c[2][2];
-        const int64_t by_level[5] = {0, unit / 2 - 1, unit / 2, unit - 1, unit};
-        for (int odd = 0; odd < 2; odd++)
-            for (int neg = 0; neg < 2; neg++)
-                c[odd][neg] = shift[i] > 0 ? by_level[level[odd][neg]] : 0;
-        if (c[1][1] - c[1][0] != c[0][1] - c[0][0])
-            return 0;
-        base[i] = (int32_t)(uint32_t)c[0][0];
-        odd_step[i] = (int32_t)(uint32_t)(c[1][0] - c[0][0]);
-        neg_step[i] = (int32_t)(uint32_t)(c[0][1] - c[0][0]);
-    }
-    *uses = (level[1][0] != level[0][0] || level[1][1] != level[0][1]) |
-            (level[0][1] != level[0][0] || level[1][1] != level[1][0]) << 1;
-    return 1;
+    return a[level[1][1]] - a[level[1][0]] == a[level[0][1]] - a[level[0][0]] &&
+           b[level[1][1]] - b[level[1][0]] == b[level[0][1]] - b[level[0][0]];
 }
 
 void fxp_epilogue_init(fxp_epilogue *e)
