@@ -198,6 +198,7 @@ int64_t fxp_round_div(int64_t v, int64_t d, int rounding)
     return q + fxp_rounds_up(rounding, (int)(q & 1), v < 0, rest);
 }
 
+#ifdef FXP_X86
 static int shifts_in(const int32_t *shift, int64_t n, int lo, int hi)
 {
     for (int64_t j = 0; j < n; j++)
@@ -205,47 +206,38 @@ static int shifts_in(const int32_t *shift, int64_t n, int lo, int hi)
             return 0;
     return 1;
 }
-
-int64_t fxp_rq_row_s32(const int32_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_epilogue *p, void *out, int out_size)
-{
-    int64_t count = 0;
-#ifdef FXP_X86
-    if (fxp_active_path() == FXP_PATH_AVX512VNNI && shifts_in(shift, n, 0, 127))
-        return fxp_requant_row_s32_avx512(acc, n, shift, mult, p, out, out_size);
 #endif
-    for (int64_t j = 0; j < n; j++)
-        fxp_store_int(out, out_size, j, fxp_rq_scalar(acc[j], shift[j], mult ? mult[j] : 1, p, &count));
-    return count;
-}
 
-int64_t fxp_rq_row_s64(const int64_t *acc, int64_t n, const int32_t *shift, const int64_t *mult,
-                       const fxp_epilogue *p, void *out, int out_size)
-{
-    int64_t count = 0;
+/* One row (fxp_rq_row_SFX) and a whole (rows, cols) matrix (fxp_requant_SFX) of accumulators of type
+ * T: the AVX-512 lanes where the active path and the parameters allow (LANES_OK), else exactly per
+ * element. */
+#define DEFINE_REQUANT(SFX, T, LANES_OK, LANES_CALL)                                                   \
+    int64_t fxp_rq_row_##SFX(const T *acc, int64_t n, const int32_t *shift, const int64_t *mult,        \
+                             const fxp_epilogue *p, void *out, int out_size)                            \
+    {                                                                                                  \
+        int64_t count = 0;                                                                             \
+        if (LANES_OK)                                                                                  \
+            return LANES_CALL;                                                                         \
+        for (int64_t j = 0; j < n; j++)                                                                \
+            fxp_store_int(out, out_size, j, fxp_rq_scalar(acc[j], shift[j], mult ? mult[j] : 1, p, &count)); \
+        return count;                                                                                  \
+    }                                                                                                  \
+                                                                                                       \
+    int64_t fxp_requant_##SFX(const T *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out) \
+    {                                                                                                  \
+        int64_t count = 0;                                                                             \
+        for (int64_t i = 0; i < rows; i++)                                                             \
+            count += fxp_rq_row_##SFX(acc + i * cols, cols, e->shift, e->mult, e,                      \
+                                      (char *)out + i * cols * e->out_size, e->out_size);              \
+        return count;                                                                                  \
+    }
+
 #ifdef FXP_X86
-    if (fxp_active_path() == FXP_PATH_AVX512VNNI && mult == NULL && shifts_in(shift, n, 0, 63))
-        return fxp_requant_row_s64_avx512(acc, n, shift, p, out, out_size);
+DEFINE_REQUANT(s32, int32_t, fxp_active_path() == FXP_PATH_AVX512VNNI && shifts_in(shift, n, 0, 127),
+               fxp_requant_row_s32_avx512(acc, n, shift, mult, p, out, out_size))
+DEFINE_REQUANT(s64, int64_t, fxp_active_path() == FXP_PATH_AVX512VNNI && mult == NULL && shifts_in(shift, n, 0, 63),
+               fxp_requant_row_s64_avx512(acc, n, shift, p, out, out_size))
+#else
+DEFINE_REQUANT(s32, int32_t, 0, 0)
+DEFINE_REQUANT(s64, int64_t, 0, 0)
 #endif
-    for (int64_t j = 0; j < n; j++)
-        fxp_store_int(out, out_size, j, fxp_rq_scalar(acc[j], shift[j], mult ? mult[j] : 1, p, &count));
-    return count;
-}
-
-int64_t fxp_requant_s32(const int32_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out)
-{
-    int64_t count = 0;
-    for (int64_t i = 0; i < rows; i++)
-        count += fxp_rq_row_s32(acc + i * cols, cols, e->shift, e->mult, e, (char *)out + i * cols * e->out_size,
-                                e->out_size);
-    return count;
-}
-
-int64_t fxp_requant_s64(const int64_t *acc, int64_t rows, int64_t cols, const fxp_epilogue *e, void *out)
-{
-    int64_t count = 0;
-    for (int64_t i = 0; i < rows; i++)
-        count += fxp_rq_row_s64(acc + i * cols, cols, e->shift, e->mult, e, (char *)out + i * cols * e->out_size,
-                                e->out_size);
-    return count;
-}
