@@ -166,14 +166,16 @@ def gemm(x, w, bias, out) -> None:
 
 def prepare_gemm(w, bias, kind, epilogue, threads=1):
     """int8 x int8, int16 activations and bf16: ``w`` packed (per SIMD path, on first use) into the kernels'
-    layouts, the packed integer GEMMs split over ``threads`` OpenMP threads; float kinds are bound unpacked
-    (one thread).  The epilogue becomes its C struct once."""
+    layouts, the packed integer GEMMs split over ``threads`` OpenMP threads; float kinds: ``w`` packed once
+    into transposed strips (one thread).  The epilogue becomes its C struct once."""
     if kind.name == "s8":
         return PackedInt8Weights(w, bias, epilogue, threads)
     if kind.name == "bf16":
         return PackedBf16Weights(w, bias)
     if kind.x == np.int16:
         return PackedSplitWeights(w, bias, kind, epilogue, threads)
+    if kind.name in ("f32", "f64"):
+        return PackedFloatWeights(w, bias, kind)
     return CWeights(w, bias, kind, epilogue)
 
 
@@ -221,6 +223,24 @@ class CWeights:
         scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_scratch_bytes(kind.code, m, n, k)))
         return int(fn(_ptr(_CTYPES[kind.x], x), _ptr(_CTYPES[kind.w], self.w), _ptr(_CTYPES[kind.acc], self.bias),
                       self._epilogue.struct, ffi.cast("void *", out.ctypes.data), m, n, k, scratch))
+
+
+class PackedFloatWeights(CWeights):
+    """float32/float64 (N, K) weights packed once into the generic kernels' transposed strips
+    (``fxp_gemm_float_pack``), so a call does not repack w (the same sums in the same order)."""
+
+    def __init__(self, w, bias, kind):
+        super().__init__(w, bias, kind, None)
+        n, k = w.shape
+        self._packed = np.empty(int(lib.fxp_gemm_float_packed_bytes(kind.code, n, k)), dtype=np.uint8)
+        self._packed_ptr = ffi.from_buffer(self._packed)
+        lib.fxp_gemm_float_pack(kind.code, ffi.from_buffer(w), n, k, self._packed_ptr)
+
+    def gemm(self, x, out) -> None:
+        m, k = x.shape
+        fn = lib.fxp_gemm_f32_packed if self.kind.name == "f32" else lib.fxp_gemm_f64_packed
+        ctype = _CTYPES[self.kind.x]
+        fn(_ptr(ctype, x), self._packed_ptr, _ptr(ctype, self.bias), _ptr(ctype, out), m, self.w.shape[0], k)
 
 
 class _PackedPerPath(CWeights):

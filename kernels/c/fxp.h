@@ -44,6 +44,15 @@ void fxp_gemm_f32(const float *x, const float *w, const float *bias, float *out,
                   int64_t m, int64_t n, int64_t k, void *scratch);
 void fxp_gemm_f64(const double *x, const double *w, const double *bias, double *out,
                   int64_t m, int64_t n, int64_t k, void *scratch);
+/* Float weights packed once (transposed strips of 32 columns) for fxp_gemm_f32/f64_packed: the same
+ * sums in the same order as fxp_gemm_f32/f64, without repacking w per call.  kind: f32 or f64;
+ * fxp_gemm_float_packed_bytes is -1 for other kinds. */
+int64_t fxp_gemm_float_packed_bytes(int kind, int64_t n, int64_t k);
+void fxp_gemm_float_pack(int kind, const void *w, int64_t n, int64_t k, void *packed);
+void fxp_gemm_f32_packed(const float *x, const void *packed, const float *bias, float *out, int64_t m, int64_t n,
+                         int64_t k);
+void fxp_gemm_f64_packed(const double *x, const void *packed, const double *bias, double *out, int64_t m, int64_t n,
+                         int64_t k);
 void fxp_gemm_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
                  int64_t m, int64_t n, int64_t k, void *scratch);
 void fxp_gemm_s16(const int16_t *x, const int16_t *w, const int64_t *bias, int64_t *out,
