@@ -72,3 +72,16 @@ def test_extreme_operands_at_the_largest_k(avx2):
         w = np.full((17, 65536), -128, np.int8)
         w[::2] = value
         check_exact(x, w, np.full(17, -1, np.int32))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_threads_split_tiles_identically(avx2, threads):
+    """(strip, tile) pairs over 2..4 threads: the reference's integers and overflow counts, on few and on many
+    tiles."""
+    rng = np.random.default_rng(threads)
+    for m, n, k in ((5, 17, 33), (61, 50, 144), (7, 3, 9)):
+        x, w = extreme_ints(rng, np.int8, (m, k)), extreme_ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**15, 2**15, n).astype(np.int32)
+        check_exact(x, w, bias, threads)
+        for epi in epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, False):
+            check(x, w, bias, epi, threads)

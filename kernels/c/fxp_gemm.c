@@ -157,7 +157,7 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
     if (path == FXP_PATH_AVX512VNNI)
         return fxp_gemm_s8_packed_avx512(x, strips, out, rq, qout, m, n, k, scratch, threads);
     if (path == FXP_PATH_AVX2)
-        return fxp_gemm_s8_packed_avx2(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+        return fxp_gemm_s8_packed_avx2(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch, threads);
 #endif
     (void)x;
     (void)strips;

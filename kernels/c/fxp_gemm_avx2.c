@@ -10,13 +10,16 @@
  * Blocking: w is packed once per prepared layer in strips of NR = 16 columns, [k / 2][16][2]
  * int16 followed by 16 int32 corrections; x is packed once per call, sign-extended, in tiles
  * of MR = 6 rows ([tile][k / 2][6][2] int16).  Strips outer (a strip stays in L1/L2 while
- * every tile passes), tiles inner; a 6 x 16 tile keeps 12 ymm accumulators (two weight
+ * every tile passes), tiles inner, (strip, tile) pairs split over OpenMP threads; a 6 x 16 tile keeps 12 ymm accumulators (two weight
  * vectors, a broadcast and a product fill the 16 registers) over all of K.  The epilogue
  * stores the int32 result, or requantizes in int32 lanes (power-of-two shifts in [0, 31],
  * no multiplier: the threshold form of fxp_threshold_levels), or through fxp_rq_row_s32.
  */
 #include <stdint.h>
 #include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "fxp.h"
 #include "fxp_internal.h"
 
@@ -217,29 +220,46 @@ FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *
     return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
 }
 
-/* Every tile of packed x (xp) times one strip (wp, corr) into the columns n0 .. n0 + nc - 1 of
- * the sink; returns the overflow count. */
-FXP_TARGET_AVX2 static int64_t strip_pass(const int16_t *xp, const int16_t *wp, const int32_t *corr, int64_t m,
-                                          int64_t kp, int64_t n0, int64_t nc, const sink *o)
+/* One tile of packed x (rows i0 .. i0 + MR - 1, those below m) times one strip (wp, corr) into the
+ * columns n0 .. n0 + nc - 1 of the sink, q the strip's epilogue; returns the overflow count. */
+FXP_TARGET_AVX2 static int64_t tile_pass(const int16_t *xp, const int16_t *wp, const int32_t *corr, int64_t m,
+                                         int64_t kp, int64_t i0, int64_t n0, int64_t nc, const sink *o,
+                                         const strip_rq *q)
 {
     int32_t buf[MR * NR] __attribute__((aligned(32)));
-    strip_rq q;
     int64_t count = 0;
-    strip_rq_init(&q, o, n0, nc);
-    for (int64_t i0 = 0; i0 < m; i0 += MR) {
-        const int64_t rows = m - i0 < MR ? m - i0 : MR;
-        tiles[rows](xp + i0 * kp, wp, corr, kp >> 1, buf);
-        for (int64_t r = 0; r < rows; r++) {
-            const int32_t *acc = buf + r * NR;
-            if (o->qout == NULL) {
-                memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
-                continue;
-            }
-            char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
-            count += q.lanes ? rq_row_lanes(acc, &q, dst, o->out_size)
-                             : fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst,
-                                              o->out_size);
+    const int64_t rows = m - i0 < MR ? m - i0 : MR;
+    tiles[rows](xp + i0 * kp, wp, corr, kp >> 1, buf);
+    for (int64_t r = 0; r < rows; r++) {
+        const int32_t *acc = buf + r * NR;
+        if (o->qout == NULL) {
+            memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
+            continue;
         }
+        char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
+        count += q->lanes ? rq_row_lanes(acc, q, dst, o->out_size)
+                          : fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst,
+                                           o->out_size);
+    }
+    return count;
+}
+
+/* (strip, tile) pairs t0 .. t1 - 1 (strip-major, n_tiles tiles per strip) of packed x times the packed
+ * strips at `strips` (stride bytes apart); each strip's epilogue set up once per run. */
+FXP_TARGET_AVX2 static int64_t run_pairs(const int16_t *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
+                                         int64_t kp, int64_t n_tiles, const sink *o, int64_t t0, int64_t t1)
+{
+    strip_rq q;
+    int64_t count = 0, q_strip = -1;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / n_tiles, n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
+        const char *strip = strips + j * stride;
+        if (j != q_strip) {
+            strip_rq_init(&q, o, n0, nc);
+            q_strip = j;
+        }
+        count += tile_pass(xp, (const int16_t *)strip, (const int32_t *)(strip + 2 * kp * NR), m, kp,
+                           (t % n_tiles) * MR, n0, nc, o, &q);
     }
     return count;
 }
@@ -248,7 +268,7 @@ int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, 
                          const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
                          int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    const int64_t kp = padded_k(k);
+    const int64_t kp = padded_k(k), n_tiles = (m + MR - 1) / MR;
     int16_t *wp = (int16_t *)fxp_align64(scratch);
     int32_t *corr = (int32_t *)(wp + kp * NR);
     int16_t *xp = (int16_t *)fxp_align64(corr + NR);
@@ -258,7 +278,8 @@ int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, 
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
         int64_t nc = n - n0 < NR ? n - n0 : NR;
         pack_w_strip(w, bias, n0, nc, k, kp, wp, corr);
-        count += strip_pass(xp, wp, corr, m, kp, n0, nc, &o);
+        /* the strip just packed, as strip n0 / NR of a layer whose strips sit 0 bytes apart */
+        count += run_pairs(xp, (const char *)wp, 0, m, n, kp, n_tiles, &o, n0 / NR * n_tiles, (n0 / NR + 1) * n_tiles);
     }
     return count;
 }
@@ -282,21 +303,32 @@ void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 }
 
 /* fxp_gemm_s8_avx2 on weights packed by fxp_s8_pack_avx2; scratch holds packed x (after the room
- * the unpacked call keeps for one strip). */
+ * the unpacked call keeps for one strip).  `threads` OpenMP threads share the (strip, tile) pairs,
+ * strip-major; each output element is computed by one thread. */
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
                                 const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch)
+                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
     const int64_t kp = padded_k(k), stride = strip_bytes(k);
+    const int64_t n_strips = (n + NR - 1) / NR, n_tiles = (m + MR - 1) / MR;
     const char *base = (const char *)fxp_align64((void *)packed);
     int16_t *xp = (int16_t *)fxp_align64((char *)scratch + strip_bytes(k) + 64);
     const sink o = {shift, mult, rq, qout, out_size, out, n};
     int64_t count = 0;
     pack_x(x, m, k, kp, xp);
-    for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        const char *strip = base + n0 / NR * stride;
-        count += strip_pass(xp, (const int16_t *)strip, (const int32_t *)(strip + 2 * kp * NR), m, kp, n0,
-                            n - n0 < NR ? n - n0 : NR, &o);
+    const int64_t pairs = n_strips * n_tiles;
+    if (threads <= 1)
+        return run_pairs(xp, base, stride, m, n, kp, n_tiles, &o, 0, pairs);
+    /* contiguous runs of pairs per thread, as schedule(static) would give */
+#pragma omp parallel num_threads(threads) reduction(+ : count)
+    {
+        int64_t me = 0, team = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+        const int64_t per = pairs / team, extra = pairs % team;
+        const int64_t t0 = me * per + (me < extra ? me : extra), t1 = t0 + per + (me < extra);
+        count += run_pairs(xp, base, stride, m, n, kp, n_tiles, &o, t0, t1);
     }
     return count;
 }

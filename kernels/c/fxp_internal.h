@@ -170,7 +170,7 @@ int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k);
 void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
                                 const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch);
+                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 int64_t fxp_s8_scratch_avx2(int64_t m, int64_t k);
 int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
                          const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
