@@ -222,11 +222,13 @@ def test_int16_by_int8_extremes_at_the_split_bound(path, k):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 127, 128, 129, 255, 256, 257, 785])
-@pytest.mark.parametrize("m,n", [(1, 53), (3, 40), (4, 53), (4, 96), (5, 130), (17, 53), (17, 48)])
+@pytest.mark.parametrize("m,n", [(1, 53), (3, 40), (4, 53), (4, 96), (5, 130), (17, 53), (17, 48), (1, 17),
+                                 (4, 32), (13, 32), (25, 16)])
 def test_int16_gemm_exact_across_its_int32_blocks(path, m, n, k):
     """int16 x int16 (wrapped vpdpwssd sums recovered against high-byte vpdpbusd sums every 128 k):
-    blocks at and past their bound, both strip layouts (48 columns for n = 40, 48, 96; 64 for
-    53, 130), small-batch and tile kernels, extreme and random operands, bias, both epilogues."""
+    blocks at and past their bound, the three strip layouts (32 columns for n = 16, 17, 32; 48 for
+    40, 48, 96, 130; 64 for 53), small-batch and tile kernels (12-row tiles: m = 13, 25), extreme
+    and random operands, bias, both epilogues."""
     rng = np.random.default_rng(m * 1000 + n * 7 + k)
     x, w = extreme_ints(rng, np.int16, (m, k)), extreme_ints(rng, np.int16, (n, k))
     x[0] = -32768

@@ -18,14 +18,14 @@
  * for K <= 65536 (the caller's bound), so intermediate wraps cancel; U grows by less than 2**16 per block.
  * The int64 result 2**16 H + U (+ bias) goes to the epilogue.
  *
- * Layout: w is packed once per prepared layer in strips of NR = 48 or 64 columns (see
+ * Layout: w is packed once per prepared layer in strips of NR = 32, 48 or 64 columns (see
  * strip_vectors), each strip four panels of rows of NR int32: k pairs ([k / 2][NR][2] int16),
  * high-byte quads ([k / 4][NR][4] int8), one table row per block ((128 * block sum of wh) << 16,
- * wrapped) and the H init row (-128 * sum of wh).  x is packed per call in tiles of MR = 8 (or
- * 6) rows: pairs [tile][k / 2][MR][2] int16 and quads [tile][k / 4][MR][4] of xh + 128.  K pads
- * to a multiple of 4 with zeros.  An 8 x 48 (6 x 64) tile keeps 24 int32 accumulators in zmm
- * registers through each of the two passes; batches of 1..4 (1..3) rows run both strips of a
- * pair at once.
+ * wrapped) and the H init row (-128 * sum of wh).  x is packed per call in tiles of MR = 12, 8
+ * or 6 rows: pairs [tile][k / 2][MR][2] int16 and quads [tile][k / 4][MR][4] of xh + 128.  K pads
+ * to a multiple of 4 with zeros.  A 12 x 32, 8 x 48 or 6 x 64 tile keeps 24 int32 accumulators
+ * in zmm registers through each of the two passes; batches of 1..4 rows (1..3 with 64 columns)
+ * run both strips of a pair at once.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -38,17 +38,25 @@
 #define KB 128          /* k per exact block (see the bound above) */
 #define KB_PAIRS (KB / 2)
 #define KB_QUADS (KB / 4)
-#define MAX_TILE 384    /* int32 outputs of the largest register tile (8 x 48, 4 x 96, 6 x 64, 3 x 128) */
+#define MAX_TILE 384    /* int32 outputs of the largest register tile (12 x 32, 8 x 48, 4 x 96, 6 x 64, 3 x 128) */
 
 static int64_t quads_of(int64_t k) { return (k + 3) >> 2; }
 static int64_t pairs_of(int64_t k) { return 2 * quads_of(k); }
 static int64_t blocks_of(int64_t k) { return (k + KB - 1) / KB; }
 
-/* The two layouts: strips of 48 columns with 8-row x tiles, or of 64 with 6-row tiles where
- * that pads n less (n = 64, 128, 256, 1024, ...).  Chosen from n alone, so the packed weights
- * and the GEMM agree on it without a record. */
-static int strip_vectors(int64_t n) { return (n + 63) / 64 * 64 < (n + 47) / 48 * 48 ? 4 : 3; }
-static int64_t tile_rows(int nv) { return nv == 4 ? 6 : 8; }
+/* The three layouts: strips of 32, 48 or 64 columns (2, 3 or 4 vectors) with x tiles of 12, 8 or 6
+ * rows, whichever pads n least (the wider on a tie: n = 16, 32 take 32; 48, 96 take 48; 64, 128,
+ * 256, 1024 take 64).  Chosen from n alone, so the packed weights and the GEMM agree on it without
+ * a record. */
+static int strip_vectors(int64_t n)
+{
+    int best = 4;
+    for (int nv = 3; nv >= 2; nv--)
+        if ((n + 16 * nv - 1) / (16 * nv) * (16 * nv) < (n + 16 * best - 1) / (16 * best) * (16 * best))
+            best = nv;
+    return best;
+}
+static int64_t tile_rows(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : 12; }
 static int64_t padded_m(int64_t m, int nv) { return (m + tile_rows(nv) - 1) / tile_rows(nv) * tile_rows(nv); }
 static int64_t strip_bytes(int64_t k, int nv)
 {
@@ -82,7 +90,7 @@ int64_t fxp_s16_packed_bytes_avx512(int64_t n, int64_t k)
 
 int64_t fxp_s16_scratch_avx512(int64_t m, int64_t k)
 {
-    const int64_t rows = (m + 23) / 24 * 24;   /* covers the rows of 8- and of 6-row tiles */
+    const int64_t rows = (m + 23) / 24 * 24;   /* covers the rows of 12-, 8- and 6-row tiles */
     return rows * (pairs_of(k) + quads_of(k)) * 4 + 128;
 }
 
@@ -180,21 +188,21 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void fold(__m512i
 #define STEP(OP, R, V, NV, g, WSTRIDE, WV, xs, xw)                                                  \
     if (R <= 4) {                                                                                      \
         __m512i a[R];                                                                                  \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
             a[r] = _mm512_set1_epi32(*(const int32_t *)(xs + (xw) * r));                               \
-        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                            \
+        _Pragma("GCC unroll 16") for (int v = 0; v < V; v++)                                            \
         {                                                                                              \
             __m512i b = _mm512_load_si512((const void *)((v < NV ? w1 : w2) + g * (WSTRIDE) + (WV) * (v % NV))); \
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) OP(acc[r][v], a[r], b);                \
+            _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) OP(acc[r][v], a[r], b);                \
         }                                                                                              \
     } else {                                                                                           \
         __m512i b[V];                                                                                  \
-        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                            \
+        _Pragma("GCC unroll 16") for (int v = 0; v < V; v++)                                            \
             b[v] = _mm512_load_si512((const void *)((v < NV ? w1 : w2) + g * (WSTRIDE) + (WV) * (v % NV))); \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
         {                                                                                              \
             __m512i a = _mm512_set1_epi32(*(const int32_t *)(xs + (xw) * r));                          \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) OP(acc[r][v], a, b[v]);                \
+            _Pragma("GCC unroll 16") for (int v = 0; v < V; v++) OP(acc[r][v], a, b[v]);                \
         }                                                                                              \
     }
 
@@ -209,14 +217,14 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void fold(__m512i
         const int16_t *xt, const int16_t *w1, const int16_t *w2, int64_t g0, int64_t g1, int32_t *wrap) \
     {                                                                                                  \
         __m512i acc[R][V];                                                                             \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 16") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
         for (int64_t g = g0; g < g1; g++) {                                                            \
             const int16_t *xg = xt + g * (MR * 2);                                                     \
             STEP(DPWSSD, R, V, NV, g, NV * 32, 32, xg, 2)                              \
         }                                                                                              \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                        \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 16") for (int v = 0; v < V; v++)                                        \
                 _mm512_store_si512((void *)(wrap + (r * V + v) * 16), acc[r][v]);                      \
     }                                                                                                  \
     FXP_TARGET_AVX512 __attribute__((noinline)) static void high_##R##_##V(                             \
@@ -224,20 +232,25 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void fold(__m512i
         const int32_t *t1, const int32_t *t2, int32_t *h, int32_t *u)                                  \
     {                                                                                                  \
         __m512i acc[R][V];                                                                             \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 16") for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_si512();    \
         for (int64_t q = q0; q < q1; q++) {                                                            \
             const uint8_t *xq = xt + q * (MR * 4);                                                     \
             STEP(DPBUSD, R, V, NV, q, NV * 64, 64, xq, 4)                              \
         }                                                                                              \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                            \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                        \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                                            \
+            _Pragma("GCC unroll 16") for (int v = 0; v < V; v++)                                        \
             {                                                                                          \
                 int64_t at = (r * V + v) * 16;                                                         \
                 fold(acc[r][v], wrap + at, (v < NV ? t1 : t2) + 16 * (v % NV), h + at, u + at);        \
             }                                                                                          \
     }
 
+PASS_KERNELS(12, 2, 2, 12)
+PASS_KERNELS(1, 4, 2, 12)
+PASS_KERNELS(2, 4, 2, 12)
+PASS_KERNELS(3, 4, 2, 12)
+PASS_KERNELS(4, 4, 2, 12)
 PASS_KERNELS(8, 3, 3, 8)
 PASS_KERNELS(1, 6, 3, 8)
 PASS_KERNELS(2, 6, 3, 8)
@@ -257,6 +270,8 @@ typedef struct {
     high_fn tile_high, small_high[5];
 } pass_kernels;
 
+static const pass_kernels kernels_32 = {4, wrap_12_2, {NULL, wrap_1_4, wrap_2_4, wrap_3_4, wrap_4_4},
+                                        high_12_2, {NULL, high_1_4, high_2_4, high_3_4, high_4_4}};
 static const pass_kernels kernels_48 = {4, wrap_8_3, {NULL, wrap_1_6, wrap_2_6, wrap_3_6, wrap_4_6},
                                         high_8_3, {NULL, high_1_6, high_2_6, high_3_6, high_4_6}};
 static const pass_kernels kernels_64 = {3, wrap_6_4, {NULL, wrap_1_8, wrap_2_8, wrap_3_8, NULL},
@@ -324,7 +339,7 @@ int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const i
                                    void *scratch, int threads)
 {
     const int nv = strip_vectors(n);
-    const pass_kernels *K = nv == 4 ? &kernels_64 : &kernels_48;
+    const pass_kernels *K = nv == 4 ? &kernels_64 : nv == 3 ? &kernels_48 : &kernels_32;
     const int64_t nr = 16 * nv, mr = tile_rows(nv), n_strips = (n + nr - 1) / nr;
     const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k);
     const char *strips = (const char *)fxp_align64((void *)packed);
