@@ -359,3 +359,23 @@ def test_prepared_float_weights_equal_the_unprepared_gemm(path, dtype):
                     prepared.gemm(x, got)
                     c.gemm(x, w, bias, want)
                     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES, ids=lambda m: m.value)
+def test_int64_lanes_with_shifts_up_to_127(path, rounding):
+    """int64 accumulators (the int16 GEMMs' epilogue) with shifts 0..127 per column, the lanes above 63 decided
+    by the sign alone (and at 64 by INT64_MIN's exact half): equal to the reference at the int64 ends."""
+    from fixedpoint import kernels as K
+
+    rng = np.random.default_rng(rounding.code + 90)
+    values = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0, 1, 2**62, -(2**62), 2**46, -(2**46)],
+                      np.int64)
+    acc = np.concatenate([np.repeat(values[:, None], 24, axis=1),
+                          rng.integers(-2**50, 2**50, (7, 24), dtype=np.int64)])
+    shift = np.array([0, 1, 31, 32, 62, 63, 64, 65, 66, 100, 126, 127] * 2, np.int32)
+    for overflow in ("saturate", "wrap"):
+        for relu in (False, True):
+            args = dict(rounding=rounding.value, overflow=overflow, out_bits=16, relu=relu)
+            got = K.requantize(acc, shift, **args, backend="c")
+            want = K.requantize(acc, shift, **args, backend="reference")
+            np.testing.assert_array_equal(got, want)

@@ -235,7 +235,7 @@ static int shifts_in(const int32_t *shift, int64_t n, int lo, int hi)
 #ifdef FXP_X86
 DEFINE_REQUANT(s32, int32_t, fxp_active_path() == FXP_PATH_AVX512VNNI && shifts_in(shift, n, 0, 127),
                fxp_requant_row_s32_avx512(acc, n, shift, mult, p, out, out_size))
-DEFINE_REQUANT(s64, int64_t, fxp_active_path() == FXP_PATH_AVX512VNNI && mult == NULL && shifts_in(shift, n, 0, 63),
+DEFINE_REQUANT(s64, int64_t, fxp_active_path() == FXP_PATH_AVX512VNNI && mult == NULL && shifts_in(shift, n, 0, 127),
                fxp_requant_row_s64_avx512(acc, n, shift, p, out, out_size))
 #else
 DEFINE_REQUANT(s32, int32_t, 0, 0)

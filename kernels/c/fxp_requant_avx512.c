@@ -3,7 +3,7 @@
  * Exact in int64: an int32 accumulator times a multiplier < 2**31 has |v| < 2**62, and
  * for such v a shift of 63..127 gives the same floor and the same facts about the
  * dropped bits as a shift of 63, so shifts are clamped to 63.  int64 accumulators come
- * here only without a multiplier and with shifts <= 63.  Rounding is one add on the floor,
+ * here only without a multiplier (shifts up to 127: see fxp_requant_row_s64_avx512).  Rounding is one add on the floor,
  * of the bit the mode's table (fxp_round_up_masks) holds for the lane's facts; relu and
  * the overflow mode follow, then a narrowing store.
  */
@@ -97,15 +97,28 @@ FXP_TARGET_AVX512 int64_t fxp_requant_row_s32_avx512(const int32_t *acc, int64_t
     return count;
 }
 
+/* int64 accumulators without a multiplier, shifts 0..127.  A shift above 63 leaves floor 0 or -1
+ * and a rest that depends only on the sign of v (and, at 64, on v = INT64_MIN, whose rest is
+ * exactly half): those lanes run s = 63 on sign(v), or -2**62 for INT64_MIN at 64, which have
+ * the same floor, parity, sign and rest. */
 FXP_TARGET_AVX512 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t n, const int32_t *shift,
                                                     const fxp_epilogue *p, void *out, int out_size)
 {
-    const __m512i table = _mm512_set1_epi64(fxp_round_up_masks[p->rounding]);
+    const __m512i table = _mm512_set1_epi64(fxp_round_up_masks[p->rounding]), s63 = _mm512_set1_epi64(63);
+    const __m512i one = _mm512_set1_epi64(1), minus_one = _mm512_set1_epi64(-1);
     int64_t count = 0;
     for (int64_t j = 0; j < n; j += 8) {
         __mmask8 valid = lane_mask(n - j);
         __m512i v = _mm512_maskz_loadu_epi64(valid, acc + j);
         __m512i s = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(valid, shift + j));
+        __mmask8 big = _mm512_cmpgt_epi64_mask(s, s63);
+        if (big) {
+            __mmask8 half_rest = _mm512_cmpeq_epi64_mask(s, _mm512_set1_epi64(64)) &
+                                 _mm512_cmpeq_epi64_mask(v, _mm512_set1_epi64(INT64_MIN));
+            v = _mm512_mask_mov_epi64(v, big, _mm512_max_epi64(_mm512_min_epi64(v, one), minus_one));
+            v = _mm512_mask_mov_epi64(v, half_rest, _mm512_set1_epi64(-((int64_t)1 << 62)));
+            s = _mm512_min_epi64(s, s63);
+        }
         count += finish_lanes(round_lanes(v, s, table), p, out, out_size, j, valid);
     }
     return count;
