@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from fixedpoint.kernels.kinds import gemm_kind
-from fixedpoint.kernels.modes import Overflow
+from fixedpoint.kernels.modes import Overflow, Rounding
 from fixedpoint.kernels.reference import backend as ref
-from backend_calls import epilogue, gemm_requant
+from backend_calls import epilogue, extreme_ints, gemm_requant
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
@@ -58,3 +58,44 @@ def check_exact(x, w, bias, threads=1):
     got[...] = 7
     c.gemm(x, w, bias, got)
     np.testing.assert_array_equal(got, want)
+
+
+def forced_path(name, reason):
+    """Run under SIMD path ``name`` (skip with ``reason`` where this machine lacks it), then back to the default."""
+    if name not in c.supported_paths():
+        pytest.skip(reason)
+    c.force_path(name)
+
+
+def check_edges(n, ms, ks, seed):
+    """Every M and K edge of a path's tiles at one N: exact int32 out, the int32-lane epilogue and the exact one."""
+    rng = np.random.default_rng(seed)
+    for k in ks:
+        w = extreme_ints(rng, np.int8, (n, k))
+        bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
+        for m in ms:
+            x = extreme_ints(rng, np.int8, (m, k))
+            check_exact(x, w, bias)
+            for epi in epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, m % 2 == 1):
+                check(x, w, bias, epi)
+
+
+def check_rests_near_the_int32_bounds(rounding, ns, seed):
+    """Shifts 1..31 on accumulators q * 2**s + r for rests 0, 1, half - 1, half, half + 1 and 2**s - 1 and
+    quotients at the int32 ends, 0 and -1 (x = 0, so each accumulator is its column's bias): the rounding
+    of every (odd, sign, rest) case, where the sum r + c of the threshold form is largest."""
+    rng = np.random.default_rng(seed)
+    for n in ns:
+        shift = rng.integers(1, 32, n)
+        unit = 2 ** shift.astype(np.int64)
+        half = unit // 2
+        rest = np.choose(rng.integers(0, 6, n), [0 * unit, 1 + 0 * unit, half - 1, half, half + 1, unit - 1])
+        top, bottom = (2**31 - 1 - rest) // unit, -(2**31) // unit
+        quotient = np.choose(rng.integers(0, 5, n), [top, bottom, 0 * unit, -1 + 0 * unit, top - 1])
+        bias = (quotient * unit + rest).astype(np.int32)
+        x, w = np.zeros((19, 8), np.int8), extreme_ints(rng, np.int8, (n, 8))
+        for overflow in OVERFLOWS:
+            for relu in (False, True):
+                for out_bits, out_dtype in ((8, np.int8), (16, np.int16)):
+                    check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, out_bits, out_dtype,
+                                               relu))

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
-from backend_calls import epilogue, extreme_ints
-from gemm_checks import OUTPUTS, OVERFLOWS, check, check_exact, epilogues, c
+from backend_calls import extreme_ints
+from gemm_checks import (OUTPUTS, OVERFLOWS, c, check, check_edges, check_exact, check_rests_near_the_int32_bounds,
+                         epilogues, forced_path)
 
 # MR - 1, MR, MR + 1 of the 6-row tiles and two tiles and a bit; NR = 16 columns per strip.
 MS = [1, 2, 5, 6, 7, 12, 13, 40]
@@ -16,24 +17,14 @@ KS = [1, 2, 15, 16, 17, 33, 784]
 
 @pytest.fixture
 def avx2():
-    if "avx2" not in c.supported_paths():
-        pytest.skip("this machine has no AVX2")
-    c.force_path("avx2")
+    forced_path("avx2", "this machine has no AVX2")
     yield
     c.force_path(None)
 
 
 @pytest.mark.parametrize("n", NS)
 def test_edges_exact_and_requantized(avx2, n):
-    rng = np.random.default_rng(n)
-    for k in KS:
-        w = extreme_ints(rng, np.int8, (n, k))
-        bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
-        for m in MS:
-            x = extreme_ints(rng, np.int8, (m, k))
-            check_exact(x, w, bias)
-            for epi in epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, m % 2 == 1):
-                check(x, w, bias, epi)
+    check_edges(n, MS, KS, n)
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
@@ -50,19 +41,7 @@ def test_every_mode_overflow_and_output(avx2, rounding, overflow):
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_every_rest_of_small_shifts_near_the_int32_bounds(avx2, rounding):
-    """Accumulators q * 2**s + r at the int32 ends for every rest class (x = 0: each is its column's bias)."""
-    rng = np.random.default_rng(rounding.code + 700)
-    n = 33
-    shift = rng.integers(1, 32, n)
-    unit = 2 ** shift.astype(np.int64)
-    half = unit // 2
-    rest = np.choose(rng.integers(0, 6, n), [0 * unit, 1 + 0 * unit, half - 1, half, half + 1, unit - 1])
-    top, bottom = (2**31 - 1 - rest) // unit, -(2**31) // unit
-    bias = (np.choose(rng.integers(0, 4, n), [top, bottom, 0 * unit, -1 + 0 * unit]) * unit + rest).astype(np.int32)
-    x, w = np.zeros((8, 4), np.int8), extreme_ints(rng, np.int8, (n, 4))
-    for overflow in OVERFLOWS:
-        for relu in (False, True):
-            check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, 8, np.int8, relu))
+    check_rests_near_the_int32_bounds(rounding, (33,), rounding.code + 700)
 
 
 def test_extreme_operands_at_the_largest_k(avx2):

@@ -9,7 +9,8 @@ from fixedpoint import kernels
 from fixedpoint.kernels.kinds import gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from backend_calls import epilogue, extreme_ints
-from gemm_checks import OUTPUTS, OVERFLOWS, check as _check, check_exact as _check_exact, epilogues as _epilogues
+from gemm_checks import (OUTPUTS, OVERFLOWS, check as _check, check_edges, check_exact as _check_exact,
+                         check_rests_near_the_int32_bounds, epilogues as _epilogues, forced_path)
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
@@ -23,9 +24,7 @@ A16W8 = gemm_kind(np.int16, np.int8)
 
 @pytest.fixture
 def vnni():
-    if "avx512vnni" not in c.supported_paths():
-        pytest.skip("the narrow tiles are a layout of the AVX-512 VNNI path")
-    c.force_path("avx512vnni")
+    forced_path("avx512vnni", "the narrow tiles are a layout of the AVX-512 VNNI path")
     yield
     c.force_path(None)
 
@@ -33,15 +32,7 @@ def vnni():
 @pytest.mark.parametrize("n", NS)
 def test_strip_and_tile_edges(vnni, n):
     """Every M and K edge at every N edge: exact int32 out, the int32-lane epilogue and the exact one."""
-    rng = np.random.default_rng(n)
-    for k in KS:
-        w = extreme_ints(rng, np.int8, (n, k))
-        bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
-        for m in MS:
-            x = extreme_ints(rng, np.int8, (m, k))
-            _check_exact(x, w, bias)
-            for epi in _epilogues(rng, n, Rounding.HALF_EVEN, Overflow.SATURATE, 8, np.int8, m % 2 == 1):
-                _check(x, w, bias, epi)
+    check_edges(n, MS, KS, n)
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
@@ -151,20 +142,4 @@ def test_shifts_above_31_on_accumulators_near_the_int32_bounds(vnni, rounding):
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_every_rest_of_small_shifts_near_the_int32_bounds(vnni, rounding):
-    """Shifts 1..31 on accumulators q * 2**s + r for rests 0, 1, half - 1, half, half + 1 and 2**s - 1 and
-    quotients at the int32 ends, 0 and -1 (x = 0, so each accumulator is its column's bias): the rounding
-    of every (odd, sign, rest) case, where the sum r + c of the threshold form is largest."""
-    rng = np.random.default_rng(rounding.code + 40)
-    for n in (16, 48, 97):
-        shift = rng.integers(1, 32, n)
-        unit = 2 ** shift.astype(np.int64)
-        half = unit // 2
-        rest = np.choose(rng.integers(0, 6, n), [0 * unit, 1 + 0 * unit, half - 1, half, half + 1, unit - 1])
-        top, bottom = (2**31 - 1 - rest) // unit, -(2**31) // unit
-        quotient = np.choose(rng.integers(0, 5, n), [top, bottom, 0 * unit, -1 + 0 * unit, top - 1])
-        bias = (quotient * unit + rest).astype(np.int32)
-        x, w = np.zeros((19, 8), np.int8), extreme_ints(rng, np.int8, (n, 8))
-        for overflow in OVERFLOWS:
-            for relu in (False, True):
-                _check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, 8, np.int8, relu))
-                _check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, 16, np.int16, relu))
+    check_rests_near_the_int32_bounds(rounding, (16, 48, 97), rounding.code + 40)
