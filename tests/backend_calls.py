@@ -17,10 +17,10 @@ def gemm_requant(backend, x, w, bias, epi, out) -> int:
     return backend.prepare_gemm(w, bias, gemm_kind(x.dtype, w.dtype), epi).gemm_requant(x, out)
 
 
-def extreme_ints(rng, dtype, shape):
-    """Random integers of ``dtype`` with a third of the entries at the dtype's extremes."""
+def extreme_ints(rng, dtype, shape, fraction=1 / 3):
+    """Random integers of ``dtype`` with about ``fraction`` of the entries at the dtype's extremes."""
     info = np.iinfo(dtype)
     values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
-    extreme = rng.random(shape) < 1 / 3
+    extreme = rng.random(shape) < fraction
     values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
     return values.astype(dtype)

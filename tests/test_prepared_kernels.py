@@ -8,6 +8,7 @@ import pytest
 from fixedpoint import OverflowStats, kernels
 from fixedpoint.kernels.kinds import GEMM_KINDS, gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS
+from backend_calls import extreme_ints
 
 BACKENDS = kernels.available()
 PAIRS = [(k.x.type, k.w.type) for k in GEMM_KINDS if k.integer]
@@ -37,11 +38,7 @@ def backend(request):
 
 
 def _ints(rng, dtype, shape):
-    info = np.iinfo(dtype)
-    values = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np.int64)
-    extreme = rng.random(shape) < 1 / 4
-    values[extreme] = rng.choice([info.min, info.max], size=int(extreme.sum()))
-    return values.astype(dtype)
+    return extreme_ints(rng, dtype, shape, fraction=1 / 4)
 
 
 def _layer(rng, x_dtype, w_dtype, n, k):

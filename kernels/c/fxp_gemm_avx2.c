@@ -162,8 +162,8 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
         s->odd_step[v] = _mm256_sub_epi32(by_level[level[1][0]], s->base[v]);
         s->neg_step[v] = _mm256_sub_epi32(by_level[level[0][1]], s->base[v]);
     }
-    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
-    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
+    s->use_odd = level[1][0] != level[0][0];   /* c is linear in (odd, negative): see fxp_threshold_levels */
+    s->use_neg = level[0][1] != level[0][0];
     s->relu = e->relu;
     s->wrap = e->overflow == FXP_WRAP;
     s->lo = _mm256_set1_epi32((int32_t)e->lo);

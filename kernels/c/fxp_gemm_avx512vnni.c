@@ -176,8 +176,8 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         s->odd_step[v] = _mm512_sub_epi32(by_level[level[1][0]], s->base[v]);
         s->neg_step[v] = _mm512_sub_epi32(by_level[level[0][1]], s->base[v]);
     }
-    s->use_odd = level[1][0] != level[0][0] || level[1][1] != level[0][1];
-    s->use_neg = level[0][1] != level[0][0] || level[1][1] != level[1][0];
+    s->use_odd = level[1][0] != level[0][0];   /* c is linear in (odd, negative): see fxp_threshold_levels */
+    s->use_neg = level[0][1] != level[0][0];
     s->relu = e->relu;
     s->full_range = e->overflow != FXP_WRAP && (e->out_size == 1 || e->out_size == 2) &&
                     e->lo == -((int64_t)1 << (8 * e->out_size - 1)) && e->hi == ((int64_t)1 << (8 * e->out_size - 1)) - 1;

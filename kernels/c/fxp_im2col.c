@@ -32,13 +32,14 @@ static int64_t vbmi_group(int64_t pixel, int64_t kh, int64_t kw, int64_t sw)
  * (span bytes apart). */
 static void vbmi_index(uint8_t *idx, int64_t p, int64_t pixel, int64_t kh, int64_t kw, int64_t sw)
 {
-    const int64_t row_bytes = kh * kw * pixel, span = ((p - 1) * sw + kw) * pixel;
+    const int64_t span = ((p - 1) * sw + kw) * pixel;
+    int64_t o = 0;
     memset(idx, 0, VBMI_OUT_BYTES);
-    for (int64_t o = 0; o < p * row_bytes; o++) {
-        int64_t px = o / row_bytes, rest = o % row_bytes;
-        int64_t di = rest / (kw * pixel), dj = rest % (kw * pixel) / pixel, byte = rest % pixel;
-        idx[o] = (uint8_t)(di * span + (px * sw + dj) * pixel + byte);
-    }
+    for (int64_t px = 0; px < p; px++)
+        for (int64_t di = 0; di < kh; di++)
+            for (int64_t dj = 0; dj < kw; dj++)
+                for (int64_t byte = 0; byte < pixel; byte++)
+                    idx[o++] = (uint8_t)(di * span + (px * sw + dj) * pixel + byte);
 }
 
 static uint64_t low_bits(int64_t n) { return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1; }
