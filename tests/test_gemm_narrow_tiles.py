@@ -15,8 +15,9 @@ from gemm_checks import (OUTPUTS, OVERFLOWS, check as _check, check_edges, check
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
 NS = [1, 15, 16, 17, 31, 32, 33, 48, 49, 97]   # 49 and 97: several 32-column strips
-# Small-M kernels (1..4), 5, and MR - 1, MR, MR + 1 of each layout (MR = 24, 12, 8).
-MS = [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 23, 24, 25]
+# Small-M kernels (1..4), 5, MR - 1, MR, MR + 1 of each layout (MR = 24, 12, 8), and last tiles at and one
+# past each part kernel (4 and 8 of 12 rows: 16, 17, 20, 21; 4 and 12 of 24: 28, 29, 36, 37).
+MS = [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 17, 20, 21, 23, 24, 25, 28, 29, 36, 37]
 KS = [1, 3, 4, 5, 9, 144, 1023]
 S8 = gemm_kind(np.int8, np.int8)
 A16W8 = gemm_kind(np.int16, np.int8)

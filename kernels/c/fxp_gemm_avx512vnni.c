@@ -16,8 +16,8 @@
  * step sit at fixed offsets and a row packs with 16-byte loads); 1..4 rows form one tile of
  * their own height; rows past the last one and k past K hold x = 0.  With one strip (N <= NR)
  * every tile is used once and is packed right before its use, in L1; else all of x first.
- * A last row tile of at most 12 of 24, 8 of 12 or 4 of 8 rows runs a part kernel over its first
- * rows only (the packed x tile keeps the layout's height).
+ * A last row tile of at most 12 or 4 of 24, 8 or 4 of 12, or 4 of 8 rows runs a part kernel over
+ * its first rows only (the packed x tile keeps the layout's height).
  * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x passes),
  * tiles inner; a tile's accumulators start at the corrections and stay in zmm registers over
  * all of K, then land in an L1 buffer.  Up to 4 rows (batch 1..4) run a small-tile kernel over
@@ -375,10 +375,14 @@ TILE_RQ(24, 1, 24)
 TILE_RQ(12, 2, 12)
 /* Part tiles: the first rows of a layout's x tile, for a last tile of at most that many rows. */
 TILE_BUF(12, 1, 24)
+TILE_BUF(4, 1, 24)
 TILE_BUF(8, 2, 12)
+TILE_BUF(4, 2, 12)
 TILE_BUF(4, 3, 8)
 TILE_RQ(12, 1, 24)
+TILE_RQ(4, 1, 24)
 TILE_RQ(8, 2, 12)
+TILE_RQ(4, 2, 12)
 
 
 /* ---------------------------------------------------------------- few rows (GEMV) */
@@ -430,24 +434,40 @@ typedef void (*small_fn)(const uint8_t *, const int8_t *, const int32_t *, const
                          int32_t *);
 
 /* A layout's tile shape and kernels; small_strips: strips per small-M call; the part kernels
- * compute only the first part_rows rows of a tile (a last tile with at most that many). */
+ * compute only the first rows of a tile, for a last tile of at most part_rows[i] rows (the
+ * narrowest that fits; part_rows[1] = 0: one part kernel). */
 typedef struct {
     int nv, mr, small_strips;
     tile_fn tile;
     tile_rq_fn tile_rq;         /* NULL: the epilogue always goes through the buffer */
     small_fn small[5];
-    int part_rows;
-    tile_fn part;
-    tile_rq_fn part_rq;
+    int part_rows[2];
+    tile_fn part[2];
+    tile_rq_fn part_rq[2];
 } layout;
 
 static const layout layouts[3] = {
     {1, 24, 1, tile_24x1_24, tile_rq_24x1_24, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1},
-     12, tile_12x1_24, tile_rq_12x1_24},
+     {12, 4}, {tile_12x1_24, tile_4x1_24}, {tile_rq_12x1_24, tile_rq_4x1_24}},
     {2, 12, 1, tile_12x2_12, tile_rq_12x2_12, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1},
-     8, tile_8x2_12, tile_rq_8x2_12},
-    {3, 8, 2, tile_8x3_8, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2}, 4, tile_4x3_8, NULL},
+     {8, 4}, {tile_8x2_12, tile_4x2_12}, {tile_rq_8x2_12, tile_rq_4x2_12}},
+    {3, 8, 2, tile_8x3_8, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2},
+     {4, 0}, {tile_4x3_8, NULL}, {NULL, NULL}},
 };
+
+/* The kernels of a tile with `rows` valid rows: the layout's full tile or its narrowest part
+ * kernel that covers them (requantizing may be NULL: not wanted). */
+static void tile_kernels(const layout *l, int64_t rows, tile_fn *buffered, tile_rq_fn *requantizing)
+{
+    tile_fn b = l->tile;
+    tile_rq_fn r = l->tile_rq;
+    for (int i = 0; i < 2 && l->part_rows[i]; i++)
+        if (rows <= l->part_rows[i])
+            b = l->part[i], r = l->part_rq[i];
+    *buffered = b;
+    if (requantizing)
+        *requantizing = r;
+}
 
 /* ---------------------------------------------------------------- drivers */
 
@@ -501,14 +521,16 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const int8_t *x, int
             strip_rq_init(&q, o, n0, nc);
             q_strip = j;
         }
-        const int part = rows <= l->part_rows;
-        if (q.lanes && l->tile_rq) {
+        tile_fn buffered;
+        tile_rq_fn requantizing;
+        tile_kernels(l, rows, &buffered, &requantizing);
+        if (q.lanes && requantizing) {
             int64_t ld = o->n * o->rq->out_size;
-            count += (part ? l->part_rq : l->tile_rq)(xt, (const int8_t *)strip, corr, kp, rows, &q,
-                                                      (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+            count += requantizing(xt, (const int8_t *)strip, corr, kp, rows, &q,
+                                  (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
             continue;
         }
-        (part ? l->part : l->tile)(xt, (const int8_t *)strip, corr, kp, buf);
+        buffered(xt, (const int8_t *)strip, corr, kp, buf);
         for (int64_t r = 0; r < rows; r++)
             count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
     }
@@ -754,7 +776,8 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
         int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
         const char *strip = strips + j * stride;
-        const tile_fn run_tile = m - i0 <= l->part_rows ? l->part : l->tile;
+        tile_fn run_tile;
+        tile_kernels(l, m - i0, &run_tile, NULL);
         run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
         run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
         for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
