@@ -6,7 +6,7 @@ patterns) in float32 (vdpbf16ps where the CPU has AVX512_BF16, see ``kernels/c/f
 requantization (one
 rounding of the exact rational ``acc * multiplier / 2**shift``, then relu, then the
 overflow mode) happens in C, fused per block in ``gemm_requant``.  The SIMD path
-(AVX-512 VNNI, AVX2 or portable C) is chosen at run time from CPUID; it can be forced
+(AVX-512 VNNI, AVX-VNNI, AVX2 or portable C) is chosen at run time from CPUID; it can be forced
 with :func:`force_path` or the environment variable ``FXBENCH_C_SIMD`` (read at import).
 Scratch memory (packed weight strips, row tiles) is allocated here with numpy, so
 ``tracemalloc`` sees it.  Raises ImportError when the extension was not built.
@@ -34,7 +34,9 @@ ffi, lib = _extension.ffi, _extension.lib
 
 NAME = "c"
 ENV_VAR = "FXBENCH_C_SIMD"
-PATHS = ("portable", "avx2", "avx512vnni")
+# Each path runs wherever the next one does; "avxvnni" is the AVX2 path with the int8 GEMM on 256-bit
+# vpdpbusd (VEX-encoded where the CPU has AVX-VNNI, else its EVEX twin on an AVX-512 VNNI CPU).
+PATHS = ("portable", "avx2", "avxvnni", "avx512vnni")
 
 _CTYPES = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *", np.dtype(np.int8): "int8_t *",
            np.dtype(np.int16): "int16_t *", np.dtype(np.int32): "int32_t *", np.dtype(np.int64): "int64_t *",
@@ -47,7 +49,7 @@ _POOL_DTYPES = {
 
 
 def simd_path() -> str:
-    """The SIMD path the kernels run: "avx512vnni", "avx2" or "portable"."""
+    """The SIMD path the kernels run: "avx512vnni", "avxvnni", "avx2" or "portable"."""
     return PATHS[lib.fxp_active_path()]
 
 
@@ -76,7 +78,8 @@ def bf16_supported() -> bool:
 
 def peak_gops(seconds: float = 0.2) -> dict[str, float]:
     """This machine's single-thread peak in GOPS (a multiply-add counts 2): ``"fp32_fma"``
-    (512-bit FMA if available), ``"int8_dot"`` (vpdpbusd 512-bit, else an AVX2 chain) and, where
+    (512-bit FMA if available), ``"int8_dot"`` (the active path's int8 instruction: vpdpbusd 512-bit or
+    256-bit, else an AVX2 chain) and, where
     AVX512_BF16 is supported, ``"bf16_dot"`` (vdpbf16ps), each the best of a few timed runs of a
     dependency-free C loop."""
     peaks = {"fp32_fma": _probe(lib.fxp_peak_fma_f32, seconds), "int8_dot": _probe(lib.fxp_peak_dot_s8, seconds)}

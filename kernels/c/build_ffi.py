@@ -41,7 +41,7 @@ SOURCES = [
     "fxp_requant_avx512.c",
     "fxp_gemm.c",
     "fxp_gemm_portable.c",
-    "fxp_gemm_avx2.c",
+    "fxp_gemm_ymm.c",
     "fxp_gemm_avx512vnni.c",
     "fxp_gemm_avx512_s16.c",
     "fxp_im2col.c",

@@ -16,6 +16,22 @@ static uint64_t read_xcr0(void)
     return ((uint64_t)edx << 32) | eax;
 }
 
+/* AVX-VNNI (the VEX-encoded vpdpbusd): CPUID leaf 7 sub-leaf 1, EAX bit 4, with AVX and the YMM
+ * state the OS saves. */
+static int detect_avx_vnni(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1) || !((c >> 28) & 1) || (read_xcr0() & 0x6) != 0x6)
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1)                                  /* highest sub-leaf of leaf 7 */
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 4) & 1;
+}
+
 static int detect_best(void)
 {
     unsigned a, b, c, d;
@@ -36,6 +52,8 @@ static int detect_best(void)
     int zmm_state = (xcr0 & 0xe0) == 0xe0;      /* opmask, ZMM_Hi256, Hi16_ZMM */
     if (avx512f && avx512bw && avx512vl && avx512dq && vnni && zmm_state && avx2)
         return FXP_PATH_AVX512VNNI;
+    if (avx2 && detect_avx_vnni())
+        return FXP_PATH_AVXVNNI;
     if (avx2)
         return FXP_PATH_AVX2;
     return FXP_PATH_PORTABLE;
@@ -66,6 +84,7 @@ static int detect_vbmi(void)
     return (c >> 1) & 1;
 }
 #else
+static int detect_avx_vnni(void) { return 0; }
 static int detect_best(void) { return FXP_PATH_PORTABLE; }
 static int detect_bf16(void) { return 0; }
 static int detect_vbmi(void) { return 0; }
@@ -78,6 +97,15 @@ int fxp_vbmi_supported(void)
     if (vbmi_supported < 0)
         vbmi_supported = detect_vbmi();
     return vbmi_supported;
+}
+
+static int avx_vnni_supported = -1;
+
+int fxp_avx_vnni_supported(void)
+{
+    if (avx_vnni_supported < 0)
+        avx_vnni_supported = detect_avx_vnni();
+    return avx_vnni_supported;
 }
 
 static int bf16_supported = -1;

@@ -1,6 +1,6 @@
 /* Public GEMM entry points: pick the kernel for the active SIMD path.
  *
- * int8 x int8 has hand-written AVX-512 VNNI and AVX2 kernels; every other kind runs the
+ * int8 x int8 has hand-written AVX-512 VNNI and 256-bit (AVX-VNNI, AVX2) kernels; every other kind runs the
  * generic kernels compiled for the active instruction set.  gemm_requant requantizes one
  * register/L1 tile at a time: the int32/int64 accumulator matrix is never stored.
  * int8 weights can be packed once for the SIMD paths (fxp_gemm_s8_pack): the buffer starts
@@ -29,8 +29,8 @@ int64_t fxp_gemm_scratch_bytes(int kind, int64_t m, int64_t n, int64_t k)
 #ifdef FXP_X86
     if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI)
         return fxp_s8_scratch_avx512(m, n, k);
-    if (kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX2)
-        return fxp_s8_scratch_avx2(m, k);
+    if (kind == FXP_KIND_S8 && fxp_ymm_path(fxp_active_path()))
+        return fxp_s8_scratch_ymm(fxp_active_path(), m, k);
 #endif
     return fxp_generic_scratch(kind, k);
 }
@@ -64,8 +64,8 @@ static int64_t gemm_s8_any(const int8_t *x, const int8_t *w, const int32_t *bias
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
         return fxp_gemm_s8_avx512(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
-    if (path == FXP_PATH_AVX2)
-        return fxp_gemm_s8_avx2(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+    if (fxp_ymm_path(path))
+        return fxp_gemm_s8_ymm(path, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 #endif
     return fxp_generic_gemm_int(path, FXP_KIND_S8, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 }
@@ -119,8 +119,8 @@ int64_t fxp_gemm_s8_packed_bytes(int64_t n, int64_t k)
 #ifdef FXP_X86
     if (fxp_active_path() == FXP_PATH_AVX512VNNI)
         return PACK_HEADER + fxp_s8_packed_bytes_avx512(n, k);
-    if (fxp_active_path() == FXP_PATH_AVX2)
-        return PACK_HEADER + fxp_s8_packed_bytes_avx2(n, k);
+    if (fxp_ymm_path(fxp_active_path()))
+        return PACK_HEADER + fxp_s8_packed_bytes_ymm(fxp_active_path(), n, k);
 #endif
     (void)n;
     (void)k;
@@ -134,8 +134,8 @@ void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
         fxp_s8_pack_avx512(w, bias, n, k, (char *)packed + PACK_HEADER);
-    if (path == FXP_PATH_AVX2)
-        fxp_s8_pack_avx2(w, bias, n, k, (char *)packed + PACK_HEADER);
+    if (fxp_ymm_path(path))
+        fxp_s8_pack_ymm(path, w, bias, n, k, (char *)packed + PACK_HEADER);
 #else
     (void)w;
     (void)bias;
@@ -156,8 +156,9 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
         return fxp_gemm_s8_packed_avx512(x, strips, out, rq, qout, m, n, k, scratch, threads);
-    if (path == FXP_PATH_AVX2)
-        return fxp_gemm_s8_packed_avx2(x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch, threads);
+    if (fxp_ymm_path(path))
+        return fxp_gemm_s8_packed_ymm(path, x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch,
+                                      threads);
 #endif
     (void)x;
     (void)strips;

@@ -147,7 +147,7 @@ static int64_t run(int path, int kind, const void *x, const void *w, const void 
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
         return avx512_run(kind, x, w, packed, m, n, k, panel, c);
-    if (path == FXP_PATH_AVX2)
+    if (fxp_ymm_path(path))
         return avx2_run(kind, x, w, packed, m, n, k, panel, c);
 #endif
     (void)path;

@@ -5,7 +5,11 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { FXP_PATH_PORTABLE = 0, FXP_PATH_AVX2 = 1, FXP_PATH_AVX512VNNI = 2 };
+/* SIMD paths, each running on every CPU that runs the next: AVX-VNNI is the AVX2 path with the
+ * int8 GEMM on vpdpbusd (VEX where the CPU has AVX-VNNI, else EVEX on an AVX-512 VNNI CPU). */
+enum { FXP_PATH_PORTABLE = 0, FXP_PATH_AVX2 = 1, FXP_PATH_AVXVNNI = 2, FXP_PATH_AVX512VNNI = 3 };
+/* Paths whose generic kernels are the AVX2 builds. */
+static inline int fxp_ymm_path(int path) { return path == FXP_PATH_AVX2 || path == FXP_PATH_AVXVNNI; }
 
 enum {
     FXP_FLOOR, FXP_CEIL, FXP_TO_ZERO, FXP_AWAY, FXP_MAG_TRUNC, FXP_HALF_UP, FXP_HALF_DOWN,
@@ -21,6 +25,8 @@ enum { FXP_SATURATE = 0, FXP_WRAP = 1, FXP_SATURATE_SYMMETRIC = 2 };
 
 /* 1 when the CPU has AVX512_VBMI on top of the AVX-512 path (patch rows use vpermb). */
 int fxp_vbmi_supported(void);
+/* 1 when the CPU runs the VEX-encoded AVX-VNNI instructions (CPUID and the YMM state). */
+int fxp_avx_vnni_supported(void);
 
 /* The dropped part r of a value against half an LSB (kernels/modes.py REST_*). */
 enum { FXP_REST_ZERO, FXP_REST_BELOW, FXP_REST_HALF, FXP_REST_ABOVE };
@@ -166,15 +172,16 @@ void fxp_s16_pack_avx512(const int16_t *w, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
                                    const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch,
                                    int threads);
-int64_t fxp_s8_packed_bytes_avx2(int64_t n, int64_t k);
-void fxp_s8_pack_avx2(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
-int64_t fxp_gemm_s8_packed_avx2(const int8_t *x, const void *packed, int32_t *out,
-                                const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                                int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
-int64_t fxp_s8_scratch_avx2(int64_t m, int64_t k);
-int64_t fxp_gemm_s8_avx2(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                         const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                         int64_t m, int64_t n, int64_t k, void *scratch);
+/* The 256-bit int8 GEMM (fxp_gemm_ymm.c) for path FXP_PATH_AVX2 or FXP_PATH_AVXVNNI. */
+int64_t fxp_s8_packed_bytes_ymm(int path, int64_t n, int64_t k);
+void fxp_s8_pack_ymm(int path, const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
+int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out,
+                               const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
+                               int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
+int64_t fxp_s8_scratch_ymm(int path, int64_t m, int64_t k);
+int64_t fxp_gemm_s8_ymm(int path, const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                        const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
+                        int64_t m, int64_t n, int64_t k, void *scratch);
 #endif
 
 /* Generic (autovectorized) gemms; path selects the instruction set they are compiled for. */

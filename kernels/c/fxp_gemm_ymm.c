@@ -1,0 +1,407 @@
+/* int8 x int8 -> int32 GEMM in 256-bit registers, exact: the AVX2 and AVX-VNNI paths, one driver.
+ *
+ * Each 32-bit lane takes a group of consecutive k per step:
+ *   AVX2: pairs.  vpmaddubsw would saturate its int16 pair sums, so both operands are
+ *     sign-extended to int16 and multiplied with vpmaddwd: a pair sum is at most 2 * 128 * 128 =
+ *     32768, far inside int32.  No offset: corr[c] is just the bias.  vpmaddwd + vpaddd put as many
+ *     multiply uops per product on the vector pipes as the vpmaddubsw + vpmaddwd chain the AVX2
+ *     probe (fxp_peak_dot_s8) times, so that probe is this kernel's peak.
+ *   AVX-VNNI: quads.  vpdpbusd (u8 x s8) on x + 128 (x ^ 0x80), as the AVX-512 kernel:
+ *     sum (x + 128) * w = sum x * w + 128 * sum w, so corr[c] = bias - 128 * sum_k w restores the
+ *     exact int32 result (wrap-free for K <= 65536).  The instruction is encoded VEX (the AVX-VNNI
+ *     set, "{vex} vpdpbusd") where the CPU has AVX-VNNI, else EVEX (AVX512_VNNI + AVX512VL: the same
+ *     instruction on the same ymm registers); the two kernels are one source compiled for 16
+ *     registers, differing in that instruction's encoding only, so an AVX-512 host runs and tests
+ *     this path's code.
+ * Either way the int32 accumulators are exact for K <= 65536 (the caller's bound).
+ *
+ * Blocking: w is packed once per prepared layer in strips of NR = 16 columns, [k / group][16]
+ * 32-bit words followed by 16 int32 corrections; x is packed once per call in tiles of MR = 6
+ * rows ([tile][k / group][6] words).  Strips outer (a strip stays in L1/L2 while every tile
+ * passes), tiles inner, (strip, tile) pairs split over OpenMP threads; a 6 x 16 tile keeps 12 ymm
+ * accumulators (two weight vectors, a broadcast and a product fill the 16 registers) over all of
+ * K.  The epilogue stores the int32 result, or requantizes in int32 lanes (power-of-two shifts in
+ * [0, 31], no multiplier: the threshold form of fxp_threshold_levels), or through fxp_rq_row_s32.
+ */
+#include <stdint.h>
+#include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "fxp.h"
+#include "fxp_internal.h"
+
+#ifdef FXP_X86
+#include <immintrin.h>
+
+#define MR 6
+#define NR 16
+
+/* ---------------------------------------------------------------- packing and tiles of each variant */
+
+/* k padded to whole groups; 32-bit words per packed row; bytes of one packed strip (words, then
+ * the NR corrections) and of all of packed x. */
+static int64_t padded_k(int64_t k, int group) { return (k + group - 1) / group * group; }
+static int64_t strip_bytes(int64_t k, int group) { return padded_k(k, group) / group * NR * 4 + NR * 4; }
+static int64_t x_bytes(int64_t m, int64_t k, int group) { return (m + MR - 1) / MR * MR * (padded_k(k, group) / group) * 4; }
+
+/* AVX2: w columns n0 .. n0 + nc - 1 as int16 pairs [k / 2][16][2] (zero padded); corr = bias. */
+static void pack_w_pairs(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, char *strip)
+{
+    const int64_t kp = padded_k(k, 2);
+    int16_t *wp = (int16_t *)strip;
+    int32_t *corr = (int32_t *)(strip + kp * NR * 2);
+    memset(wp, 0, (size_t)(kp * NR) * sizeof(int16_t));
+    for (int64_t c = 0; c < NR; c++) {
+        corr[c] = c < nc && bias ? bias[n0 + c] : 0;
+        if (c >= nc)
+            continue;
+        const int8_t *row = w + (n0 + c) * k;
+        for (int64_t kk = 0; kk < k; kk++)
+            wp[(kk >> 1) * (NR * 2) + c * 2 + (kk & 1)] = row[kk];
+    }
+}
+
+/* AVX-VNNI: w columns as byte quads [k / 4][16][4] (zero padded); corr = bias - 128 * sum w,
+ * modulo 2**32 (exact whenever the true accumulator fits int32, which the caller guarantees). */
+static void pack_w_quads(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, char *strip)
+{
+    const int64_t kp = padded_k(k, 4);
+    int8_t *wp = (int8_t *)strip;
+    int32_t *corr = (int32_t *)(strip + kp * NR);
+    memset(wp, 0, (size_t)(kp * NR));
+    for (int64_t c = 0; c < NR; c++) {
+        corr[c] = 0;
+        if (c >= nc)
+            continue;
+        const int8_t *row = w + (n0 + c) * k;
+        uint32_t sum = 0;
+        for (int64_t kk = 0; kk < k; kk++) {
+            wp[(kk >> 2) * (NR * 4) + c * 4 + (kk & 3)] = row[kk];
+            sum += (uint32_t)(int32_t)row[kk];
+        }
+        corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - 128u * sum);
+    }
+}
+
+/* x into tiles [tile][kp / group][MR] words, 16 k at a time through one register (AVX2: sign-extended
+ * to int16 pairs, 8 words; AVX-VNNI: x ^ 0x80, 4 words), then strided 32-bit stores of the words; the
+ * k past K hold x = 0 (int16 0, u8 128).  The rows past m of a last tile are never read: its kernel
+ * runs only the rows there are. */
+FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, int group, char *xp)
+{
+    const int64_t words = padded_k(k, group) / group, per_chunk = 16 / group;
+    for (int64_t i0 = 0; i0 < m; i0 += MR)
+        for (int64_t r = 0; r < MR && i0 + r < m; r++) {
+            int32_t *dst = (int32_t *)xp + i0 * words + r;
+            const int8_t *row = x + (i0 + r) * k;
+            for (int64_t kk = 0; kk < k; kk += 16) {
+                __m128i bytes;
+                if (kk + 16 <= k) {
+                    bytes = _mm_loadu_si128((const __m128i *)(row + kk));
+                } else {
+                    int8_t tail[16] = {0};
+                    memcpy(tail, row + kk, (size_t)(k - kk));
+                    bytes = _mm_loadu_si128((const __m128i *)tail);
+                }
+                int32_t chunk[8];
+                if (group == 2)
+                    _mm256_storeu_si256((__m256i *)chunk, _mm256_cvtepi8_epi16(bytes));
+                else
+                    _mm_storeu_si128((__m128i *)chunk, _mm_xor_si128(bytes, _mm_set1_epi8((char)0x80)));
+                for (int64_t j = 0; j < per_chunk && kk / group + j < words; j++)
+                    dst[(kk / group + j) * MR] = chunk[j];
+            }
+        }
+}
+
+/* R (1..6) rows of one x tile times one strip over all `groups` words of k into buf[R][16] (int32,
+ * corrections added), STEP(acc, x word broadcast, w vector) being the variant's multiply-add.
+ * Compiled apart (noinline) so its accumulators own the registers. */
+#define TILE(NAME, R, STEP)                                                                          \
+    FXP_TARGET_AVX2 __attribute__((noinline)) static void NAME##_##R(const char *xt, const char *wp,  \
+                                                                     const int32_t *corr,            \
+                                                                     int64_t groups, int32_t *buf)   \
+    {                                                                                                \
+        __m256i acc[R][2];                                                                           \
+        const __m256i c0 = _mm256_loadu_si256((const __m256i *)corr);                                \
+        const __m256i c1 = _mm256_loadu_si256((const __m256i *)(corr + 8));                          \
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = c0, acc[r][1] = c1;          \
+        for (int64_t g = 0; g < groups; g++) {                                                       \
+            const __m256i b0 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 4)));              \
+            const __m256i b1 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 4) + 32));         \
+            _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)                                      \
+            {                                                                                        \
+                __m256i a = _mm256_set1_epi32(*(const int32_t *)(xt + g * (MR * 4) + 4 * r));        \
+                STEP(acc[r][0], a, b0);                                                              \
+                STEP(acc[r][1], a, b1);                                                              \
+            }                                                                                        \
+        }                                                                                            \
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)                                          \
+        {                                                                                            \
+            _mm256_store_si256((__m256i *)(buf + r * NR), acc[r][0]);                                \
+            _mm256_store_si256((__m256i *)(buf + r * NR + 8), acc[r][1]);                            \
+        }                                                                                            \
+    }
+#define TILES(NAME, STEP) TILE(NAME, 1, STEP) TILE(NAME, 2, STEP) TILE(NAME, 3, STEP) \
+    TILE(NAME, 4, STEP) TILE(NAME, 5, STEP) TILE(NAME, 6, STEP)
+
+/* acc += x pairs . w pairs (int16, exact int32 pair sums) */
+#define STEP_PAIRS(acc, a, b) ((acc) = _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b))))
+/* acc += u8(a) . s8(b) per lane, in the VEX (AVX-VNNI) or EVEX (AVX512_VNNI + VL) encoding; inline
+ * assembly, as the compiler does not emit either from one source for 16-register code. */
+#define STEP_VEX(acc, a, b) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b))
+#define STEP_EVEX(acc, a, b) __asm__("%{evex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b))
+
+TILES(pairs, STEP_PAIRS)
+TILES(vex, STEP_VEX)
+TILES(evex, STEP_EVEX)
+
+typedef void (*tile_fn)(const char *, const char *, const int32_t *, int64_t, int32_t *);
+
+/* A variant: k per 32-bit word, its w packing and its tile kernels (rows 1..MR). */
+typedef struct {
+    int group;
+    void (*pack_w)(const int8_t *, const int32_t *, int64_t, int64_t, int64_t, char *);
+    tile_fn tiles[MR + 1];
+} variant;
+
+static const variant avx2_pairs = {2, pack_w_pairs, {NULL, pairs_1, pairs_2, pairs_3, pairs_4, pairs_5, pairs_6}};
+static const variant vnni_vex = {4, pack_w_quads, {NULL, vex_1, vex_2, vex_3, vex_4, vex_5, vex_6}};
+static const variant vnni_evex = {4, pack_w_quads, {NULL, evex_1, evex_2, evex_3, evex_4, evex_5, evex_6}};
+
+/* The variant of a path (FXP_PATH_AVX2 or FXP_PATH_AVXVNNI): on AVX-VNNI the VEX kernels where the
+ * CPU has AVX-VNNI, else their EVEX twins (the path is supported only where one of the two runs). */
+static const variant *variant_of(int path)
+{
+    if (path != FXP_PATH_AVXVNNI)
+        return &avx2_pairs;
+    return fxp_avx_vnni_supported() ? &vnni_vex : &vnni_evex;
+}
+
+typedef struct {
+    const int32_t *shift;
+    const int64_t *mult;
+    const fxp_epilogue *rq;
+    void *qout;
+    int out_size;
+    int32_t *out;
+    int64_t n;
+} sink;
+
+/* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
+typedef struct {
+    int lanes, wrap, relu, use_odd, use_neg, nc;
+    __m256i shift[2], low[2], base[2], odd_step[2], neg_step[2];
+    __m256i lo, hi, wrap_bits;
+} strip_rq;
+
+FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
+{
+    s->lanes = 0;
+    s->nc = (int)nc;
+    if (o->qout == NULL || o->mult != NULL)
+        return;
+    int32_t shift[NR] = {0};
+    for (int64_t j = 0; j < nc; j++) {
+        shift[j] = o->shift[n0 + j];
+        if (shift[j] < 0 || shift[j] > 31)
+            return;
+    }
+    int level[2][2];
+    const fxp_epilogue *e = o->rq;
+    if (!fxp_threshold_levels(e->rounding, level))
+        return;
+    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    for (int v = 0; v < 2; v++) {
+        s->shift[v] = _mm256_loadu_si256((const __m256i *)(shift + 8 * v));
+        __m256i unit = _mm256_sllv_epi32(one, s->shift[v]), half = _mm256_srli_epi32(unit, 1);
+        s->low[v] = _mm256_sub_epi32(unit, one);
+        /* c by level, 0 where s = 0 (no rounding there) */
+        const __m256i rounds = _mm256_cmpgt_epi32(s->shift[v], zero);
+        const __m256i by_level[5] = {zero, _mm256_and_si256(rounds, _mm256_sub_epi32(half, one)),
+                                     _mm256_and_si256(rounds, half), _mm256_and_si256(rounds, s->low[v]),
+                                     _mm256_and_si256(rounds, unit)};
+        s->base[v] = by_level[level[0][0]];
+        s->odd_step[v] = _mm256_sub_epi32(by_level[level[1][0]], s->base[v]);
+        s->neg_step[v] = _mm256_sub_epi32(by_level[level[0][1]], s->base[v]);
+    }
+    s->use_odd = level[1][0] != level[0][0];   /* c is linear in (odd, negative): see fxp_threshold_levels */
+    s->use_neg = level[0][1] != level[0][0];
+    s->relu = e->relu;
+    s->wrap = e->overflow == FXP_WRAP;
+    s->lo = _mm256_set1_epi32((int32_t)e->lo);
+    s->hi = _mm256_set1_epi32((int32_t)e->hi);
+    s->wrap_bits = _mm256_set1_epi32(32 - e->out_bits);
+    s->lanes = 1;
+}
+
+/* One buffered row of 16 accumulators through the int32-lane epilogue (q + ((r + c) >> s),
+ * relu, the overflow mode) into the first nc out_size-byte elements at dst; returns how many
+ * of them were outside [lo, hi]. */
+FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *s, char *dst, int out_size)
+{
+    const __m256i one = _mm256_set1_epi32(1);
+    int32_t y32[NR];
+    int outside = 0;
+    for (int v = 0; v < 2; v++) {
+        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
+        __m256i q = _mm256_srav_epi32(a, s->shift[v]), c = s->base[v];
+        if (s->use_odd)
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
+        if (s->use_neg)
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+        __m256i y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c),
+                                                          s->shift[v]));
+        if (s->relu)
+            y = _mm256_max_epi32(y, _mm256_setzero_si256());
+        __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
+        outside |= _mm256_movemask_ps(_mm256_castsi256_ps(out_of_range)) << (8 * v);
+        y = s->wrap ? _mm256_srav_epi32(_mm256_sllv_epi32(y, s->wrap_bits), s->wrap_bits)
+                    : _mm256_min_epi32(_mm256_max_epi32(y, s->lo), s->hi);
+        _mm256_storeu_si256((__m256i *)(y32 + 8 * v), y);
+    }
+    const int nc = s->nc;
+    if (out_size == 4) {
+        memcpy(dst, y32, (size_t)nc * 4);
+    } else {
+        /* in range already: the saturating packs keep every value; lanes come out in order
+         * after the 64-bit permute */
+        __m256i lo16 = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)y32),
+                                          _mm256_loadu_si256((const __m256i *)(y32 + 8)));
+        lo16 = _mm256_permute4x64_epi64(lo16, 0xd8);
+        if (out_size == 2) {
+            int16_t h[NR];
+            _mm256_storeu_si256((__m256i *)h, lo16);
+            memcpy(dst, h, (size_t)nc * 2);
+        } else {
+            int8_t b[NR];
+            __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(lo16), _mm256_extracti128_si256(lo16, 1));
+            _mm_storeu_si128((__m128i *)b, bytes);
+            memcpy(dst, b, (size_t)nc);
+        }
+    }
+    return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
+}
+
+/* One tile of packed x (rows i0 .. i0 + MR - 1, those below m) times one strip (its words, then corr)
+ * into the columns n0 .. n0 + nc - 1 of the sink, q the strip's epilogue; returns the overflow count. */
+FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const char *strip, int64_t m,
+                                         int64_t words, int64_t i0, int64_t n0, int64_t nc, const sink *o,
+                                         const strip_rq *q)
+{
+    int32_t buf[MR * NR] __attribute__((aligned(32)));
+    int64_t count = 0;
+    const int64_t rows = m - i0 < MR ? m - i0 : MR;
+    v->tiles[rows](xp + i0 * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
+    for (int64_t r = 0; r < rows; r++) {
+        const int32_t *acc = buf + r * NR;
+        if (o->qout == NULL) {
+            memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
+            continue;
+        }
+        char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
+        count += q->lanes ? rq_row_lanes(acc, q, dst, o->out_size)
+                          : fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst,
+                                           o->out_size);
+    }
+    return count;
+}
+
+/* (strip, tile) pairs t0 .. t1 - 1 (strip-major, n_tiles tiles per strip) of packed x times the packed
+ * strips at `strips` (stride bytes apart); each strip's epilogue set up once per run. */
+FXP_TARGET_AVX2 static int64_t run_pairs(const variant *v, const char *xp, const char *strips, int64_t stride,
+                                         int64_t m, int64_t n, int64_t k, int64_t n_tiles, const sink *o, int64_t t0,
+                                         int64_t t1)
+{
+    const int64_t words = padded_k(k, v->group) / v->group;
+    strip_rq q;
+    int64_t count = 0, q_strip = -1;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / n_tiles, n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
+        if (j != q_strip) {
+            strip_rq_init(&q, o, n0, nc);
+            q_strip = j;
+        }
+        count += tile_pass(v, xp, strips + j * stride, m, words, (t % n_tiles) * MR, n0, nc, o, &q);
+    }
+    return count;
+}
+
+/* Scratch of either call: one strip (the unpacked call packs w a strip at a time), then packed x. */
+int64_t fxp_s8_scratch_ymm(int path, int64_t m, int64_t k)
+{
+    const int group = variant_of(path)->group;
+    return strip_bytes(k, group) + 64 + x_bytes(m, k, group) + 128;
+}
+
+static char *packed_x_of(const void *scratch, int64_t k, int group)
+{
+    return (char *)fxp_align64((char *)scratch + strip_bytes(k, group) + 64);
+}
+
+int64_t fxp_gemm_s8_ymm(int path, const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
+                        const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
+                        int64_t m, int64_t n, int64_t k, void *scratch)
+{
+    const variant *v = variant_of(path);
+    const int64_t n_tiles = (m + MR - 1) / MR;
+    char *strip = (char *)fxp_align64(scratch), *xp = packed_x_of(scratch, k, v->group);
+    const sink o = {shift, mult, rq, qout, out_size, out, n};
+    int64_t count = 0;
+    pack_x_words(x, m, k, v->group, xp);
+    for (int64_t n0 = 0; n0 < n; n0 += NR) {
+        v->pack_w(w, bias, n0, n - n0 < NR ? n - n0 : NR, k, strip);
+        /* the strip just packed, as strip n0 / NR of a layer whose strips sit 0 bytes apart */
+        count += run_pairs(v, xp, strip, 0, m, n, k, n_tiles, &o, n0 / NR * n_tiles, (n0 / NR + 1) * n_tiles);
+    }
+    return count;
+}
+
+/* Pre-packed weights: every strip (its words, then NR int32 corrections) one after another. */
+int64_t fxp_s8_packed_bytes_ymm(int path, int64_t n, int64_t k)
+{
+    return (n + NR - 1) / NR * strip_bytes(k, variant_of(path)->group) + 64;
+}
+
+void fxp_s8_pack_ymm(int path, const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed)
+{
+    const variant *v = variant_of(path);
+    const int64_t stride = strip_bytes(k, v->group);
+    char *base = (char *)fxp_align64(packed);
+    for (int64_t n0 = 0; n0 < n; n0 += NR)
+        v->pack_w(w, bias, n0, n - n0 < NR ? n - n0 : NR, k, base + n0 / NR * stride);
+}
+
+/* fxp_gemm_s8_ymm on weights packed by fxp_s8_pack_ymm for the same path; scratch as
+ * fxp_s8_scratch_ymm.  `threads` OpenMP threads share the (strip, tile) pairs, strip-major; each
+ * output element is computed by one thread. */
+int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out,
+                               const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
+                               int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
+{
+    const variant *v = variant_of(path);
+    const int64_t stride = strip_bytes(k, v->group);
+    const int64_t n_strips = (n + NR - 1) / NR, n_tiles = (m + MR - 1) / MR;
+    const char *base = (const char *)fxp_align64((void *)packed);
+    char *xp = packed_x_of(scratch, k, v->group);
+    const sink o = {shift, mult, rq, qout, out_size, out, n};
+    int64_t count = 0;
+    pack_x_words(x, m, k, v->group, xp);
+    const int64_t pairs = n_strips * n_tiles;
+    if (threads <= 1)
+        return run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, 0, pairs);
+    /* contiguous runs of pairs per thread, as schedule(static) would give */
+#pragma omp parallel num_threads(threads) reduction(+ : count)
+    {
+        int64_t me = 0, team = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+        const int64_t per = pairs / team, extra = pairs % team;
+        const int64_t t0 = me * per + (me < extra ? me : extra), t1 = t0 + per + (me < extra);
+        count += run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, t0, t1);
+    }
+    return count;
+}
+#endif
