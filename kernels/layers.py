@@ -137,17 +137,18 @@ class BoundGemm:
 
     def check_x(self, x, ndim, shape_text) -> np.ndarray:
         x = np.asarray(x)
-        if x.dtype != self.kind.x and not x.dtype.isnative and x.dtype.newbyteorder("=") == self.kind.x:
-            x = x.astype(self.kind.x)
-        if x.dtype != self.kind.x:
-            raise TypeError(f"x must have dtype {self.kind.x} (the layer was prepared for it), got {x.dtype}")
+        if x.dtype is not self.kind.x and x.dtype != self.kind.x:     # identity first: the common, fast case
+            if not x.dtype.isnative and x.dtype.newbyteorder("=") == self.kind.x:
+                x = x.astype(self.kind.x)
+            else:
+                raise TypeError(f"x must have dtype {self.kind.x} (the layer was prepared for it), got {x.dtype}")
         if x.ndim != ndim:
             raise ValueError(f"x must have shape {shape_text}, got {x.shape}")
         return x
 
     def call_rng(self, rng):
         """The generator of one call (stochastic roundings need one; checked before any work)."""
-        return generator(rng, self.rounding) if self.epi is not None else None
+        return generator(rng, self.rounding) if self.epi is not None and not self.fused else None
 
     def rows(self, x2, rng, out) -> int:
         """out (rows, N) from C-contiguous x2 (rows, K); returns the overflow count."""
