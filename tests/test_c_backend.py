@@ -379,3 +379,29 @@ def test_int64_lanes_with_shifts_up_to_127(path, rounding):
             got = K.requantize(acc, shift, **args, backend="c")
             want = K.requantize(acc, shift, **args, backend="reference")
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_CODES, ids=lambda m: m.value)
+@pytest.mark.parametrize("wt", [np.int16, np.int8], ids=["i16", "a16w8"])
+def test_int16_gemms_int64_lane_epilogue_every_mode(path, rounding, wt):
+    """The int16 GEMMs' int64-lane epilogue (set up once per strip): per-column shifts 0..127 (63, 64, 65 and
+    127 among them), accumulators pushed near +-2**62 by the bias, each overflow mode, output width and relu,
+    on the small-M kernels (two strips at once), full and partial tiles and partial vectors of a strip."""
+    rng = np.random.default_rng(rounding.code + 300)
+    kind = gemm_kind(np.int16, wt)
+    for m, n, k in ((1, 128, 40), (3, 97, 9), (13, 64, 130), (29, 50, 257)):
+        x, w = extreme_ints(rng, np.int16, (m, k)), extreme_ints(rng, wt, (n, k))
+        bias = rng.integers(-2**40, 2**40, n, dtype=np.int64)
+        bias[::3] = rng.choice([2**62, -(2**62), 2**61 + 1, -(2**61) - 1], len(bias[::3]))
+        shift = rng.integers(0, 20, n).astype(np.int32)
+        shift[:8] = [0, 1, 62, 63, 64, 65, 100, 127][:n]
+        shift[8::5] = rng.choice([31, 32, 46, 63, 64, 127], len(shift[8::5]))
+        for overflow in OVERFLOW_CODES:
+            for out_bits, out_dtype, relu in ((8, np.int8, False), (5, np.int8, True), (16, np.int16, True),
+                                              (32, np.int32, False)):
+                epi = epilogue(shift, None, rounding, overflow, out_bits, out_dtype, relu)
+                got = np.full((m, n), 7, out_dtype)
+                want = np.full((m, n), -7, out_dtype)
+                count = c.prepare_gemm(w, bias, kind, epi, 1).gemm_requant(x, got)
+                assert count == gemm_requant(ref, x, w, bias, epi, want)
+                np.testing.assert_array_equal(got, want)

@@ -34,6 +34,7 @@
 
 #ifdef FXP_X86
 #include <immintrin.h>
+#include "fxp_rq64.h"
 
 #define KB 128          /* k per exact block (see the bound above) */
 #define KB_PAIRS (KB / 2)
@@ -317,9 +318,18 @@ static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass
     }
     assemble(h, u, acc, (int)(rows * width));
     const int64_t nc = g->n - n0 < width ? g->n - n0 : width;
+    fxp_rq64_strip q;
+    q.lanes = 0;
+    if (g->qout && g->m - i0 > 1 && rows > 1)     /* a single row is as fast without the set-up */
+        fxp_rq64_strip_init(&q, g->rq, n0, nc);
     int64_t count = 0;
     for (int64_t r = 0; r < rows && i0 + r < g->m; r++) {
         int64_t *row = acc + r * width, i = i0 + r;
+        if (q.lanes) {
+            count += fxp_rq64_strip_row(&q, row, g->bias ? g->bias + n0 : NULL,
+                                        (char *)g->qout + (i * g->n + n0) * g->rq->out_size);
+            continue;
+        }
         if (g->bias)
             for (int64_t c = 0; c < nc; c++)
                 row[c] += g->bias[n0 + c];

@@ -38,6 +38,7 @@
 
 #ifdef FXP_X86
 #include <immintrin.h>
+#include "fxp_rq64.h"
 
 #define MAX_NV 3
 #define MAX_NR (16 * MAX_NV)
@@ -718,20 +719,39 @@ FXP_TARGET_AVX512 static void pack_x16(const int16_t *x, int64_t m, int64_t k, i
 static const int32_t zero_corr[2 * MAX_NR] __attribute__((aligned(64)));
 
 /* One row of the high and low buffers (int32) into the int64 accumulator of output columns
- * n0 .. n0 + nc - 1 (256 * H + L + bias), then out64 or the exact int64 epilogue. */
+ * n0 .. n0 + nc - 1 (256 * H + L, then bias), then out64 or the epilogue: q set up for these
+ * columns (fxp_rq64.h), else the exact int64 row. */
 FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, const int64_t *bias, int64_t row,
-                                          int64_t n0, int64_t nc, const sink *o, int64_t *out64)
+                                          int64_t n0, int64_t nc, const sink *o, const fxp_rq64_strip *q,
+                                          int64_t *out64)
 {
     int64_t acc[MAX_NR] __attribute__((aligned(64)));
-    for (int64_t c = 0; c < nc; c++)
-        acc[c] = 256 * (int64_t)bh[c] + bl[c] + (bias ? bias[n0 + c] : 0);
+    for (int64_t c = 0; c < nc; c += 8) {
+        __m512i h = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(bh + c)));
+        __m512i l = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(bl + c)));
+        _mm512_store_si512((void *)(acc + c), _mm512_add_epi64(_mm512_slli_epi64(h, 8), l));
+    }
+    const fxp_epilogue *e = o->rq;
+    if (o->qout && q->lanes)
+        return fxp_rq64_strip_row(q, acc, bias ? bias + n0 : NULL, (char *)o->qout + (row * o->n + n0) * e->out_size);
+    if (bias)
+        for (int64_t c = 0; c < nc; c++)
+            acc[c] += bias[n0 + c];
     if (o->qout == NULL) {
         memcpy(out64 + row * o->n + n0, acc, (size_t)nc * sizeof(int64_t));
         return 0;
     }
-    const fxp_epilogue *e = o->rq;
     return fxp_rq_row_s64(acc, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e,
                           (char *)o->qout + (row * o->n + n0) * e->out_size, e->out_size);
+}
+
+/* The int64-lane epilogue of columns n0 .. n0 + nc - 1 for `rows` rows, when the call requantizes (a single
+ * row is as fast through fxp_rq_row_s64, which sets up nothing). */
+FXP_TARGET_AVX512 static void strip_rq64(fxp_rq64_strip *q, const sink *o, int64_t n0, int64_t nc, int64_t rows)
+{
+    q->lanes = 0;
+    if (o->qout && rows > 1)
+        fxp_rq64_strip_init(q, o->rq, n0, nc);
 }
 
 /* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
@@ -763,8 +783,10 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
             l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
+                fxp_rq64_strip q;
+                strip_rq64(&q, &o, n_at, nc, m);
                 for (int64_t r = 0; r < m; r++)
-                    count += finish16(bh + (r * spc + h) * nr, bl + (r * spc + h) * nr, bias, r, n_at, nc, &o,
+                    count += finish16(bh + (r * spc + h) * nr, bl + (r * spc + h) * nr, bias, r, n_at, nc, &o, &q,
                                       out64);
             }
         })
@@ -780,8 +802,10 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         tile_kernels(l, m - i0, &run_tile, NULL);
         run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
         run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
+        fxp_rq64_strip q;
+        strip_rq64(&q, &o, n0, nc, m - i0 < l->mr ? m - i0 : l->mr);
         for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
-            count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, out64);
+            count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, &q, out64);
     })
     return count;
 }

@@ -6,6 +6,8 @@
  * here only without a multiplier (shifts up to 127: see fxp_requant_row_s64_avx512).  Rounding is one add on the floor,
  * of the bit the mode's table (fxp_round_up_masks) holds for the lane's facts; relu and
  * the overflow mode follow, then a narrowing store.
+ * The int16 GEMMs' epilogue set up once per strip (fxp_rq64.h) rounds in threshold form instead,
+ * with the per-column vectors derived once.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #ifdef FXP_X86
 #include <immintrin.h>
+#include "fxp_rq64.h"
 
 /* floor(v / 2**s) plus the mode's verdict, read per lane from its 16-bit table at bit
  * q_odd | negative << 1 | rest << 2; lanes with s == 0 keep v. */
@@ -120,6 +123,74 @@ FXP_TARGET_AVX512 int64_t fxp_requant_row_s64_avx512(const int64_t *acc, int64_t
             s = _mm512_min_epi64(s, s63);
         }
         count += finish_lanes(round_lanes(v, s, table), p, out, out_size, j, valid);
+    }
+    return count;
+}
+
+/* ---------------------------------------------------------------- one strip, set up once (fxp_rq64.h) */
+
+FXP_TARGET_AVX512 void fxp_rq64_strip_init(fxp_rq64_strip *s, const fxp_epilogue *e, int64_t n0, int64_t nc)
+{
+    int level[2][2];
+    s->lanes = 0;
+    if (e->mult != NULL || nc > FXP_RQ64_COLUMNS || !fxp_threshold_levels(e->rounding, level))
+        return;
+    const int32_t *shift = e->shift + n0;
+    for (int64_t j = 0; j < nc; j++)
+        if (shift[j] < 0 || shift[j] > 127)
+            return;
+    const __m512i one = _mm512_set1_epi64(1), s63 = _mm512_set1_epi64(63);
+    s->vectors = (int)((nc + 7) / 8);
+    s->any_big = 0;
+    for (int v = 0; v < s->vectors; v++) {
+        const int64_t left = nc - 8 * v;
+        s->cols[v] = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
+        const __m512i given = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(s->cols[v], shift + 8 * v));
+        s->big[v] = _mm512_cmpgt_epi64_mask(given, s63);
+        s->at64[v] = _mm512_cmpeq_epi64_mask(given, _mm512_set1_epi64(64));
+        s->any_big |= s->big[v] != 0;
+        s->shift[v] = _mm512_min_epi64(given, s63);
+        const __m512i unit = _mm512_sllv_epi64(one, s->shift[v]), half = _mm512_srli_epi64(unit, 1);
+        s->low[v] = _mm512_sub_epi64(unit, one);
+        /* c by level, 0 where s = 0 (no rounding there) */
+        const __mmask8 rounds = _mm512_test_epi64_mask(s->shift[v], s->shift[v]);
+        const __m512i by_level[5] = {_mm512_setzero_si512(), _mm512_maskz_sub_epi64(rounds, half, one),
+                                     _mm512_maskz_mov_epi64(rounds, half), _mm512_maskz_mov_epi64(rounds, s->low[v]),
+                                     _mm512_maskz_mov_epi64(rounds, unit)};
+        s->base[v] = by_level[level[0][0]];
+        s->odd_step[v] = _mm512_sub_epi64(by_level[level[1][0]], s->base[v]);
+        s->neg_step[v] = _mm512_sub_epi64(by_level[level[0][1]], s->base[v]);
+    }
+    s->use_odd = level[1][0] != level[0][0];   /* c is linear in (odd, negative): see fxp_threshold_levels */
+    s->use_neg = level[0][1] != level[0][0];
+    s->e = e;
+    s->lanes = 1;
+}
+
+FXP_TARGET_AVX512 int64_t fxp_rq64_strip_row(const fxp_rq64_strip *s, const int64_t *acc, const int64_t *bias,
+                                            void *dst)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    int64_t count = 0;
+    for (int v = 0; v < s->vectors; v++) {
+        const __mmask8 cols = s->cols[v];
+        __m512i a = _mm512_maskz_loadu_epi64(cols, acc + 8 * v);
+        if (bias)
+            a = _mm512_add_epi64(a, _mm512_maskz_loadu_epi64(cols, bias + 8 * v));
+        if (s->any_big) {
+            const __mmask8 half_rest = s->at64[v] & _mm512_cmpeq_epi64_mask(a, _mm512_set1_epi64(INT64_MIN));
+            a = _mm512_mask_mov_epi64(a, s->big[v], _mm512_max_epi64(_mm512_min_epi64(a, one), _mm512_set1_epi64(-1)));
+            a = _mm512_mask_mov_epi64(a, half_rest, _mm512_set1_epi64(-((int64_t)1 << 62)));
+        }
+        const __m512i q = _mm512_srav_epi64(a, s->shift[v]);
+        __m512i c = s->base[v];
+        if (s->use_odd)
+            c = _mm512_mask_add_epi64(c, _mm512_test_epi64_mask(q, one), c, s->odd_step[v]);
+        if (s->use_neg)
+            c = _mm512_mask_add_epi64(c, _mm512_movepi64_mask(a), c, s->neg_step[v]);
+        const __m512i r = _mm512_and_si512(a, s->low[v]);
+        const __m512i y = _mm512_add_epi64(q, _mm512_srlv_epi64(_mm512_add_epi64(r, c), s->shift[v]));
+        count += finish_lanes(y, s->e, dst, s->e->out_size, 8 * v, cols);
     }
     return count;
 }
