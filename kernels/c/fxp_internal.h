@@ -95,12 +95,22 @@ typedef struct {
         for HEADER __VA_ARGS__                                                                     \
     }
 
-/* Copies of n bytes that are short in patches and layouts (a few pixels): two overlapping fixed-size moves
- * below 16 bytes (GCC inlines fixed-size memcpy), memcpy above. */
+/* Copies of n bytes that are short in patches and layouts (a few pixels): fixed-size moves up to 128
+ * bytes, the last one overlapping (GCC inlines fixed-size memcpy; a libc call per patch row had cost
+ * more than the copy), memcpy above.  Every move stays inside [d, d + n). */
+typedef struct {
+    uint64_t lo, hi;
+} fxp_bytes16;
+
 static inline void fxp_copy_bytes(char *d, const char *s, int64_t n)
 {
-    if (n >= 16) {
+    if (n > 128) {
         memcpy(d, s, (size_t)n);
+    } else if (n >= 16) {
+        fxp_bytes16 v;
+        for (int64_t i = 0; i < n - 16; i += 16)
+            memcpy(&v, s + i, 16), memcpy(d + i, &v, 16);
+        memcpy(&v, s + n - 16, 16), memcpy(d + n - 16, &v, 16);
     } else if (n >= 8) {
         uint64_t a, b;
         memcpy(&a, s, 8), memcpy(&b, s + n - 8, 8), memcpy(d, &a, 8), memcpy(d + n - 8, &b, 8);
@@ -117,8 +127,8 @@ static inline void fxp_copy_bytes(char *d, const char *s, int64_t n)
 
 static inline void fxp_zero_bytes(char *d, int64_t n)
 {
-    static const char zeros[16];
-    if (n >= 16)
+    static const char zeros[128];
+    if (n > 128)
         memset(d, 0, (size_t)n);
     else
         fxp_copy_bytes(d, zeros, n);
