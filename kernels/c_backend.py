@@ -317,6 +317,26 @@ class PackedInt8Weights(_PackedPerPath):
         _check_packed(count)
         return count
 
+    def conv_requant(self, x, kernel, stride, padding, out_hw, out) -> int | None:
+        """The requantized convolution of C-contiguous NHWC ``x`` into ``out`` (B*OH*OW, N), its patch rows
+        packed into the register tiles straight from ``x`` (``fxp_conv_requant_s8_packed``); the overflow
+        count, or None where the active path has no such packing (the caller builds the patch rows)."""
+        packed = self._packed_for_active_path()
+        if packed is None:
+            return None
+        b, h, w, c = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
+        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(b * oh * ow, self._n,
+                                                                                   kh * kw * c)))
+        count = lib.fxp_conv_requant_s8_packed(ffi.from_buffer("int8_t[]", x), b, h, w, c, kh, kw, sh, sw, ph, pw, oh,
+                                               ow, packed, self._epilogue.struct,
+                                               ffi.from_buffer(out, require_writable=True), self._n, scratch,
+                                               self.threads)
+        if count == lib.FXP_CONV_UNFUSED:
+            return None
+        _check_packed(count)
+        return count
+
 
 class PackedSplitWeights(_PackedPerPath):
     """Weights of a layer with int16 activations (int16 x int8 or int16 x int16), packed without the int64

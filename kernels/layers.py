@@ -238,6 +238,14 @@ class PreparedLinear:
     def out_dtype(self) -> np.dtype:
         return self._gemm.out_dtype
 
+    def _fused(self, x4, out_hw, out_rows):
+        """The requantized conv by the backend's own patch packing (``conv_requant`` of the prepared weights),
+        or None where there is none (float and exact-accumulator layers, other backends and paths)."""
+        conv = getattr(self._gemm.weights, "conv_requant", None) if self._gemm.fused else None
+        if conv is None:
+            return None
+        return _fused_chunks(conv, x4, self.kernel, self.stride, self.padding, out_hw, out_rows)
+
     @property
     def bound(self) -> BoundGemm:
         """The validated weights and epilogue bound to the backend's prepared weights."""
@@ -275,6 +283,14 @@ class PreparedConv:
     def out_dtype(self) -> np.dtype:
         return self._gemm.out_dtype
 
+    def _fused(self, x4, out_hw, out_rows):
+        """The requantized conv by the backend's own patch packing (``conv_requant`` of the prepared weights),
+        or None where there is none (float and exact-accumulator layers, other backends and paths)."""
+        conv = getattr(self._gemm.weights, "conv_requant", None) if self._gemm.fused else None
+        if conv is None:
+            return None
+        return _fused_chunks(conv, x4, self.kernel, self.stride, self.padding, out_hw, out_rows)
+
     @property
     def bound(self) -> BoundGemm:
         """The validated (O, KH*KW*C) weights and epilogue bound to the backend's prepared weights."""
@@ -302,7 +318,9 @@ class PreparedConv:
             def chunks():
                 return im2col_chunks(c_array(x4), self.kernel, self.stride, self.padding, (oh, ow), g.backend)
 
-            count = sum(g.rows(patches, rng, out_rows[rows]) for rows, patches in chunks())
+            count = self._fused(c_array(x4), (oh, ow), out_rows)
+            if count is None:
+                count = sum(g.rows(patches, rng, out_rows[rows]) for rows, patches in chunks())
 
             def full_accumulator():
                 acc = np.empty(out_rows.shape, dtype=g.kind.acc)
@@ -312,6 +330,26 @@ class PreparedConv:
 
             g.finish(count, out.size, stats, full_accumulator)
         return out[:, 0] if conv1d else out
+
+
+def _fused_chunks(conv, x, kernel, stride, padding, out_hw, out_rows):
+    """``conv`` (a backend's ``conv_requant``) over chunks of whole images whose patch rows stay under
+    ``_IM2COL_CHUNK_BYTES`` (its scratch then does too); the overflow count, or None when the backend has
+    no fused packing for x or one image's patch rows exceed a chunk (then the caller builds patch rows)."""
+    b, _, _, c = x.shape
+    (kh, kw), (oh, ow) = kernel, out_hw
+    image_bytes = oh * ow * kh * kw * c * x.itemsize
+    if image_bytes > _IM2COL_CHUNK_BYTES:
+        return None
+    step = max(1, _IM2COL_CHUNK_BYTES // max(1, image_bytes))
+    total = 0
+    for b0 in range(0, b, step):
+        b1 = min(b, b0 + step)
+        count = conv(x[b0:b1], kernel, stride, padding, out_hw, out_rows[b0 * oh * ow:b1 * oh * ow])
+        if count is None:       # decided by the path and the channels alone: the first chunk
+            return None
+        total += count
+    return total
 
 
 def im2col_chunks(x, kernel, stride, padding, out_hw, backend):

@@ -83,6 +83,17 @@ int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
                            int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch, int threads);
+/* The requantizing int8 convolution of an NHWC image (b, h, w, c) by weights packed as (n, kh * kw * c)
+ * rows (kernel kh x kw, strides sh, sw, zero padding ph, pw, output oh x ow): fxp_gemm_requant_s8_packed
+ * of its patch rows, each register tile of them packed straight from the image, with the scratch of
+ * that call for b * oh * ow rows.  Returns FXP_CONV_UNFUSED (computing nothing) where this path has no
+ * such packing (the AVX-512 VNNI path, c % 16 == 0 only): the caller then builds the patch rows itself;
+ * -1 as fxp_gemm_requant_s8_packed. */
+#define FXP_CONV_UNFUSED -2
+int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
+                                   int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
+                                   int64_t ow, const void *packed, const fxp_epilogue *e, void *out, int64_t n,
+                                   void *scratch, int threads);
 
 /* Pre-packed weights of the layers with int16 activations (kind s16s8 or s16: x split exactly
  * into bytes), on the paths that have a packed layout for them (fxp_gemm_split_packed_bytes

@@ -258,3 +258,22 @@ int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fx
 {
     return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch, threads);
 }
+
+int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
+                                   int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
+                                   int64_t ow, const void *packed, const fxp_epilogue *e, void *out, int64_t n,
+                                   void *scratch, int threads)
+{
+    int32_t path;
+    memcpy(&path, packed, sizeof path);
+    if (path != fxp_active_path())
+        return -1;
+#ifdef FXP_X86
+    if (path == FXP_PATH_AVX512VNNI && c % 16 == 0 && c > 0)
+        return fxp_conv_s8_packed_avx512(image, b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow,
+                                         (const char *)packed + PACK_HEADER, NULL, e, out, n, scratch, threads);
+#endif
+    (void)image, (void)b, (void)h, (void)w, (void)c, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw;
+    (void)oh, (void)ow, (void)e, (void)out, (void)n, (void)scratch, (void)threads;
+    return FXP_CONV_UNFUSED;
+}

@@ -172,6 +172,10 @@ int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k);
 void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
                                   void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
+int64_t fxp_conv_s8_packed_avx512(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
+                                  int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow,
+                                  const void *packed, int32_t *out, const fxp_epilogue *rq, void *qout, int64_t n,
+                                  void *scratch, int threads);
 int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k);
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,

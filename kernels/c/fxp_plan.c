@@ -201,6 +201,12 @@ static int64_t step(const fxp_plan_step *s, const char *src, char *dst, char *ar
         count = gemm(s, src, dst, nb * s->in_count / d[0], d[0], d[1], scratch);
         break;
     case FXP_STEP_CONV:
+        count = FXP_CONV_UNFUSED;
+        if (s->gemm_mode == FXP_GEMM_PACKED_S8)
+            count = fxp_conv_requant_s8_packed(src, nb, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9],
+                                               d[10], s->w, s->e, dst, d[11], scratch, s->threads);
+        if (count != FXP_CONV_UNFUSED)
+            break;
         fxp_im2col(src, arena + s->aux, s->in_size, nb, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], 0,
                    d[9], d[10]);
         count = gemm(s, arena + s->aux, dst, nb * d[9] * d[10], d[3] * d[4] * d[2], d[11], scratch);

@@ -1,0 +1,105 @@
+"""int8 convolutions whose patch rows the C backend packs into the GEMM's register tiles straight from the image
+(``fxp_conv_requant_s8_packed``: AVX-512 VNNI path, channels a multiple of 16), on the prepared layers and in
+compiled models: bit-identical with the reference backend, overflow counts included, at image borders, strides,
+paddings, kernels wider and taller than the image, one and several weight strips, the small-M kernels, partial
+tiles and several threads; and layers the fusion does not cover still match."""
+import numpy as np
+import pytest
+
+from fixedpoint import OverflowStats, kernels
+from backend_calls import extreme_ints
+from gemm_checks import c, forced_path
+
+
+@pytest.fixture
+def vnni():
+    forced_path("avx512vnni", "the fused patch packing is a part of the AVX-512 VNNI path")
+    yield
+    c.force_path(None)
+
+
+def _same(layer, reference, x):
+    want_stats, got_stats = OverflowStats(), OverflowStats()
+    want = reference(x, stats=want_stats)
+    got = layer(x, stats=got_stats)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert (got_stats.overflowed, got_stats.total) == (want_stats.overflowed, want_stats.total)
+
+
+# (batch, height, width, channels, filters, kernel, stride, padding): borders and interiors, 1x1 and
+# non-square kernels, a kernel as wide as the padded image, outputs of 1..4 pixels (small-M kernels),
+# 16..48 channels, filters on one strip (<= 32) and on several (33, 64, 100).
+CONV2D = [
+    (2, 9, 8, 16, 32, (3, 3), 1, 1),
+    (1, 5, 7, 32, 17, (3, 2), (2, 1), (2, 0)),
+    (3, 6, 6, 16, 64, (1, 1), 2, 0),
+    (1, 2, 2, 48, 33, (3, 3), 1, 1),
+    (1, 1, 3, 16, 16, (3, 3), 1, (1, 0)),
+    (2, 4, 11, 16, 100, (2, 5), (1, 3), 2),
+    (5, 7, 5, 32, 8, (5, 5), 1, 2),
+]
+
+
+@pytest.mark.parametrize("case", CONV2D, ids=str)
+def test_conv2d_matches_the_reference(vnni, case):
+    b, h, w, ch, o, kernel, stride, padding = case
+    rng = np.random.default_rng(h * 100 + w * 10 + ch)
+    x = extreme_ints(rng, np.int8, (b, h, w, ch))
+    wt = extreme_ints(rng, np.int8, (o, *kernel, ch))
+    bias = rng.integers(-5000, 5000, o).astype(np.int32)
+    for rounding, relu, out_dtype in (("half_even", False, np.int8), ("floor", True, np.int16),
+                                      ("half_away", True, np.int8)):
+        call = dict(stride=stride, padding=padding, shift=rng.integers(0, 14, o), rounding=rounding, relu=relu,
+                    out_dtype=out_dtype)
+        for threads in (1, 3):
+            layer = kernels.prepare_conv2d(wt, bias, backend="c", threads=threads, **call)
+            _same(layer, lambda v, stats: kernels.conv2d(v, wt, bias, backend="reference", stats=stats, **call), x)
+
+
+@pytest.mark.parametrize("length,ch,o,k,stride,padding", [(40, 16, 32, 5, 1, 2), (9, 32, 48, 3, 2, 0),
+                                                           (3, 16, 16, 5, 1, 2), (61, 64, 20, 1, 1, 0)])
+def test_conv1d_matches_the_reference(vnni, length, ch, o, k, stride, padding):
+    rng = np.random.default_rng(length + ch + o)
+    x = extreme_ints(rng, np.int8, (4, length, ch))
+    wt = extreme_ints(rng, np.int8, (o, k, ch))
+    call = dict(stride=stride, padding=padding, shift=9, overflow="wrap", out_bits=6)
+    layer = kernels.prepare_conv1d(wt, None, backend="c", **call)
+    _same(layer, lambda v, stats: kernels.conv1d(v, wt, None, backend="reference", stats=stats, **call), x)
+
+
+def test_many_images_split_into_chunks(vnni):
+    """A batch whose patch rows span several of the layer's image chunks (each one fused call)."""
+    rng = np.random.default_rng(3)
+    x = extreme_ints(rng, np.int8, (23, 28, 28, 16))
+    wt = extreme_ints(rng, np.int8, (40, 3, 3, 16))
+    call = dict(padding=1, shift=10)
+    layer = kernels.prepare_conv2d(wt, backend="c", **call)
+    _same(layer, lambda v, stats: kernels.conv2d(v, wt, backend="reference", stats=stats, **call), x)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 40])
+def test_compiled_model_conv_steps(vnni, batch):
+    """A converted CNN whose second conv has 16 input channels: its compiled plan packs that conv's patch
+    rows from the image; raw integers and overflow reports equal the layer-by-layer reference backend's."""
+    from fixedpoint import nn
+
+    rng = np.random.default_rng(11)
+    model = nn.Sequential([
+        nn.Conv2d(rng.standard_normal((16, 3, 3, 1)) * 0.3, rng.standard_normal(16) * 0.1, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(rng.standard_normal((32, 3, 3, 16)) * 0.1, rng.standard_normal(32) * 0.1, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(rng.standard_normal((10, 32 * 5 * 5)) * 0.05, np.zeros(10)),
+    ])
+    calib = rng.standard_normal((16, 10, 10, 1))
+    fixed = nn.quantize_model(model, calib, "i8", backend="c")
+    x = (rng.standard_normal((batch, 10, 10, 1)) * 2).astype(np.float32)
+    raw, fmt = fixed(x, raw=True)
+    assert fixed.plan_status(np.float32) == "compiled"
+    layers = fixed.with_backend("reference")
+    expected, expected_fmt = layers(x, raw=True)
+    assert fmt == expected_fmt
+    np.testing.assert_array_equal(raw, expected)
+    assert fixed.overflow_report() == layers.overflow_report()
