@@ -289,13 +289,13 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epi
         acc = _mm512_mask_mov_epi32(acc, half_rest, _mm512_set1_epi32(-(1 << 30)));
     }
     __m512i q = _mm512_srav_epi32(acc, s->shift[v]);
-    __m512i c = s->base[v];
+    /* r + c, the steps added in place (no copy of the base vector per output vector) */
+    __m512i t = _mm512_add_epi32(_mm512_and_si512(acc, s->low[v]), s->base[v]);
     if (s->use_odd)
-        c = _mm512_mask_add_epi32(c, _mm512_test_epi32_mask(q, one), c, s->odd_step[v]);
+        t = _mm512_mask_add_epi32(t, _mm512_test_epi32_mask(q, one), t, s->odd_step[v]);
     if (s->use_neg)
-        c = _mm512_mask_add_epi32(c, _mm512_movepi32_mask(acc), c, s->neg_step[v]);
-    __m512i r = _mm512_and_si512(acc, s->low[v]);
-    __m512i y = _mm512_add_epi32(q, _mm512_srlv_epi32(_mm512_add_epi32(r, c), s->shift[v]));
+        t = _mm512_mask_add_epi32(t, _mm512_movepi32_mask(acc), t, s->neg_step[v]);
+    __m512i y = _mm512_add_epi32(q, _mm512_srlv_epi32(t, s->shift[v]));
     if (s->relu)
         y = _mm512_max_epi32(y, _mm512_setzero_si512());
     *outside = _mm512_mask_cmpgt_epu32_mask(s->cols[v], _mm512_sub_epi32(y, s->lo), s->range);

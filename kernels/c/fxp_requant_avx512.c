@@ -183,13 +183,13 @@ FXP_TARGET_AVX512 int64_t fxp_rq64_strip_row(const fxp_rq64_strip *s, const int6
             a = _mm512_mask_mov_epi64(a, half_rest, _mm512_set1_epi64(-((int64_t)1 << 62)));
         }
         const __m512i q = _mm512_srav_epi64(a, s->shift[v]);
-        __m512i c = s->base[v];
+        /* r + c, the steps added in place */
+        __m512i t = _mm512_add_epi64(_mm512_and_si512(a, s->low[v]), s->base[v]);
         if (s->use_odd)
-            c = _mm512_mask_add_epi64(c, _mm512_test_epi64_mask(q, one), c, s->odd_step[v]);
+            t = _mm512_mask_add_epi64(t, _mm512_test_epi64_mask(q, one), t, s->odd_step[v]);
         if (s->use_neg)
-            c = _mm512_mask_add_epi64(c, _mm512_movepi64_mask(a), c, s->neg_step[v]);
-        const __m512i r = _mm512_and_si512(a, s->low[v]);
-        const __m512i y = _mm512_add_epi64(q, _mm512_srlv_epi64(_mm512_add_epi64(r, c), s->shift[v]));
+            t = _mm512_mask_add_epi64(t, _mm512_movepi64_mask(a), t, s->neg_step[v]);
+        const __m512i y = _mm512_add_epi64(q, _mm512_srlv_epi64(t, s->shift[v]));
         count += finish_lanes(y, s->e, dst, s->e->out_size, 8 * v, cols);
     }
     return count;
