@@ -1,5 +1,6 @@
 """int8 convolutions whose patch rows the C backend packs into the GEMM's register tiles straight from the image
-(``fxp_conv_requant_s8_packed``: AVX-512 VNNI path, channels a multiple of 16), on the prepared layers and in
+(``fxp_conv_requant_s8_packed``: AVX-512 VNNI path, channels a multiple of 16 or patch rows of at most 16 bytes
+with VBMI), on the prepared layers and in
 compiled models: bit-identical with the reference backend, overflow counts included, at image borders, strides,
 paddings, kernels wider and taller than the image, one and several weight strips, the small-M kernels, partial
 tiles and several threads; and layers the fusion does not cover still match."""
@@ -29,7 +30,10 @@ def _same(layer, reference, x):
 
 # (batch, height, width, channels, filters, kernel, stride, padding): borders and interiors, 1x1 and
 # non-square kernels, a kernel as wide as the padded image, outputs of 1..4 pixels (small-M kernels),
-# 16..48 channels, filters on one strip (<= 32) and on several (33, 64, 100).
+# filters on one strip (<= 32) and on several (33, 64, 100).  16..48 channels: whole 16-byte pixels;
+# 1..4 channels with patch rows of at most 16 bytes: vpermb groups of 16, 8 and 4 pixels (runs cut at the
+# ends of output rows and of tiles, rows narrower than a group), and geometries whose spans do not fit a
+# register (those build patch rows as before).
 CONV2D = [
     (2, 9, 8, 16, 32, (3, 3), 1, 1),
     (1, 5, 7, 32, 17, (3, 2), (2, 1), (2, 0)),
@@ -38,6 +42,16 @@ CONV2D = [
     (1, 1, 3, 16, 16, (3, 3), 1, (1, 0)),
     (2, 4, 11, 16, 100, (2, 5), (1, 3), 2),
     (5, 7, 5, 32, 8, (5, 5), 1, 2),
+    (3, 28, 28, 1, 16, (3, 3), 1, 1),
+    (2, 13, 29, 1, 17, (3, 3), 2, 1),
+    (2, 9, 10, 2, 40, (2, 2), 1, 0),
+    (1, 7, 31, 4, 16, (2, 2), 1, (1, 0)),
+    (4, 5, 5, 3, 8, (1, 5), 1, (0, 2)),
+    (2, 12, 40, 1, 16, (3, 3), 3, 1),
+    (1, 6, 6, 1, 16, (5, 5), 1, 2),
+    (1, 3, 2, 1, 33, (3, 3), 1, 1),
+    (2, 8, 8, 5, 16, (3, 3), 1, 1),
+    (1, 9, 20, 4, 16, (2, 2), 3, 0),
 ]
 
 

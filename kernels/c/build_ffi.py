@@ -45,6 +45,7 @@ SOURCES = [
     "fxp_gemm_avx512vnni.c",
     "fxp_gemm_avx512_s16.c",
     "fxp_im2col.c",
+    "fxp_patch_tiles.c",
     "fxp_gemm_bf16.c",
     "fxp_quantize.c",
     "fxp_quantize_avx512.c",

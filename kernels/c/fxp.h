@@ -87,7 +87,8 @@ int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fx
  * rows (kernel kh x kw, strides sh, sw, zero padding ph, pw, output oh x ow): fxp_gemm_requant_s8_packed
  * of its patch rows, each register tile of them packed straight from the image, with the scratch of
  * that call for b * oh * ow rows.  Returns FXP_CONV_UNFUSED (computing nothing) where this path has no
- * such packing (the AVX-512 VNNI path, c % 16 == 0 only): the caller then builds the patch rows itself;
+ * such packing (the AVX-512 VNNI path, for c % 16 == 0, or patch rows of at most 16 bytes with AVX-512
+ * VBMI): the caller then builds the patch rows itself;
  * -1 as fxp_gemm_requant_s8_packed. */
 #define FXP_CONV_UNFUSED -2
 int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,

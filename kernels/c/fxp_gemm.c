@@ -269,9 +269,10 @@ int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, in
     if (path != fxp_active_path())
         return -1;
 #ifdef FXP_X86
-    if (path == FXP_PATH_AVX512VNNI && c % 16 == 0 && c > 0)
-        return fxp_conv_s8_packed_avx512(image, b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow,
-                                         (const char *)packed + PACK_HEADER, NULL, e, out, n, scratch, threads);
+    fxp_patch_geometry g = {b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, 0, {0}};
+    if (path == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g))
+        return fxp_conv_s8_packed_avx512(image, &g, (const char *)packed + PACK_HEADER, NULL, e, out, n, scratch,
+                                         threads);
 #endif
     (void)image, (void)b, (void)h, (void)w, (void)c, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw;
     (void)oh, (void)ow, (void)e, (void)out, (void)n, (void)scratch, (void)threads;

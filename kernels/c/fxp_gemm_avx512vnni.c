@@ -107,79 +107,19 @@ FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k,
     }
 }
 
-/* Where the rows of x come from: a matrix of m rows of k bytes, or (conv != NULL) the patch rows of a
- * zero-padded NHWC int8 image, row i the patch of output pixel i in (kh, kw, c) order, packed from the
- * image straight into the tiles (no patch matrix; pixels of whole 16-byte chunks only). */
-typedef struct {
-    int64_t b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow;
-} conv_geometry;
-
+/* Where the rows of x come from: a matrix of m rows of k bytes, or (conv != NULL) the patch rows of an
+ * int8 image, row i the patch of output pixel i, packed from the image straight into the tiles
+ * (fxp_patch_tile: no patch matrix). */
 typedef struct {
     const int8_t *x;            /* the matrix, or the image */
-    const conv_geometry *conv;
+    const fxp_patch_geometry *conv;
 } x_source;
-
-/* The patch rows of output pixels i0 .. i0 + mr - 1 as one u8 tile (the layout of pack_x_tile; rows
- * past m, and taps outside the image, hold x = 0): each chunk of 16 k is 16 channels of one input
- * pixel, so a chunk is one load (or zeros). */
-FXP_TARGET_AVX512 static void pack_patch_tile(const x_source *src, int64_t m, int mr, int64_t i0, uint8_t *dst)
-{
-    /* the geometry in locals: the stores below could alias *src for the compiler, which would then reload
-     * every field after each store */
-    const conv_geometry g = *src->conv;
-    const int8_t *const image = src->x;
-    const __m128i flip = _mm_set1_epi8((char)0x80);
-    const int64_t per_pixel = g.c / 16, row_chunks = g.kw * per_pixel, chunks = g.kh * row_chunks;
-    int64_t oj = i0 % g.ow, oi = i0 / g.ow % g.oh, bi = i0 / (g.ow * g.oh);
-    for (int r = 0; r < mr; r++) {
-        __m128i *out = (__m128i *)dst + r;
-        if (i0 + r >= m) {
-            for (int64_t ch = 0; ch < chunks; ch++)
-                _mm_store_si128(out + ch * mr, flip);
-            continue;
-        }
-        const int64_t ih0 = oi * g.sh - g.ph, iw0 = oj * g.sw - g.pw;
-        const int inside_w = iw0 >= 0 && iw0 + g.kw <= g.w;
-        for (int64_t di = 0; di < g.kh; di++, out += row_chunks * mr) {
-            const int64_t ih = ih0 + di;
-            if (ih < 0 || ih >= g.h) {
-                for (int64_t ch = 0; ch < row_chunks; ch++)
-                    _mm_store_si128(out + ch * mr, flip);
-                continue;
-            }
-            const int8_t *image_row = image + (bi * g.h + ih) * g.w * g.c;
-            if (inside_w) {             /* the kernel row's kw pixels: row_chunks contiguous chunks */
-                const __m128i *from = (const __m128i *)(image_row + iw0 * g.c);
-                for (int64_t ch = 0; ch < row_chunks; ch++)
-                    _mm_store_si128(out + ch * mr, _mm_xor_si128(_mm_loadu_si128(from + ch), flip));
-                continue;
-            }
-            for (int64_t dj = 0; dj < g.kw; dj++) {
-                const int64_t iw = iw0 + dj;
-                __m128i *to = out + dj * per_pixel * mr;
-                if (iw < 0 || iw >= g.w) {
-                    for (int64_t q = 0; q < per_pixel; q++)
-                        _mm_store_si128(to + q * mr, flip);
-                    continue;
-                }
-                const __m128i *pixel = (const __m128i *)(image_row + iw * g.c);
-                for (int64_t q = 0; q < per_pixel; q++)
-                    _mm_store_si128(to + q * mr, _mm_xor_si128(_mm_loadu_si128(pixel + q), flip));
-            }
-        }
-        if (++oj == g.ow) {
-            oj = 0;
-            if (++oi == g.oh)
-                oi = 0, bi++;
-        }
-    }
-}
 
 /* Tile i0 of the source (mr rows of chunked_k(k) bytes each) into dst. */
 FXP_TARGET_AVX512 static void pack_tile(const x_source *src, int64_t m, int64_t k, int mr, int64_t i0, uint8_t *dst)
 {
     if (src->conv)
-        pack_patch_tile(src, m, mr, i0, dst);
+        fxp_patch_tile(src->conv, src->x, m, mr, i0, dst);
     else
         pack_x_tile(src->x, m, k, mr, i0, dst);
 }
@@ -759,17 +699,14 @@ int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *
     return packed_run(&src, packed, out, rq, qout, m, n, k, scratch, threads);
 }
 
-/* The convolution of an NHWC int8 image with c % 16 == 0 channels (zero padding ph, pw; strides sh,
- * sw; output oh x ow) by weights packed as (n, kh * kw * c) rows: the packed call on its patch rows,
- * each tile packed from the image; scratch as fxp_s8_packed_scratch_avx512(b * oh * ow, n, k). */
-int64_t fxp_conv_s8_packed_avx512(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
-                                  int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow,
-                                  const void *packed, int32_t *out, const fxp_epilogue *rq, void *qout, int64_t n,
-                                  void *scratch, int threads)
+/* The convolution of an NHWC int8 image (geometry g, set up by fxp_patch_setup) by weights packed as
+ * (n, kh * kw * c) rows: the packed call on its patch rows, each tile packed from the image; scratch as
+ * fxp_s8_packed_scratch_avx512(b * oh * ow, n, k). */
+int64_t fxp_conv_s8_packed_avx512(const int8_t *image, const fxp_patch_geometry *g, const void *packed, int32_t *out,
+                                  const fxp_epilogue *rq, void *qout, int64_t n, void *scratch, int threads)
 {
-    const conv_geometry g = {b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow};
-    const x_source src = {image, &g};
-    return packed_run(&src, packed, out, rq, qout, b * oh * ow, n, kh * kw * c, scratch, threads);
+    const x_source src = {image, g};
+    return packed_run(&src, packed, out, rq, qout, g->b * g->oh * g->ow, n, g->kh * g->kw * g->c, scratch, threads);
 }
 
 /* ---------------------------------------------------------------- int16 x int8 (a16w8) */

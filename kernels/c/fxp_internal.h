@@ -172,10 +172,20 @@ int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k);
 void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
 int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
                                   void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
-int64_t fxp_conv_s8_packed_avx512(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
-                                  int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow,
-                                  const void *packed, int32_t *out, const fxp_epilogue *rq, void *qout, int64_t n,
-                                  void *scratch, int threads);
+/* An int8 convolution's patch rows packed into the AVX-512 VNNI GEMM's u8 tiles straight from the
+ * image (fxp_patch_tiles.c): the geometry and, for patch rows of at most 16 bytes, the vpermb table. */
+typedef struct {
+    int64_t b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow;
+    int64_t group;              /* output pixels per vpermb group (16, 8, 4), or 0: whole 16-byte pixels */
+    uint8_t index[256];         /* byte j of a group's tile rows (16 bytes each) is span byte index[j] */
+} fxp_patch_geometry;
+/* 1 when this geometry's patch rows pack into tiles (c % 16 == 0, or kh * kw * c <= 16 with AVX-512 VBMI
+ * and spans that fit one zmm), setting up group and index; else 0. */
+int fxp_patch_setup(fxp_patch_geometry *g);
+/* Output pixels i0 .. i0 + mr - 1 (those below m; m = b * oh * ow) as one u8 tile of mr rows. */
+void fxp_patch_tile(const fxp_patch_geometry *g, const int8_t *image, int64_t m, int mr, int64_t i0, uint8_t *dst);
+int64_t fxp_conv_s8_packed_avx512(const int8_t *image, const fxp_patch_geometry *g, const void *packed, int32_t *out,
+                                  const fxp_epilogue *rq, void *qout, int64_t n, void *scratch, int threads);
 int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k);
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,

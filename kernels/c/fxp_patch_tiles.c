@@ -1,0 +1,175 @@
+/* Patch rows of an int8 convolution packed straight from the NHWC image into the u8 register tiles of
+ * the AVX-512 VNNI GEMM ([k / 16][mr][16] bytes of x ^ 0x80, x = 0 past the image, past K and for rows
+ * past m), so no patch matrix is written and read back.  Two geometries:
+ *   - pixels of whole 16-byte chunks (c % 16 == 0): a chunk of a patch row is 16 channels of one input
+ *     pixel, one load (or zeros);
+ *   - patch rows of at most 16 bytes (a few channels, AVX-512 VBMI): one chunk per row; P output
+ *     pixels at a time (16, 8 or 4, the largest whose kh source spans fit one zmm), their spans loaded
+ *     under byte masks (nothing outside the image is read), then one vpermb per four tile rows.  The
+ *     bytes of a row past K hold whatever the permute puts there: the packed weights are zero at those
+ *     k (and the K loop stops at K rounded up to 4), so they add nothing.
+ */
+#include <stdint.h>
+#include <stddef.h>
+#include "fxp.h"
+#include "fxp_internal.h"
+
+#ifdef FXP_X86
+#include <immintrin.h>
+
+#define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+
+static uint64_t low_bits(int64_t n) { return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1; }
+
+int fxp_patch_setup(fxp_patch_geometry *g)
+{
+    const int64_t k = g->kh * g->kw * g->c;
+    g->group = 0;
+    if (g->c > 0 && g->c % 16 == 0)
+        return 1;
+    if (k > 16 || !fxp_vbmi_supported())
+        return 0;
+    for (int64_t p = 16; p >= 4 && !g->group; p /= 2)
+        if (g->kh * ((p - 1) * g->sw + g->kw) * g->c <= 64)
+            g->group = p;
+    if (!g->group)
+        return 0;
+    const int64_t span = ((g->group - 1) * g->sw + g->kw) * g->c;
+    memset(g->index, 0, sizeof g->index);
+    for (int64_t p = 0; p < g->group; p++) {
+        int64_t j = 16 * p;
+        for (int64_t di = 0; di < g->kh; di++)
+            for (int64_t dj = 0; dj < g->kw; dj++)
+                for (int64_t cc = 0; cc < g->c; cc++, j++)
+                    g->index[j] = (uint8_t)(di * span + (p * g->sw + dj) * g->c + cc);
+    }
+    return 1;
+}
+
+/* The scalar geometry in locals: the stores could alias *g for the compiler, which would then reload every
+ * field after each store. */
+typedef struct {
+    int64_t h, w, c, kh, kw, sh, sw, ph, pw, oh, ow;
+} scalars;
+
+static scalars scalars_of(const fxp_patch_geometry *g)
+{
+    const scalars s = {g->h, g->w, g->c, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->oh, g->ow};
+    return s;
+}
+
+/* Whole 16-byte pixels. */
+FXP_TARGET_AVX512 static void tile_of_pixels(const fxp_patch_geometry *geometry, const int8_t *image, int64_t m,
+                                             int mr, int64_t i0, uint8_t *dst)
+{
+    const scalars g = scalars_of(geometry);
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const int64_t per_pixel = g.c / 16, row_chunks = g.kw * per_pixel, chunks = g.kh * row_chunks;
+    const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
+    int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
+    for (int r = 0; r < mr; r++) {
+        __m128i *out = (__m128i *)dst + r;
+        if (i0 + r >= m) {
+            for (int64_t ch = 0; ch < chunks; ch++)
+                _mm_store_si128(out + ch * mr, flip);
+            continue;
+        }
+        const int64_t ih0 = oi * g.sh - g.ph, iw0 = oj * g.sw - g.pw;
+        const int inside_w = iw0 >= 0 && iw0 + g.kw <= g.w;
+        for (int64_t di = 0; di < g.kh; di++, out += row_chunks * mr) {
+            const int64_t ih = ih0 + di;
+            if (ih < 0 || ih >= g.h) {
+                for (int64_t ch = 0; ch < row_chunks; ch++)
+                    _mm_store_si128(out + ch * mr, flip);
+                continue;
+            }
+            const int8_t *image_row = image + (bi * g.h + ih) * g.w * g.c;
+            if (inside_w) {             /* the kernel row's kw pixels: row_chunks contiguous chunks */
+                const __m128i *from = (const __m128i *)(image_row + iw0 * g.c);
+                for (int64_t ch = 0; ch < row_chunks; ch++)
+                    _mm_store_si128(out + ch * mr, _mm_xor_si128(_mm_loadu_si128(from + ch), flip));
+                continue;
+            }
+            for (int64_t dj = 0; dj < g.kw; dj++) {
+                const int64_t iw = iw0 + dj;
+                __m128i *to = out + dj * per_pixel * mr;
+                if (iw < 0 || iw >= g.w) {
+                    for (int64_t q = 0; q < per_pixel; q++)
+                        _mm_store_si128(to + q * mr, flip);
+                    continue;
+                }
+                const __m128i *pixel = (const __m128i *)(image_row + iw * g.c);
+                for (int64_t q = 0; q < per_pixel; q++)
+                    _mm_store_si128(to + q * mr, _mm_xor_si128(_mm_loadu_si128(pixel + q), flip));
+            }
+        }
+        if (++oj == g.ow) {
+            oj = 0;
+            if (++oi == g.oh)
+                oi = 0, bi++;
+        }
+    }
+}
+
+/* Patch rows of at most 16 bytes: runs of up to P consecutive output pixels of one output row. */
+VBMI_TARGET static void tile_of_groups(const fxp_patch_geometry *geometry, const int8_t *image, int64_t m, int mr,
+                                       int64_t i0, uint8_t *dst)
+{
+    const scalars g = scalars_of(geometry);
+    const int64_t p = geometry->group, span_px = (p - 1) * g.sw + g.kw, span = span_px * g.c;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i perm[4];
+    for (int v = 0; v < 4; v++)
+        perm[v] = _mm512_loadu_si512((const void *)(geometry->index + 64 * v));
+    const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
+    int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
+    const int64_t rows = m - i0 < mr ? m - i0 : mr;
+    int64_t r = 0;
+    while (r < rows) {
+        int64_t run = g.ow - oj < p ? g.ow - oj : p;
+        run = rows - r < run ? rows - r : run;
+        const int64_t iw0 = oj * g.sw - g.pw;   /* input column of every span's first pixel */
+        const int64_t c0 = iw0 < 0 ? -iw0 : 0, c1 = g.w - iw0 < span_px ? g.w - iw0 : span_px;
+        __m512i spans = _mm512_setzero_si512();
+        for (int64_t di = 0; di < g.kh && c1 > c0; di++) {
+            const int64_t ih = oi * g.sh - g.ph + di;
+            if (ih < 0 || ih >= g.h)
+                continue;
+            /* bytes c0 * c .. c1 * c - 1 of the span land at di * span + those; the load's base is set
+             * back by that offset, and only the masked (inside) bytes are read */
+            const int64_t at = di * span + c0 * g.c;
+            const int8_t *first = image + ((bi * g.h + ih) * g.w + iw0 + c0) * g.c;
+            spans = _mm512_mask_loadu_epi8(spans, (__mmask64)(low_bits((c1 - c0) * g.c) << at),
+                                           (const void *)((uintptr_t)first - (uintptr_t)at));
+        }
+        for (int64_t v = 0; 4 * v < run; v++) {
+            const __m512i four = _mm512_xor_si512(_mm512_permutexvar_epi8(perm[v], spans), flip);
+            uint8_t *to = dst + (r + 4 * v) * 16;
+            if (run - 4 * v >= 4) {
+                _mm512_storeu_si512((void *)to, four);
+            } else {
+                uint8_t part[64] __attribute__((aligned(64)));
+                _mm512_store_si512((void *)part, four);
+                memcpy(to, part, (size_t)(16 * (run - 4 * v)));
+            }
+        }
+        r += run;
+        oj += run;
+        if (oj == g.ow) {
+            oj = 0;
+            if (++oi == g.oh)
+                oi = 0, bi++;
+        }
+    }
+    for (; r < mr; r++)
+        _mm_storeu_si128((__m128i *)(dst + 16 * r), _mm512_castsi512_si128(flip));
+}
+
+void fxp_patch_tile(const fxp_patch_geometry *g, const int8_t *image, int64_t m, int mr, int64_t i0, uint8_t *dst)
+{
+    if (g->group)
+        tile_of_groups(g, image, m, mr, i0, dst);
+    else
+        tile_of_pixels(g, image, m, mr, i0, dst);
+}
+#endif
