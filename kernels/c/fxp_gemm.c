@@ -259,6 +259,17 @@ int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fx
     return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch, threads);
 }
 
+int fxp_conv_packs_tiles(int64_t c, int64_t kh, int64_t kw, int64_t sw)
+{
+#ifdef FXP_X86
+    fxp_patch_geometry g = {1, 1, 1, c, kh, kw, 1, sw, 0, 0, 1, 1, 0, {0}};
+    return fxp_active_path() == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g);
+#else
+    (void)c, (void)kh, (void)kw, (void)sw;
+    return 0;
+#endif
+}
+
 int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
                                    int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
                                    int64_t ow, const void *packed, const fxp_epilogue *e, void *out, int64_t n,

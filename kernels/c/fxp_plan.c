@@ -6,7 +6,8 @@
  * integer moves or one rounding each, as stated per function.  Geometry per op (dim[]):
  *   QUANTIZE     frac, bits, rounding                  (float32/float64 in: in_size 4 or 8)
  *   GEMM         K, N                                  (rows = samples * in_count / K)
- *   CONV         H, W, C, KH, KW, SH, SW, PH, PW, OH, OW, N  (patch rows in aux, then the GEMM)
+ *   CONV         H, W, C, KH, KW, SH, SW, PH, PW, OH, OW, N  (patch rows in aux, then the GEMM; or, where
+ *                the packed GEMM packs patch tiles from the image itself, no aux)
  *   CLAMP        lo, hi
  *   MAXPOOL      H, W, C, KH, KW, SH, SW
  *   AVGPOOL      H, W, C, KH, KW, SH, SW, rounding
@@ -207,6 +208,10 @@ static int64_t step(const fxp_plan_step *s, const char *src, char *dst, char *ar
                                                d[10], s->w, s->e, dst, d[11], scratch, s->threads);
         if (count != FXP_CONV_UNFUSED)
             break;
+        if (s->aux == FXP_PLAN_INPUT) {     /* compiled without room for patch rows (fxp_conv_packs_tiles) */
+            count = -1;
+            break;
+        }
         fxp_im2col(src, arena + s->aux, s->in_size, nb, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], 0,
                    d[9], d[10]);
         count = gemm(s, arena + s->aux, dst, nb * d[9] * d[10], d[3] * d[4] * d[2], d[11], scratch);
