@@ -350,16 +350,16 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
                                                                               int out_size, int wrap)
 {
     const strip_rq q = *s;
-    __m512i count = _mm512_setzero_si512();
+    int64_t count = 0;          /* kmov + popcnt: off the vector pipes the epilogue is bound by */
     for (int64_t r = 0; r < rows; r++)
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
             __mmask16 outside;
             __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap,
                                        &outside);
-            count = _mm512_mask_add_epi32(count, outside, count, _mm512_set1_epi32(1));
+            count += __builtin_popcount((unsigned)outside);
             store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size, q.full_range);
         }
-    return _mm512_reduce_add_epi32(count);
+    return count;
 }
 
 /* One tile with the int32-lane epilogue (s->lanes set): the K loop into an L1 buffer, then the
