@@ -238,14 +238,6 @@ class PreparedLinear:
     def out_dtype(self) -> np.dtype:
         return self._gemm.out_dtype
 
-    def _fused(self, x4, out_hw, out_rows):
-        """The requantized conv by the backend's own patch packing (``conv_requant`` of the prepared weights),
-        or None where there is none (float and exact-accumulator layers, other backends and paths)."""
-        conv = getattr(self._gemm.weights, "conv_requant", None) if self._gemm.fused else None
-        if conv is None:
-            return None
-        return _fused_chunks(conv, x4, self.kernel, self.stride, self.padding, out_hw, out_rows)
-
     @property
     def bound(self) -> BoundGemm:
         """The validated weights and epilogue bound to the backend's prepared weights."""

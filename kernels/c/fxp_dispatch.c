@@ -16,6 +16,19 @@ static uint64_t read_xcr0(void)
     return ((uint64_t)edx << 32) | eax;
 }
 
+/* EAX of CPUID leaf 7 sub-leaf 1 (0 where the CPU has no such sub-leaf). */
+static unsigned leaf7_sub1_eax(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1)                                  /* highest sub-leaf of leaf 7 */
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return a;
+}
+
 /* AVX-VNNI (the VEX-encoded vpdpbusd): CPUID leaf 7 sub-leaf 1, EAX bit 4, with AVX and the YMM
  * state the OS saves. */
 static int detect_avx_vnni(void)
@@ -23,13 +36,7 @@ static int detect_avx_vnni(void)
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1) || !((c >> 28) & 1) || (read_xcr0() & 0x6) != 0x6)
         return 0;
-    if (__get_cpuid_max(0, NULL) < 7)
-        return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    if (a < 1)                                  /* highest sub-leaf of leaf 7 */
-        return 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (a >> 4) & 1;
+    return (leaf7_sub1_eax() >> 4) & 1;
 }
 
 static int detect_best(void)
@@ -63,14 +70,9 @@ static int detect_best(void)
  * path needs (its instruction sets and the ZMM state). */
 static int detect_bf16(void)
 {
-    unsigned a, b, c, d;
     if (detect_best() != FXP_PATH_AVX512VNNI)
         return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    if (a < 1)                                  /* highest sub-leaf of leaf 7 */
-        return 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (a >> 5) & 1;
+    return (leaf7_sub1_eax() >> 5) & 1;
 }
 
 /* AVX512_VBMI (vpermb, byte permutes across the register): CPUID leaf 7, ECX bit 1, on top of the
