@@ -724,25 +724,24 @@ int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k)
 }
 
 /* x as two u8 tile sets like pack_x (mr rows per tile, chunks of 16 k): high bytes + 128 and
- * low bytes (padding: x = 0), one chunk of a row per ymm (both halves by truncating vpmovwb). */
+ * low bytes (padding: x = 0), one chunk of a row per ymm (both halves by truncating vpmovwb; the
+ * last chunk of a row by a masked load, which reads nothing past k). */
 FXP_TARGET_AVX512 static void pack_x16(const int16_t *x, int64_t m, int64_t k, int mr, uint8_t *xph, uint8_t *xpl)
 {
     const int64_t kx = chunked_k(k), whole = k / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
     const __m256i half = _mm256_set1_epi16(128);
     for (int64_t i0 = 0; i0 < m; i0 += mr)
         for (int r = 0; r < mr; r++) {
-            const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
+            const int inside = i0 + r < m;
+            const int16_t *row = inside ? x + (i0 + r) * k : x;
             for (int64_t kk = 0; kk < kx; kk += 16) {
                 int64_t at = i0 * kx + ((kk >> 4) * mr + r) * 16;
-                __m256i v;
-                if (row && kk < whole) {
+                __m256i v = _mm256_setzero_si256();
+                if (inside && kk < whole)
                     v = _mm256_loadu_si256((const __m256i *)(row + kk));
-                } else {
-                    int16_t tail[16] = {0};
-                    for (int j = 0; row && j < 16 && kk + j < k; j++)
-                        tail[j] = row[kk + j];
-                    v = _mm256_loadu_si256((const __m256i *)tail);
-                }
+                else if (inside)
+                    v = _mm256_maskz_loadu_epi16(tail, row + kk);
                 __m128i high = _mm256_cvtepi16_epi8(_mm256_add_epi16(_mm256_srai_epi16(v, 8), half));
                 __m128i low = _mm256_cvtepi16_epi8(v);
                 FXP_KEEP_IN_REGISTER(high);
