@@ -131,35 +131,29 @@ void fxp_s16_pack_avx512(const int16_t *w, int64_t n, int64_t k, void *packed)
 FXP_TARGET_AVX512 static void pack_x(const int16_t *x, int64_t m, int64_t k, int64_t mr, int16_t *pairs,
                                      uint8_t *quads)
 {
-    const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k), whole = k / 32 * 32;
+    const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k);
     const __m512i half = _mm512_set1_epi16(128);
     for (int64_t i0 = 0; i0 < m; i0 += mr)
         for (int64_t r = 0; r < mr; r++) {
             int32_t *p = (int32_t *)(pairs + i0 * n_pairs * 2) + r, *q = (int32_t *)(quads + i0 * n_quads * 4) + r;
-            const int16_t *row = i0 + r < m ? x + (i0 + r) * k : NULL;
-            int64_t kk = 0;
-            for (; row && kk < whole; kk += 32) {
+            const int inside = i0 + r < m;
+            const int16_t *row = inside ? x + (i0 + r) * k : x;
+            /* 32 k per zmm: 16 pairs and 8 quads of high bytes; the last chunk by a masked load (nothing past
+             * k is read; rows past m are zeros), its words up to the padded k only */
+            for (int64_t kk = 0; kk < 4 * n_quads; kk += 32) {
                 int32_t pv[16], qv[8];
-                __m512i v = _mm512_loadu_si512((const void *)(row + kk));
+                const int64_t left = k - kk;
+                const __mmask32 valid = !inside ? 0 : left >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << left) - 1);
+                __m512i v = _mm512_maskz_loadu_epi16(valid, row + (inside ? kk : 0));
                 _mm512_storeu_si512((void *)pv, v);
                 __m256i high = _mm512_cvtepi16_epi8(_mm512_add_epi16(_mm512_srai_epi16(v, 8), half));
                 FXP_KEEP_IN_REGISTER(high);
                 _mm256_storeu_si256((__m256i *)qv, high);
-                for (int j = 0; j < 16; j++)
+                const int quads_here = 4 * n_quads - kk >= 32 ? 8 : (int)((4 * n_quads - kk) / 4);
+                for (int j = 0; j < 2 * quads_here; j++)
                     p[(kk / 2 + j) * mr] = pv[j];
-                for (int j = 0; j < 8; j++)
+                for (int j = 0; j < quads_here; j++)
                     q[(kk / 4 + j) * mr] = qv[j];
-            }
-            for (; kk < 4 * n_quads; kk += 4) {
-                int16_t v[4];
-                uint8_t hb[4];
-                for (int j = 0; j < 4; j++) {
-                    v[j] = row && kk + j < k ? row[kk + j] : 0;
-                    hb[j] = (uint8_t)((v[j] >> 8) + 128);
-                }
-                memcpy(&p[(kk / 2) * mr], v, 4);
-                memcpy(&p[(kk / 2 + 1) * mr], v + 2, 4);
-                memcpy(&q[(kk / 4) * mr], hb, 4);
             }
         }
 }
