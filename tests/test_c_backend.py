@@ -382,17 +382,24 @@ def test_int64_lanes_with_shifts_up_to_127(path, rounding):
 
 
 @pytest.mark.parametrize("rounding", ROUNDING_CODES, ids=lambda m: m.value)
-@pytest.mark.parametrize("wt", [np.int16, np.int8], ids=["i16", "a16w8"])
-def test_int16_gemms_int64_lane_epilogue_every_mode(path, rounding, wt):
-    """The int16 GEMMs' int64-lane epilogue (set up once per strip): per-column shifts 0..127 (63, 64, 65 and
-    127 among them), accumulators pushed near +-2**62 by the bias, each overflow mode, output width and relu,
-    on the small-M kernels (two strips at once), full and partial tiles and partial vectors of a strip."""
+@pytest.mark.parametrize("wt,bias_scale", [(np.int16, "huge"), (np.int8, "huge"), (np.int8, "int32")],
+                         ids=["i16", "a16w8", "a16w8-int32"])
+def test_int16_gemms_int64_lane_epilogue_every_mode(path, rounding, wt, bias_scale):
+    """The int16 GEMMs' epilogue set up once per strip: per-column shifts 0..127 (63, 64, 65 and 127 among
+    them), each overflow mode, output width and relu, on the small-M kernels (two strips at once), full and
+    partial tiles and partial vectors of a strip.  Accumulators pushed near +-2**62 by the bias run the int64
+    lanes; a16w8 with accumulators that fit int32 (K (2**22 + 2**15) + |bias| < 2**31) runs the int32 lanes."""
     rng = np.random.default_rng(rounding.code + 300)
     kind = gemm_kind(np.int16, wt)
     for m, n, k in ((1, 128, 40), (3, 97, 9), (13, 64, 130), (29, 50, 257)):
         x, w = extreme_ints(rng, np.int16, (m, k)), extreme_ints(rng, wt, (n, k))
-        bias = rng.integers(-2**40, 2**40, n, dtype=np.int64)
-        bias[::3] = rng.choice([2**62, -(2**62), 2**61 + 1, -(2**61) - 1], len(bias[::3]))
+        if bias_scale == "huge":
+            bias = rng.integers(-2**40, 2**40, n, dtype=np.int64)
+            bias[::3] = rng.choice([2**62, -(2**62), 2**61 + 1, -(2**61) - 1], len(bias[::3]))
+        else:
+            room = 2**31 - 1 - k * (2**22 + 2**15)
+            bias = rng.integers(-room, room + 1, n, dtype=np.int64)
+            bias[:2] = [room, -room]
         shift = rng.integers(0, 20, n).astype(np.int32)
         shift[:8] = [0, 1, 62, 63, 64, 65, 100, 127][:n]
         shift[8::5] = rng.choice([31, 32, 46, 63, 64, 127], len(shift[8::5]))

@@ -790,6 +790,51 @@ FXP_TARGET_AVX512 static void strip_rq64(fxp_rq64_strip *q, const sink *o, int64
         fxp_rq64_strip_init(q, o->rq, n0, nc);
 }
 
+/* Whether every a16w8 accumulator of this call stays inside int32, with 256 H and L on the way:
+ * |256 H| + |L| <= K (2**22 + 2**15) and the bias below what is left. */
+static int fits_int32(const int64_t *bias, int64_t n, int64_t k)
+{
+    int64_t most = 0;
+    for (int64_t j = 0; bias && j < n; j++) {
+        if (bias[j] > INT32_MAX || bias[j] < -INT32_MAX)
+            return 0;
+        most = bias[j] > most ? bias[j] : -bias[j] > most ? -bias[j] : most;
+    }
+    return k * (((int64_t)1 << 22) + ((int64_t)1 << 15)) + most <= INT32_MAX;
+}
+
+/* `rows` rows of the high and low buffers (ld int32 apart) for output columns n0 .. n0 + nc - 1 from
+ * row0 on.  When the call requantizes and its accumulators fit int32 (in32): 256 H + L + bias in int32
+ * lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work of int64); else finish16. */
+FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
+                                               const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
+                                               const sink *o, int in32, int64_t *out64)
+{
+    int64_t count = 0;
+    if (in32) {
+        strip_rq q;
+        strip_rq_init(&q, o, n0, nc);
+        int32_t b32[MAX_NR] __attribute__((aligned(64))) = {0}, acc[MAX_NR] __attribute__((aligned(64)));
+        for (int64_t c = 0; bias && c < nc; c++)
+            b32[c] = (int32_t)bias[n0 + c];
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < nc; c += 16) {
+                const __m512i h = _mm512_load_si512((const void *)(bh + r * ld + c));
+                const __m512i l = _mm512_load_si512((const void *)(bl + r * ld + c));
+                _mm512_store_si512((void *)(acc + c), _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(h, 8), l),
+                                                                       _mm512_load_si512((const void *)(b32 + c))));
+            }
+            count += finish_row(acc, &q, o, row0 + r, n0, nc);
+        }
+        return count;
+    }
+    fxp_rq64_strip q;
+    strip_rq64(&q, o, n0, nc, rows);
+    for (int64_t r = 0; r < rows; r++)
+        count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, &q, out64);
+    return count;
+}
+
 /* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
  * rq->qout, the epilogue.  Returns the overflow count. */
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
@@ -802,6 +847,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr), n_strips = (n + nr - 1) / nr;
     uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
     sink o = {rq, qout, NULL, n};
+    const int in32 = qout != NULL && fits_int32(bias, n, k);
     int64_t count = 0;
     if (m == 0)
         return 0;
@@ -819,11 +865,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
             l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                fxp_rq64_strip q;
-                strip_rq64(&q, &o, n_at, nc, m);
-                for (int64_t r = 0; r < m; r++)
-                    count += finish16(bh + (r * spc + h) * nr, bl + (r * spc + h) * nr, bias, r, n_at, nc, &o, &q,
-                                      out64);
+                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, in32, out64);
             }
         })
         return count;
@@ -838,10 +880,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         tile_kernels(l, m - i0, &run_tile, NULL);
         run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
         run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
-        fxp_rq64_strip q;
-        strip_rq64(&q, &o, n0, nc, m - i0 < l->mr ? m - i0 : l->mr);
-        for (int64_t r = 0; r < l->mr && i0 + r < m; r++)
-            count += finish16(bh + r * nr, bl + r * nr, bias, i0 + r, n0, nc, &o, &q, out64);
+        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, &o, in32, out64);
     })
     return count;
 }
