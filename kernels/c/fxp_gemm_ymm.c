@@ -16,7 +16,7 @@
  * Either way the int32 accumulators are exact for K <= 65536 (the caller's bound).
  *
  * Blocking: w is packed once per prepared layer in strips of NR = 16 columns, [k / group][16]
- * 32-bit words followed by 16 int32 corrections; x is packed once per call in tiles of MR = 6
+ * 32-bit words followed by 16 int32 corrections; x is packed once per call in tiles of at most MR = 6
  * rows ([tile][k / group][6] words).  Strips outer (a strip stays in L1/L2 while every tile
  * passes), tiles inner, (strip, tile) pairs split over OpenMP threads; a 6 x 16 tile keeps 12 ymm
  * accumulators (two weight vectors, a broadcast and a product fill the 16 registers) over all of
@@ -44,6 +44,16 @@
 static int64_t padded_k(int64_t k, int group) { return (k + group - 1) / group * group; }
 static int64_t strip_bytes(int64_t k, int group) { return padded_k(k, group) / group * NR * 4 + NR * 4; }
 static int64_t x_bytes(int64_t m, int64_t k, int group) { return (m + MR - 1) / MR * MR * (padded_k(k, group) / group) * 4; }
+
+/* Tile t of the ceil(m / MR) tiles of m rows, heights balanced (they differ by at most one, so no last
+ * tile of one or two rows runs with too few accumulators to hide the instruction latency): its first
+ * row and its number of rows.  Tile t's packed words sit at slot t (MR rows each). */
+static void tile_span(int64_t m, int64_t t, int64_t *i0, int64_t *rows)
+{
+    const int64_t n_tiles = (m + MR - 1) / MR, base = m / n_tiles, extra = m % n_tiles;
+    *rows = base + (t < extra);
+    *i0 = t * base + (t < extra ? t : extra);
+}
 
 /* AVX2: w columns n0 .. n0 + nc - 1 as int16 pairs [k / 2][16][2] (zero padded); corr = bias. */
 static void pack_w_pairs(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, char *strip)
@@ -86,14 +96,17 @@ static void pack_w_quads(const int8_t *w, const int32_t *bias, int64_t n0, int64
 
 /* x into tiles [tile][kp / group][MR] words, 16 k at a time through one register (AVX2: sign-extended
  * to int16 pairs, 8 words; AVX-VNNI: x ^ 0x80, 4 words), then strided 32-bit stores of the words; the
- * k past K hold x = 0 (int16 0, u8 128).  The rows past m of a last tile are never read: its kernel
- * runs only the rows there are. */
+ * k past K hold x = 0 (int16 0, u8 128).  Tile t holds the rows of tile_span in its first rows; the
+ * rest of its MR rows are never read (its kernel runs only the rows there are). */
 FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, int group, char *xp)
 {
     const int64_t words = padded_k(k, group) / group, per_chunk = 16 / group;
-    for (int64_t i0 = 0; i0 < m; i0 += MR)
-        for (int64_t r = 0; r < MR && i0 + r < m; r++) {
-            int32_t *dst = (int32_t *)xp + i0 * words + r;
+    const int64_t n_tiles = (m + MR - 1) / MR;
+    for (int64_t t = 0; t < n_tiles; t++) {
+        int64_t i0, rows;
+        tile_span(m, t, &i0, &rows);
+        for (int64_t r = 0; r < rows; r++) {
+            int32_t *dst = (int32_t *)xp + t * MR * words + r;
             const int8_t *row = x + (i0 + r) * k;
             for (int64_t kk = 0; kk < k; kk += 16) {
                 __m128i bytes;
@@ -113,6 +126,7 @@ FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, 
                     dst[(kk / group + j) * MR] = chunk[j];
             }
         }
+    }
 }
 
 /* R (1..6) rows of one x tile times one strip over all `groups` words of k into buf[R][16] (int32,
@@ -284,16 +298,16 @@ FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *
     return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
 }
 
-/* One tile of packed x (rows i0 .. i0 + MR - 1, those below m) times one strip (its words, then corr)
- * into the columns n0 .. n0 + nc - 1 of the sink, q the strip's epilogue; returns the overflow count. */
+/* Tile t of packed x (tile_span) times one strip (its words, then corr) into the columns n0 .. n0 + nc - 1
+ * of the sink, q the strip's epilogue; returns the overflow count. */
 FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const char *strip, int64_t m,
-                                         int64_t words, int64_t i0, int64_t n0, int64_t nc, const sink *o,
+                                         int64_t words, int64_t t, int64_t n0, int64_t nc, const sink *o,
                                          const strip_rq *q)
 {
     int32_t buf[MR * NR] __attribute__((aligned(32)));
-    int64_t count = 0;
-    const int64_t rows = m - i0 < MR ? m - i0 : MR;
-    v->tiles[rows](xp + i0 * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
+    int64_t count = 0, i0, rows;
+    tile_span(m, t, &i0, &rows);
+    v->tiles[rows](xp + t * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
     for (int64_t r = 0; r < rows; r++) {
         const int32_t *acc = buf + r * NR;
         if (o->qout == NULL) {
@@ -323,7 +337,7 @@ FXP_TARGET_AVX2 static int64_t run_pairs(const variant *v, const char *xp, const
             strip_rq_init(&q, o, n0, nc);
             q_strip = j;
         }
-        count += tile_pass(v, xp, strips + j * stride, m, words, (t % n_tiles) * MR, n0, nc, o, &q);
+        count += tile_pass(v, xp, strips + j * stride, m, words, t % n_tiles, n0, nc, o, &q);
     }
     return count;
 }
