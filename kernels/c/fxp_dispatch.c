@@ -92,32 +92,19 @@ static int detect_bf16(void) { return 0; }
 static int detect_vbmi(void) { return 0; }
 #endif
 
-static int vbmi_supported = -1;
+/* int NAME(void): DETECT's answer, asked once. */
+#define CACHED_DETECTION(NAME, DETECT)                                                               \
+    int NAME(void)                                                                                   \
+    {                                                                                                \
+        static int known = -1;                                                                       \
+        if (known < 0)                                                                               \
+            known = DETECT();                                                                        \
+        return known;                                                                                \
+    }
 
-int fxp_vbmi_supported(void)
-{
-    if (vbmi_supported < 0)
-        vbmi_supported = detect_vbmi();
-    return vbmi_supported;
-}
-
-static int avx_vnni_supported = -1;
-
-int fxp_avx_vnni_supported(void)
-{
-    if (avx_vnni_supported < 0)
-        avx_vnni_supported = detect_avx_vnni();
-    return avx_vnni_supported;
-}
-
-static int bf16_supported = -1;
-
-int fxp_bf16_supported(void)
-{
-    if (bf16_supported < 0)
-        bf16_supported = detect_bf16();
-    return bf16_supported;
-}
+CACHED_DETECTION(fxp_vbmi_supported, detect_vbmi)
+CACHED_DETECTION(fxp_avx_vnni_supported, detect_avx_vnni)
+CACHED_DETECTION(fxp_bf16_supported, detect_bf16)
 
 static int best_path = -1;
 static int active_path = -1;

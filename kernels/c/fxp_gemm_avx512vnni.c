@@ -32,9 +32,6 @@
 #include <stddef.h>
 #include "fxp.h"
 #include "fxp_internal.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifdef FXP_X86
 #include <immintrin.h>
@@ -590,15 +587,11 @@ FXP_TARGET_AVX512 static int64_t run(const layout *l, const x_source *x, int64_t
     const int64_t n_tiles = (m + l->mr - 1) / l->mr, pairs = n_strips * n_tiles;
     if (threads <= 1)
         return run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, 0, pairs);
-    /* contiguous runs of pairs per thread, as schedule(static) would give */
+    /* contiguous runs of pairs per thread: each keeps its strips in its own cache */
 #pragma omp parallel num_threads(threads) reduction(+ : count)
     {
-        int64_t me = 0, team = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num(), team = omp_get_num_threads();
-#endif
-        const int64_t per = pairs / team, extra = pairs % team;
-        const int64_t t0 = me * per + (me < extra ? me : extra), t1 = t0 + per + (me < extra);
+        int64_t t0, t1;
+        fxp_thread_run(pairs, &t0, &t1);
         count += run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, t0, t1);
     }
     return count;
@@ -781,15 +774,6 @@ FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, 
                           (char *)o->qout + (row * o->n + n0) * e->out_size, e->out_size);
 }
 
-/* The int64-lane epilogue of columns n0 .. n0 + nc - 1 for `rows` rows, when the call requantizes (a single
- * row is as fast through fxp_rq_row_s64, which sets up nothing). */
-FXP_TARGET_AVX512 static void strip_rq64(fxp_rq64_strip *q, const sink *o, int64_t n0, int64_t nc, int64_t rows)
-{
-    q->lanes = 0;
-    if (o->qout && rows > 1)
-        fxp_rq64_strip_init(q, o->rq, n0, nc);
-}
-
 /* Whether every a16w8 accumulator of this call stays inside int32, with 256 H and L on the way:
  * |256 H| + |L| <= K (2**22 + 2**15) and the bias below what is left. */
 static int fits_int32(const int64_t *bias, int64_t n, int64_t k)
@@ -829,7 +813,9 @@ FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t 
         return count;
     }
     fxp_rq64_strip q;
-    strip_rq64(&q, o, n0, nc, rows);
+    q.lanes = 0;
+    if (o->qout && rows > 1)        /* a single row is as fast through fxp_rq_row_s64, which sets up nothing */
+        fxp_rq64_strip_init(&q, o->rq, n0, nc);
     for (int64_t r = 0; r < rows; r++)
         count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, &q, out64);
     return count;

@@ -25,9 +25,6 @@
  */
 #include <stdint.h>
 #include <stddef.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include "fxp.h"
 #include "fxp_internal.h"
 
@@ -405,15 +402,11 @@ int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, in
     const int64_t pairs = n_strips * n_tiles;
     if (threads <= 1)
         return run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, 0, pairs);
-    /* contiguous runs of pairs per thread, as schedule(static) would give */
+    /* contiguous runs of pairs per thread: each keeps its strips in its own cache */
 #pragma omp parallel num_threads(threads) reduction(+ : count)
     {
-        int64_t me = 0, team = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num(), team = omp_get_num_threads();
-#endif
-        const int64_t per = pairs / team, extra = pairs % team;
-        const int64_t t0 = me * per + (me < extra ? me : extra), t1 = t0 + per + (me < extra);
+        int64_t t0, t1;
+        fxp_thread_run(pairs, &t0, &t1);
         count += run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, t0, t1);
     }
     return count;

@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* SIMD paths, each running on every CPU that runs the next: AVX-VNNI is the AVX2 path with the
  * int8 GEMM on vpdpbusd (VEX where the CPU has AVX-VNNI, else EVEX on an AVX-512 VNNI CPU). */
@@ -94,6 +97,19 @@ typedef struct {
     } else {                                                                                       \
         for HEADER __VA_ARGS__                                                                     \
     }
+
+/* The contiguous run [*t0, *t1) of `total` items the calling OpenMP thread takes, as schedule(static)
+ * would split them (all of them outside a parallel region). */
+static inline void fxp_thread_run(int64_t total, int64_t *t0, int64_t *t1)
+{
+    int64_t me = 0, team = 1;
+#ifdef _OPENMP
+    me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+    const int64_t per = total / team, extra = total % team;
+    *t0 = me * per + (me < extra ? me : extra);
+    *t1 = *t0 + per + (me < extra);
+}
 
 /* Copies of n bytes that are short in patches and layouts (a few pixels): fixed-size moves up to 128
  * bytes, the last one overlapping (GCC inlines fixed-size memcpy; a libc call per patch row had cost

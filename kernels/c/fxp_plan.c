@@ -21,12 +21,9 @@
  */
 #include <math.h>
 #include <stdint.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stddef.h>
 #include "fxp.h"
-#include "fxp_internal.h"
+#include "fxp_internal.h"   /* with omp.h under OpenMP */
 
 static int64_t load(const void *p, int size, int64_t i)
 {
