@@ -113,13 +113,13 @@ def test_prepared_layers_match_the_reference(vnni):
 @pytest.mark.parametrize("k", [1, 9, 144])
 def test_packed_bytes_follow_the_layout(vnni, k):
     """fxp_gemm_s8_packed_bytes: header (64) + alignment (64) + the avx512 header (64) + ceil(N / NR)
-    strips of kp * NR bytes and NR corrections, NR = 16, 32 or 48 from N (32 wherever its strips pad N less
-    than 48's); packing stays inside it."""
+    strips of kp * NR bytes, NR corrections and 64 bytes of accumulator bound, NR = 16, 32 or 48 from N (32
+    wherever its strips pad N less than 48's); packing stays inside it."""
     kp = (k + 3) // 4 * 4
     for n in NS + [96, 97]:
         nr = 16 if n <= 16 else 32 if n <= 32 or -(-n // 32) * 32 < -(-n // 48) * 48 else 48
         size = int(c.lib.fxp_gemm_s8_packed_bytes(n, k))
-        assert size == 192 + -(-n // nr) * (kp + 4) * nr
+        assert size == 192 + -(-n // nr) * ((kp + 4) * nr + 64)
         w = np.arange(n * k).reshape(n, k).astype(np.int8)
         buffer = np.full(size + 256, 0xA5, np.uint8)
         c.lib.fxp_gemm_s8_pack(c.ffi.from_buffer("int8_t[]", w), c.ffi.NULL, n, k, c.ffi.from_buffer(buffer))
@@ -139,6 +139,45 @@ def test_shifts_above_31_on_accumulators_near_the_int32_bounds(vnni, rounding):
         shift = rng.choice([31, 32, 33, 127], n).astype(np.int32)
         for relu in (False, True):
             _check(x, w, bias, epilogue(shift, None, rounding, Overflow.SATURATE, 8, np.int8, relu))
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_int8_outputs_of_whole_strips_four_vectors_at_a_time(vnni, rounding):
+    """int8 outputs of whole 16- and 32-column strips go four vectors at a time through two saturating packs,
+    with the overflow count and a narrower range's clamp in int16 lanes: rows (4 or 2 per group) with a
+    remainder left to the vector-at-a-time loop, contiguous rows (N = 16, 32) and strided ones (N = 64, 160),
+    every overflow mode, relu, out_bits 8 and 5, accumulators far outside the int16 range."""
+    rng = np.random.default_rng(rounding.code + 60)
+    for n in (16, 32, 64, 160):
+        k = 144
+        w, bias = extreme_ints(rng, np.int8, (n, k)), rng.integers(-2**22, 2**22, n).astype(np.int32)
+        for m in (5, 13, 24, 26, 27, 50):
+            x = extreme_ints(rng, np.int8, (m, k))
+            for overflow in OVERFLOWS:
+                for out_bits, relu in ((8, False), (8, True), (5, False)):
+                    _check(x, w, bias, epilogue(rng.integers(0, 20, n), None, rounding, overflow, out_bits, np.int8,
+                                                relu))
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_rounding_constant_added_in_int32_up_to_its_bound(vnni, rounding):
+    """A strip whose accumulators provably stay within bound = |bias| + 128 sum |w| adds the rounding constant
+    c <= 2**s in int32 lanes when bound + 2**s <= INT32_MAX: at that edge (the largest accumulator, all x and w
+    at -128, is INT32_MAX - 2**s) and one to 2**s past it (the rests near the top), both forms give the
+    reference's integers."""
+    rng = np.random.default_rng(rounding.code + 80)
+    k, s = 16, 20
+    top = 2**31 - 1 - 2**s - 128 * 128 * k
+    x = np.full((26, k), -128, np.int8)
+    x[1::2, :] = rng.integers(-128, 128, (13, k))
+    x[2, :3] = -127, -126, -125
+    for n in (16, 32):
+        w = np.full((n, k), -128, np.int8)
+        for past in (0, 1, 2**s // 2, 2**s - 1, 2**s):
+            bias = np.full(n, top + past, np.int32)
+            for overflow in (Overflow.SATURATE, Overflow.WRAP):
+                _check(x, w, bias, epilogue(np.full(n, s), None, rounding, overflow, 16, np.int16))
+                _check(x, w, bias, epilogue(rng.integers(0, s + 1, n), None, rounding, overflow, 8, np.int8, True))
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))

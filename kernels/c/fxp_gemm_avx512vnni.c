@@ -48,6 +48,15 @@ static int64_t padded_k(int64_t k) { return (k + 3) & ~(int64_t)3; }
 static int64_t padded_m(int64_t m) { return (m + PAD_M - 1) / PAD_M * PAD_M; }
 /* Bytes per row of packed x: k padded to whole chunks of 16. */
 static int64_t chunked_k(int64_t k) { return (k + 15) & ~(int64_t)15; }
+/* Strip j of a packed weight buffer: kp * nr bytes of w, nr int32 corrections, then 64 bytes
+ * holding the strip's accumulator bound (int64, pack_w_strip), strips one after another from a
+ * 64-byte aligned start (every part a multiple of 64 bytes). */
+static int64_t packed_strip_bytes(int64_t k, int nr) { return padded_k(k) * nr + nr * 4 + 64; }
+static int64_t *strip_bound(char *strip, int64_t kp, int nr) { return (int64_t *)(strip + kp * nr + nr * 4); }
+static int64_t packed_bound(const char *strip, int64_t kp, int nr)
+{
+    return *(const int64_t *)(strip + kp * nr + nr * 4);
+}
 
 enum { LAYOUT_16, LAYOUT_32, LAYOUT_48 };
 
@@ -60,11 +69,14 @@ static int layout_for(int64_t n)
     return LAYOUT_48;
 }
 
-/* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w */
+/* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w;
+ * *bound = the most |bias + sum x w| of any column over all int8 x, |bias| + 128 sum |w| (at most
+ * INT64_MAX / 2: k <= 2**40), which lets the epilogue add its rounding constant in int32. */
 static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp, int nr,
-                         int8_t *wp, int32_t *corr)
+                         int8_t *wp, int32_t *corr, int64_t *bound)
 {
     memset(wp, 0, (size_t)(kp * nr));
+    *bound = 0;
     for (int64_t c = 0; c < nr; c++) {
         if (c >= nc) {
             corr[c] = 0;
@@ -72,13 +84,17 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
         }
         const int8_t *row = w + (n0 + c) * k;
         int32_t sum = 0;
+        int64_t size = 0;
         for (int64_t kk = 0; kk < k; kk++) {
             wp[(kk >> 2) * (nr * 4) + c * 4 + (kk & 3)] = row[kk];
             sum += row[kk];
+            size += row[kk] < 0 ? -row[kk] : row[kk];
         }
         /* Modulo 2**32 (unsigned: no signed overflow); the final int32 sum is exact whenever the
          * true accumulator fits int32, which kinds.check_accumulator_bound guarantees. */
         corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - (uint32_t)128 * (uint32_t)sum);
+        int64_t most = 128 * size + (bias ? (bias[n0 + c] < 0 ? -(int64_t)bias[n0 + c] : bias[n0 + c]) : 0);
+        *bound = most > *bound ? most : *bound;
     }
 }
 
@@ -148,20 +164,22 @@ typedef struct {
     int wrap, out_size, any_big;                /* any_big: some shift above 31 */
     int relu, full_range;                       /* full_range: saturating to the whole int8/int16 range */
     int use_odd, use_neg;                       /* whether odd_step / neg_step matter for the mode */
-    __m512i shift[MAX_NV], low[MAX_NV];         /* s (at most 31), 2**s - 1 */
+    int direct;                                 /* 1: acc + c cannot leave int32 (the short form) */
+    __m512i shift[MAX_NV], low[MAX_NV], unit[MAX_NV];   /* s (at most 31), 2**s - 1, 2**s */
     __m512i base[MAX_NV], odd_step[MAX_NV], neg_step[MAX_NV];   /* the threshold form's c */
     __m512i lo, hi, range, wrap_bits;
     __mmask16 cols[MAX_NV];                     /* valid columns of each 16-lane vector */
     __mmask16 big[MAX_NV], at32[MAX_NV];        /* columns with s > 31 (run as s = 31), with s == 32 */
 } strip_rq;
 
-FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
+/* bound: the most |acc| of any column of the strip (-1: unknown). */
+FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc, int64_t bound)
 {
     for (int v = 0; v < MAX_NV; v++) {
         int64_t left = nc - 16 * v;
         s->cols[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
     }
-    s->lanes = 0;
+    s->lanes = s->direct = 0;
     if (o->qout == NULL || o->rq->mult != NULL)
         return;
     const fxp_epilogue *e = o->rq;
@@ -172,6 +190,11 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     int level[2][2];
     if (!fxp_threshold_levels(e->rounding, level))
         return;
+    int most_shift = 0;
+    for (int64_t j = 0; j < nc; j++)
+        most_shift = shift[j] > most_shift ? shift[j] : most_shift;
+    /* c <= 2**s, so acc + c stays in int32 when bound + 2**s does */
+    s->direct = bound >= 0 && most_shift <= 30 && bound + ((int64_t)1 << most_shift) <= INT32_MAX;
     s->any_big = 0;
     const __m512i one = _mm512_set1_epi32(1), s31 = _mm512_set1_epi32(31);
     for (int v = 0; v < MAX_NV; v++) {
@@ -182,6 +205,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         s->shift[v] = _mm512_min_epi32(given, s31);
         __m512i unit = _mm512_sllv_epi32(one, s->shift[v]), half = _mm512_srli_epi32(unit, 1);
         s->low[v] = _mm512_sub_epi32(unit, one);
+        s->unit[v] = unit;
         /* c by level, 0 where s = 0 (no rounding there) */
         const __mmask16 rounds = _mm512_test_epi32_mask(s->shift[v], s->shift[v]);
         const __m512i by_level[5] = {_mm512_setzero_si512(), _mm512_maskz_sub_epi32(rounds, half, one),
@@ -205,18 +229,16 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     s->lanes = 1;
 }
 
-/* Accumulator vector v of a strip (int32, exact) through the epilogue: round(acc / 2**s) in the
- * threshold form of the mode, q + ((r + c) >> s) with floor q = acc >> s, rest r = acc & (2**s - 1)
- * and c from the odd bit of q and the sign of acc (fxp_threshold_levels; r + c < 2**32 runs
- * unsigned, |q| <= 2**30 leaves room for the + 1); then relu, then the overflow mode.  *outside
- * gets the valid columns outside [lo, hi].
+/* Accumulator vector v of a strip (int32, exact) rounded, round(acc / 2**s) in the threshold form
+ * of the mode, q + ((r + c) >> s) with floor q = acc >> s, rest r = acc & (2**s - 1) and c from the
+ * odd bit of q and the sign of acc (fxp_threshold_levels; r + c < 2**32 runs unsigned, |q| <= 2**30
+ * leaves room for the + 1).
  * A shift s > 31 leaves floor 0 or -1 and a rest that depends only on the sign of acc (and, at
  * s = 32, on acc = INT32_MIN, whose rest is exactly half): those lanes run s = 31 on acc' = sign(acc),
  * or -2**30 for INT32_MIN at s = 32, which has the same floor, parity, sign and rest class (all the
  * threshold form looks at). */
-FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
-                                                                                      int v, int wrap,
-                                                                                      __mmask16 *outside)
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i threshold_form(__m512i acc, const strip_rq *s,
+                                                                                      int v)
 {
     const __m512i one = _mm512_set1_epi32(1);
     if (s->any_big) {
@@ -232,9 +254,37 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epi
         t = _mm512_mask_add_epi32(t, _mm512_test_epi32_mask(q, one), t, s->odd_step[v]);
     if (s->use_neg)
         t = _mm512_mask_add_epi32(t, _mm512_movepi32_mask(acc), t, s->neg_step[v]);
-    __m512i y = _mm512_add_epi32(q, _mm512_srlv_epi32(t, s->shift[v]));
-    if (s->relu)
-        y = _mm512_max_epi32(y, _mm512_setzero_si512());
+    return _mm512_add_epi32(q, _mm512_srlv_epi32(t, s->shift[v]));
+}
+
+/* The short form where s->direct: (acc + c) >> s, exact because c lies in [0, 2**s] (so its carry
+ * into q is that of r + c) and acc + c stays in int32; the odd bit of q is bit s of acc. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i direct_form(__m512i acc, const strip_rq *s,
+                                                                                   int v)
+{
+    __m512i t = _mm512_add_epi32(acc, s->base[v]);
+    if (s->use_odd)
+        t = _mm512_mask_add_epi32(t, _mm512_test_epi32_mask(acc, s->unit[v]), t, s->odd_step[v]);
+    if (s->use_neg)
+        t = _mm512_mask_add_epi32(t, _mm512_movepi32_mask(acc), t, s->neg_step[v]);
+    return _mm512_srav_epi32(t, s->shift[v]);
+}
+
+/* Accumulator vector v through the rounding (direct_form when `direct`, a constant at every call
+ * site, else threshold_form), then relu. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i rounded(__m512i acc, const strip_rq *s, int v,
+                                                                               int direct)
+{
+    __m512i y = direct ? direct_form(acc, s, v) : threshold_form(acc, s, v);
+    return s->relu ? _mm512_max_epi32(y, _mm512_setzero_si512()) : y;
+}
+
+/* rounded(), then the overflow mode; *outside gets the valid columns outside [lo, hi]. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) __m512i lanes_epilogue(__m512i acc, const strip_rq *s,
+                                                                                      int v, int wrap, int direct,
+                                                                                      __mmask16 *outside)
+{
+    const __m512i y = rounded(acc, s, v, direct);
     *outside = _mm512_mask_cmpgt_epu32_mask(s->cols[v], _mm512_sub_epi32(y, s->lo), s->range);
     if (wrap)
         return _mm512_srav_epi32(_mm512_sllv_epi32(y, s->wrap_bits), s->wrap_bits);
@@ -289,7 +339,9 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
     int64_t count = 0;
     for (int v = 0; v < MAX_NV && s->cols[v]; v++) {
         __mmask16 outside;
-        __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(acc + 16 * v)), s, v, s->wrap, &outside);
+        const __m512i a = _mm512_load_si512((const void *)(acc + 16 * v));
+        __m512i y = s->direct ? lanes_epilogue(a, s, v, s->wrap, 1, &outside)
+                              : lanes_epilogue(a, s, v, s->wrap, 0, &outside);
         count += __builtin_popcount((unsigned)outside);
         store_lanes(dst + 16 * v * e->out_size, y, s->cols[v], e->out_size, s->full_range);
     }
@@ -339,19 +391,65 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
     }
 
+/* int8 outputs of whole 16- or 32-column strips (nv 1 with rows 16 bytes apart, or nv 2), four
+ * accumulator vectors at a time in buffer order (four rows, or two rows of two vectors): rounded in int32 lanes, then narrowed by two
+ * saturating packs, int32 -> int16 -> int8, and one dword permutation back into buffer order (four
+ * vpmovsdb cost twice the uops).  The overflow count and the clamp of a narrower range run on the
+ * 32 int16 lanes of each pair (saturation to int16 keeps every value outside [lo, hi] outside).
+ * Returns the first row left for the caller; *count grows by the lanes outside. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows_by_four(const int32_t *buf, int64_t rows,
+                                                                                       int nv, const strip_rq *q,
+                                                                                       char *dst, int64_t ld,
+                                                                                       int direct, int64_t *count)
+{
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i lo = _mm512_packs_epi32(q->lo, q->lo), hi = _mm512_packs_epi32(q->hi, q->hi);
+    const __m512i range = _mm512_sub_epi16(hi, lo);
+    const int64_t step = 4 / nv;                /* rows per group */
+    int64_t r = 0;
+    for (; r + step <= rows; r += step) {
+        __m512i y[4];
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+            y[i] = rounded(_mm512_load_si512((const void *)(buf + (r * nv + i) * 16)), q, i % nv, direct);
+        __m512i words[2];
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
+        {
+            words[h] = _mm512_packs_epi32(y[2 * h], y[2 * h + 1]);
+            *count += __builtin_popcount((unsigned)_mm512_cmpgt_epu16_mask(_mm512_sub_epi16(words[h], lo), range));
+            if (!q->full_range)
+                words[h] = _mm512_min_epi16(_mm512_max_epi16(words[h], lo), hi);
+        }
+        __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(words[0], words[1]));
+        FXP_KEEP_IN_REGISTER(bytes);
+        char *to = dst + r * ld;
+        if (ld == 16 * nv) {
+            _mm512_storeu_si512((void *)to, bytes);
+        } else {                                /* nv = 2: two rows of 32 bytes */
+            __m256i second = _mm512_extracti64x4_epi64(bytes, 1);
+            FXP_KEEP_IN_REGISTER(second);
+            _mm256_storeu_si256((__m256i *)to, _mm512_castsi512_si256(bytes));
+            _mm256_storeu_si256((__m256i *)(to + ld), second);
+        }
+    }
+    return r;
+}
+
 /* The int32-lane epilogue of `rows` buffered tile rows (nv vectors each) into dst (ld bytes
  * per output row), for one output width and overflow mode; the strip's vectors are copied
  * into registers first.  Returns the overflow count. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(const int32_t *buf, int64_t rows, int nv,
                                                                               const strip_rq *s, char *dst, int64_t ld,
-                                                                              int out_size, int wrap)
+                                                                              int out_size, int wrap, int direct)
 {
     const strip_rq q = *s;
     int64_t count = 0;          /* kmov + popcnt: off the vector pipes the epilogue is bound by */
-    for (int64_t r = 0; r < rows; r++)
+    int64_t r0 = 0;
+    if (out_size == 1 && !wrap && q.cols[0] == 0xffff && ((nv == 1 && ld == 16) || (nv == 2 && q.cols[1] == 0xffff)))
+        r0 = rq_rows_by_four(buf, rows, nv, &q, dst, ld, direct, &count);
+    for (int64_t r = r0; r < rows; r++)
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
             __mmask16 outside;
-            __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap,
+            __m512i y = lanes_epilogue(_mm512_load_si512((const void *)(buf + (r * nv + v) * 16)), &q, v, wrap, direct,
                                        &outside);
             count += __builtin_popcount((unsigned)outside);
             store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size, q.full_range);
@@ -373,13 +471,19 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
-        switch (s->out_size * 2 + s->wrap) {                                                           \
-        case 2: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0);                                       \
-        case 3: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1);                                       \
-        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0);                                       \
-        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1);                                       \
-        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0);                                       \
-        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1);                                      \
+        switch ((s->out_size * 2 + s->wrap) * 2 + s->direct) {                                         \
+        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 0);                                    \
+        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 1);                                    \
+        case 6: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 0);                                    \
+        case 7: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 1);                                    \
+        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 0);                                    \
+        case 9: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 1);                                    \
+        case 10: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 0);                                   \
+        case 11: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 1);                                   \
+        case 16: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 0);                                   \
+        case 17: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 1);                                   \
+        case 18: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 0);                                   \
+        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 1);                                   \
         }                                                                                              \
     }
 
@@ -500,7 +604,7 @@ static int x_per_tile(const layout *l, int64_t m, int64_t n, int64_t k)
  * packed unless x_per_tile. */
 int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k)
 {
-    return MAX_NR * padded_k(k) + MAX_NR * 4 + fxp_s8_packed_scratch_avx512(m, n, k) + 128;
+    return packed_strip_bytes(k, MAX_NR) + fxp_s8_packed_scratch_avx512(m, n, k) + 128;
 }
 
 /* Scratch of the packed call: packed x only (none when each tile is packed right before its use). */
@@ -510,9 +614,6 @@ int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k)
     return (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 64;
 }
 
-/* Strip j of a packed weight buffer: kp * nr bytes of w, then nr int32 corrections (both
- * sizes multiples of 64), strips one after another from a 64-byte aligned start. */
-static int64_t packed_strip_bytes(int64_t k, int nr) { return padded_k(k) * nr + nr * 4; }
 
 /* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of run(), with one thread's buffers. */
 FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, int64_t k, const uint8_t *xp,
@@ -533,7 +634,7 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, i
         if (!xp)
             pack_tile(x, m, k, l->mr, i0, tile_x);
         if (j != q_strip) {
-            strip_rq_init(&q, o, n0, nc);
+            strip_rq_init(&q, o, n0, nc, packed_bound(strip, kp, nr));
             q_strip = j;
         }
         tile_fn buffered;
@@ -577,7 +678,7 @@ FXP_TARGET_AVX512 static int64_t run(const layout *l, const x_source *x, int64_t
             strip_rq q;
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                strip_rq_init(&q, o, n_at, nc);
+                strip_rq_init(&q, o, n_at, nc, packed_bound(h ? s2 : s1, kp, nr));
                 for (int64_t r = 0; r < m; r++)
                     count += finish_row(buf + (r * spc + h) * nr, &q, o, r, n_at, nc);
             }
@@ -618,7 +719,8 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
     int64_t count = 0;
     for (int64_t n0 = 0; n0 < n; n0 += nr) {
         int64_t nc = n - n0 < nr ? n - n0 : nr;
-        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr),
+                     strip_bound(strip, kp, nr));
         sink part = o;
         if (qout)
             part.qout = (char *)qout + n0 * rq->out_size;
@@ -654,7 +756,8 @@ void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t
     for (int64_t n0 = 0; n0 < n; n0 += nr) {
         int64_t nc = n - n0 < nr ? n - n0 : nr;
         char *strip = base + HEADER + n0 / nr * stride;
-        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr),
+                     strip_bound(strip, kp, nr));
     }
 }
 
@@ -774,30 +877,32 @@ FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, 
                           (char *)o->qout + (row * o->n + n0) * e->out_size, e->out_size);
 }
 
-/* Whether every a16w8 accumulator of this call stays inside int32, with 256 H and L on the way:
- * |256 H| + |L| <= K (2**22 + 2**15) and the bias below what is left. */
-static int fits_int32(const int64_t *bias, int64_t n, int64_t k)
+/* The most |acc| of an a16w8 call when every accumulator stays inside int32, with 256 H and L on
+ * the way (|256 H| + |L| <= K (2**22 + 2**15), and the bias below what is left), else -1. */
+static int64_t int32_bound(const int64_t *bias, int64_t n, int64_t k)
 {
     int64_t most = 0;
     for (int64_t j = 0; bias && j < n; j++) {
         if (bias[j] > INT32_MAX || bias[j] < -INT32_MAX)
-            return 0;
+            return -1;
         most = bias[j] > most ? bias[j] : -bias[j] > most ? -bias[j] : most;
     }
-    return k * (((int64_t)1 << 22) + ((int64_t)1 << 15)) + most <= INT32_MAX;
+    const int64_t bound = k * (((int64_t)1 << 22) + ((int64_t)1 << 15)) + most;
+    return bound <= INT32_MAX ? bound : -1;
 }
 
 /* `rows` rows of the high and low buffers (ld int32 apart) for output columns n0 .. n0 + nc - 1 from
- * row0 on.  When the call requantizes and its accumulators fit int32 (in32): 256 H + L + bias in int32
- * lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work of int64); else finish16. */
+ * row0 on.  When the call requantizes and its accumulators fit int32 (bound32 >= 0, their most |acc|):
+ * 256 H + L + bias in int32 lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work
+ * of int64); else finish16. */
 FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
                                                const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
-                                               const sink *o, int in32, int64_t *out64)
+                                               const sink *o, int64_t bound32, int64_t *out64)
 {
     int64_t count = 0;
-    if (in32) {
+    if (bound32 >= 0) {
         strip_rq q;
-        strip_rq_init(&q, o, n0, nc);
+        strip_rq_init(&q, o, n0, nc, bound32);
         int32_t b32[MAX_NR] __attribute__((aligned(64))) = {0}, acc[MAX_NR] __attribute__((aligned(64)));
         for (int64_t c = 0; bias && c < nc; c++)
             b32[c] = (int32_t)bias[n0 + c];
@@ -833,7 +938,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr), n_strips = (n + nr - 1) / nr;
     uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
     sink o = {rq, qout, NULL, n};
-    const int in32 = qout != NULL && fits_int32(bias, n, k);
+    const int64_t bound32 = qout != NULL ? int32_bound(bias, n, k) : -1;
     int64_t count = 0;
     if (m == 0)
         return 0;
@@ -851,7 +956,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
             l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, in32, out64);
+                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, bound32, out64);
             }
         })
         return count;
@@ -866,7 +971,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
         tile_kernels(l, m - i0, &run_tile, NULL);
         run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
         run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
-        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, &o, in32, out64);
+        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, &o, bound32, out64);
     })
     return count;
 }
