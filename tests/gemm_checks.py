@@ -99,3 +99,23 @@ def check_rests_near_the_int32_bounds(rounding, ns, seed):
                 for out_bits, out_dtype in ((8, np.int8), (16, np.int16)):
                     check(x, w, bias, epilogue(shift.astype(np.int32), None, rounding, overflow, out_bits, out_dtype,
                                                relu))
+
+
+def check_rounding_constant_at_its_bound(rounding, ns, seed):
+    """A strip whose accumulators provably stay within bound = max |bias| + 128 sum |w| adds the rounding
+    constant c <= 2**s in int32 lanes when bound + 2**s <= INT32_MAX: at that edge (the largest accumulator,
+    all x and w at -128, is INT32_MAX - 2**s) and one to 2**s past it (the rests near the top), both forms give
+    the reference's integers."""
+    rng = np.random.default_rng(seed)
+    k, s = 16, 20
+    top = 2**31 - 1 - 2**s - 128 * 128 * k
+    x = np.full((26, k), -128, np.int8)
+    x[1::2, :] = rng.integers(-128, 128, (13, k))
+    x[2, :3] = -127, -126, -125
+    for n in ns:
+        w = np.full((n, k), -128, np.int8)
+        for past in (0, 1, 2**s // 2, 2**s - 1, 2**s):
+            bias = np.full(n, top + past, np.int32)
+            for overflow in (Overflow.SATURATE, Overflow.WRAP):
+                check(x, w, bias, epilogue(np.full(n, s), None, rounding, overflow, 16, np.int16))
+                check(x, w, bias, epilogue(rng.integers(0, s + 1, n), None, rounding, overflow, 8, np.int8, True))

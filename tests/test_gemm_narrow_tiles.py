@@ -10,7 +10,8 @@ from fixedpoint.kernels.kinds import gemm_kind
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from backend_calls import epilogue, extreme_ints
 from gemm_checks import (OUTPUTS, OVERFLOWS, check as _check, check_edges, check_exact as _check_exact,
-                         check_rests_near_the_int32_bounds, epilogues as _epilogues, forced_path)
+                         check_rests_near_the_int32_bounds, check_rounding_constant_at_its_bound,
+                         epilogues as _epilogues, forced_path)
 
 c = pytest.importorskip("fixedpoint.kernels.c_backend")
 
@@ -161,23 +162,7 @@ def test_int8_outputs_of_whole_strips_four_vectors_at_a_time(vnni, rounding):
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_rounding_constant_added_in_int32_up_to_its_bound(vnni, rounding):
-    """A strip whose accumulators provably stay within bound = |bias| + 128 sum |w| adds the rounding constant
-    c <= 2**s in int32 lanes when bound + 2**s <= INT32_MAX: at that edge (the largest accumulator, all x and w
-    at -128, is INT32_MAX - 2**s) and one to 2**s past it (the rests near the top), both forms give the
-    reference's integers."""
-    rng = np.random.default_rng(rounding.code + 80)
-    k, s = 16, 20
-    top = 2**31 - 1 - 2**s - 128 * 128 * k
-    x = np.full((26, k), -128, np.int8)
-    x[1::2, :] = rng.integers(-128, 128, (13, k))
-    x[2, :3] = -127, -126, -125
-    for n in (16, 32):
-        w = np.full((n, k), -128, np.int8)
-        for past in (0, 1, 2**s // 2, 2**s - 1, 2**s):
-            bias = np.full(n, top + past, np.int32)
-            for overflow in (Overflow.SATURATE, Overflow.WRAP):
-                _check(x, w, bias, epilogue(np.full(n, s), None, rounding, overflow, 16, np.int16))
-                _check(x, w, bias, epilogue(rng.integers(0, s + 1, n), None, rounding, overflow, 8, np.int8, True))
+    check_rounding_constant_at_its_bound(rounding, (16, 32), rounding.code + 80)
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))

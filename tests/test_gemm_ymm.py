@@ -9,7 +9,7 @@ import pytest
 from fixedpoint.kernels.modes import DETERMINISTIC_ROUNDINGS, Overflow, Rounding
 from backend_calls import extreme_ints
 from gemm_checks import (OUTPUTS, OVERFLOWS, c, check, check_edges, check_exact, check_rests_near_the_int32_bounds,
-                         epilogues, forced_path)
+                         check_rounding_constant_at_its_bound, epilogues, forced_path)
 
 # MR - 1, MR, MR + 1 of the 6-row tiles and two tiles and a bit; NR = 16 columns per strip; k at and past
 # the pairs (AVX2) and quads (AVX-VNNI) of a 32-bit lane and the 16-k packing chunks.
@@ -45,6 +45,11 @@ def test_every_mode_overflow_and_output(ymm_path, rounding, overflow):
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_every_rest_of_small_shifts_near_the_int32_bounds(ymm_path, rounding):
     check_rests_near_the_int32_bounds(rounding, (33,), rounding.code + 700)
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_rounding_constant_added_in_int32_up_to_its_bound(ymm_path, rounding):
+    check_rounding_constant_at_its_bound(rounding, (16, 33), rounding.code + 520)
 
 
 def test_extreme_operands_at_the_largest_k(ymm_path):

@@ -70,8 +70,7 @@ static int layout_for(int64_t n)
 }
 
 /* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w;
- * *bound = the most |bias + sum x w| of any column over all int8 x, |bias| + 128 sum |w| (at most
- * INT64_MAX / 2: k <= 2**40), which lets the epilogue add its rounding constant in int32. */
+ * *bound = the most fxp_column_bound of its columns (strip_rq_init). */
 static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp, int nr,
                          int8_t *wp, int32_t *corr, int64_t *bound)
 {
@@ -84,16 +83,14 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
         }
         const int8_t *row = w + (n0 + c) * k;
         int32_t sum = 0;
-        int64_t size = 0;
         for (int64_t kk = 0; kk < k; kk++) {
             wp[(kk >> 2) * (nr * 4) + c * 4 + (kk & 3)] = row[kk];
             sum += row[kk];
-            size += row[kk] < 0 ? -row[kk] : row[kk];
         }
         /* Modulo 2**32 (unsigned: no signed overflow); the final int32 sum is exact whenever the
          * true accumulator fits int32, which kinds.check_accumulator_bound guarantees. */
         corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - (uint32_t)128 * (uint32_t)sum);
-        int64_t most = 128 * size + (bias ? (bias[n0 + c] < 0 ? -(int64_t)bias[n0 + c] : bias[n0 + c]) : 0);
+        const int64_t most = fxp_column_bound(row, k, bias ? bias[n0 + c] : 0);
         *bound = most > *bound ? most : *bound;
     }
 }

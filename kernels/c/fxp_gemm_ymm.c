@@ -36,10 +36,24 @@
 
 /* ---------------------------------------------------------------- packing and tiles of each variant */
 
-/* k padded to whole groups; 32-bit words per packed row; bytes of one packed strip (words, then
- * the NR corrections) and of all of packed x. */
+/* k padded to whole groups; 32-bit words per packed row; bytes of one packed strip (words, the NR
+ * corrections, then 64 bytes holding the most fxp_column_bound of its columns, int64) and of all of
+ * packed x. */
 static int64_t padded_k(int64_t k, int group) { return (k + group - 1) / group * group; }
-static int64_t strip_bytes(int64_t k, int group) { return padded_k(k, group) / group * NR * 4 + NR * 4; }
+static int64_t strip_bytes(int64_t k, int group) { return padded_k(k, group) / group * NR * 4 + NR * 4 + 64; }
+static int64_t bound_at(int64_t words) { return words * NR * 4 + NR * 4; }
+
+/* The strip's bound, over columns n0 .. n0 + nc - 1 of w. */
+static void store_bound(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int group,
+                        char *strip)
+{
+    int64_t most = 0;
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t b = fxp_column_bound(w + (n0 + c) * k, k, bias ? bias[n0 + c] : 0);
+        most = b > most ? b : most;
+    }
+    memcpy(strip + bound_at(padded_k(k, group) / group), &most, sizeof most);
+}
 static int64_t x_bytes(int64_t m, int64_t k, int group) { return (m + MR - 1) / MR * MR * (padded_k(k, group) / group) * 4; }
 
 /* Tile t of the ceil(m / MR) tiles of m rows, heights balanced (they differ by at most one, so no last
@@ -67,6 +81,7 @@ static void pack_w_pairs(const int8_t *w, const int32_t *bias, int64_t n0, int64
         for (int64_t kk = 0; kk < k; kk++)
             wp[(kk >> 1) * (NR * 2) + c * 2 + (kk & 1)] = row[kk];
     }
+    store_bound(w, bias, n0, nc, k, 2, strip);
 }
 
 /* AVX-VNNI: w columns as byte quads [k / 4][16][4] (zero padded); corr = bias - 128 * sum w,
@@ -89,6 +104,7 @@ static void pack_w_quads(const int8_t *w, const int32_t *bias, int64_t n0, int64
         }
         corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - 128u * sum);
     }
+    store_bound(w, bias, n0, nc, k, 4, strip);
 }
 
 /* x into tiles [tile][kp / group][MR] words, 16 k at a time through one register (AVX2: sign-extended
@@ -203,21 +219,24 @@ typedef struct {
 /* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
 typedef struct {
     int lanes, wrap, relu, use_odd, use_neg, nc;
-    __m256i shift[2], low[2], base[2], odd_step[2], neg_step[2];
+    int direct;                 /* 1: acc + c cannot leave int32, rounded as (acc + c) >> s */
+    __m256i shift[2], low[2], unit[2], base[2], odd_step[2], neg_step[2];
     __m256i lo, hi, wrap_bits;
 } strip_rq;
 
-FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc)
+/* bound: the most |acc| of the strip's columns (its packed bound). */
+FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc, int64_t bound)
 {
-    s->lanes = 0;
+    s->lanes = s->direct = 0;
     s->nc = (int)nc;
     if (o->qout == NULL || o->mult != NULL)
         return;
-    int32_t shift[NR] = {0};
+    int32_t shift[NR] = {0}, most_shift = 0;
     for (int64_t j = 0; j < nc; j++) {
         shift[j] = o->shift[n0 + j];
         if (shift[j] < 0 || shift[j] > 31)
             return;
+        most_shift = shift[j] > most_shift ? shift[j] : most_shift;
     }
     int level[2][2];
     const fxp_epilogue *e = o->rq;
@@ -228,6 +247,7 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
         s->shift[v] = _mm256_loadu_si256((const __m256i *)(shift + 8 * v));
         __m256i unit = _mm256_sllv_epi32(one, s->shift[v]), half = _mm256_srli_epi32(unit, 1);
         s->low[v] = _mm256_sub_epi32(unit, one);
+        s->unit[v] = unit;
         /* c by level, 0 where s = 0 (no rounding there) */
         const __m256i rounds = _mm256_cmpgt_epi32(s->shift[v], zero);
         const __m256i by_level[5] = {zero, _mm256_and_si256(rounds, _mm256_sub_epi32(half, one)),
@@ -239,6 +259,8 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
     }
     s->use_odd = level[1][0] != level[0][0];   /* c is linear in (odd, negative): see fxp_threshold_levels */
     s->use_neg = level[0][1] != level[0][0];
+    /* c <= 2**s, so acc + c stays in int32 when bound + 2**s does */
+    s->direct = most_shift <= 30 && bound + ((int64_t)1 << most_shift) <= INT32_MAX;
     s->relu = e->relu;
     s->wrap = e->overflow == FXP_WRAP;
     s->lo = _mm256_set1_epi32((int32_t)e->lo);
@@ -247,49 +269,67 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
     s->lanes = 1;
 }
 
-/* One buffered row of 16 accumulators through the int32-lane epilogue (q + ((r + c) >> s),
- * relu, the overflow mode) into the first nc out_size-byte elements at dst; returns how many
- * of them were outside [lo, hi]. */
+/* One buffered row of 16 accumulators through the int32-lane epilogue (q + ((r + c) >> s), or
+ * where s->direct (acc + c) >> s with the odd bit of q read at bit s of acc; relu, the overflow
+ * mode) into the first nc out_size-byte elements at dst; returns how many of them were outside
+ * [lo, hi]. */
 FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *s, char *dst, int out_size)
 {
     const __m256i one = _mm256_set1_epi32(1);
-    int32_t y32[NR];
+    __m256i yv[2];
     int outside = 0;
     for (int v = 0; v < 2; v++) {
-        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
-        __m256i q = _mm256_srav_epi32(a, s->shift[v]), c = s->base[v];
-        if (s->use_odd)
-            c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
-        if (s->use_neg)
-            c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
-        __m256i y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c),
-                                                          s->shift[v]));
+        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v)), c = s->base[v], y;
+        if (s->direct) {
+            if (s->use_odd)
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]),
+                                                                                         s->unit[v])));
+            if (s->use_neg)
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+            y = _mm256_srav_epi32(_mm256_add_epi32(a, c), s->shift[v]);
+        } else {
+            __m256i q = _mm256_srav_epi32(a, s->shift[v]);
+            if (s->use_odd)
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
+            if (s->use_neg)
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+            y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c), s->shift[v]));
+        }
         if (s->relu)
             y = _mm256_max_epi32(y, _mm256_setzero_si256());
         __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
         outside |= _mm256_movemask_ps(_mm256_castsi256_ps(out_of_range)) << (8 * v);
         y = s->wrap ? _mm256_srav_epi32(_mm256_sllv_epi32(y, s->wrap_bits), s->wrap_bits)
                     : _mm256_min_epi32(_mm256_max_epi32(y, s->lo), s->hi);
-        _mm256_storeu_si256((__m256i *)(y32 + 8 * v), y);
+        yv[v] = y;
     }
     const int nc = s->nc;
     if (out_size == 4) {
-        memcpy(dst, y32, (size_t)nc * 4);
+        int32_t y32[NR];
+        _mm256_storeu_si256((__m256i *)(nc == NR ? (int32_t *)dst : y32), yv[0]);
+        _mm256_storeu_si256((__m256i *)((nc == NR ? (int32_t *)dst : y32) + 8), yv[1]);
+        if (nc < NR)
+            memcpy(dst, y32, (size_t)nc * 4);
     } else {
         /* in range already: the saturating packs keep every value; lanes come out in order
          * after the 64-bit permute */
-        __m256i lo16 = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)y32),
-                                          _mm256_loadu_si256((const __m256i *)(y32 + 8)));
+        __m256i lo16 = _mm256_packs_epi32(yv[0], yv[1]);
         lo16 = _mm256_permute4x64_epi64(lo16, 0xd8);
-        if (out_size == 2) {
+        if (out_size == 2 && nc == NR) {
+            _mm256_storeu_si256((__m256i *)dst, lo16);
+        } else if (out_size == 2) {
             int16_t h[NR];
             _mm256_storeu_si256((__m256i *)h, lo16);
             memcpy(dst, h, (size_t)nc * 2);
         } else {
-            int8_t b[NR];
             __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(lo16), _mm256_extracti128_si256(lo16, 1));
-            _mm_storeu_si128((__m128i *)b, bytes);
-            memcpy(dst, b, (size_t)nc);
+            if (nc == NR) {
+                _mm_storeu_si128((__m128i *)dst, bytes);
+            } else {
+                int8_t b[NR];
+                _mm_storeu_si128((__m128i *)b, bytes);
+                memcpy(dst, b, (size_t)nc);
+            }
         }
     }
     return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
@@ -331,7 +371,9 @@ FXP_TARGET_AVX2 static int64_t run_pairs(const variant *v, const char *xp, const
     for (int64_t t = t0; t < t1; t++) {
         const int64_t j = t / n_tiles, n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
         if (j != q_strip) {
-            strip_rq_init(&q, o, n0, nc);
+            int64_t bound;
+            memcpy(&bound, strips + j * stride + bound_at(words), sizeof bound);
+            strip_rq_init(&q, o, n0, nc, bound);
             q_strip = j;
         }
         count += tile_pass(v, xp, strips + j * stride, m, words, t % n_tiles, n0, nc, o, &q);

@@ -155,6 +155,16 @@ static inline void fxp_zero_bytes(char *d, int64_t n)
  * of a register narrowing plus a store). */
 #define FXP_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v))
 
+/* The most |bias + sum_k x[k] w[k]| over every int8 x for one weight row: |bias| + 128 sum |w| (the
+ * epilogues add their rounding constant in int32 where this bound leaves room). */
+static inline int64_t fxp_column_bound(const int8_t *w, int64_t k, int64_t bias)
+{
+    int64_t size = 0;
+    for (int64_t i = 0; i < k; i++)
+        size += w[i] < 0 ? -w[i] : w[i];
+    return 128 * size + (bias < 0 ? -bias : bias);
+}
+
 static inline void *fxp_align64(void *p)
 {
     return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
