@@ -169,7 +169,7 @@ typedef struct {
     __mmask16 big[MAX_NV], at32[MAX_NV];        /* columns with s > 31 (run as s = 31), with s == 32 */
 } strip_rq;
 
-/* bound: the most |acc| of any column of the strip (-1: unknown). */
+/* bound: the most |acc| of any column of the strip. */
 FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc, int64_t bound)
 {
     for (int v = 0; v < MAX_NV; v++) {
@@ -191,7 +191,7 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
     for (int64_t j = 0; j < nc; j++)
         most_shift = shift[j] > most_shift ? shift[j] : most_shift;
     /* c <= 2**s, so acc + c stays in int32 when bound + 2**s does */
-    s->direct = bound >= 0 && most_shift <= 30 && bound + ((int64_t)1 << most_shift) <= INT32_MAX;
+    s->direct = most_shift <= 30 && bound + ((int64_t)1 << most_shift) <= INT32_MAX;
     s->any_big = 0;
     const __m512i one = _mm512_set1_epi32(1), s31 = _mm512_set1_epi32(31);
     for (int v = 0; v < MAX_NV; v++) {
@@ -389,11 +389,12 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
     }
 
 /* int8 outputs of whole 16- or 32-column strips (nv 1 with rows 16 bytes apart, or nv 2), four
- * accumulator vectors at a time in buffer order (four rows, or two rows of two vectors): rounded in int32 lanes, then narrowed by two
- * saturating packs, int32 -> int16 -> int8, and one dword permutation back into buffer order (four
- * vpmovsdb cost twice the uops).  The overflow count and the clamp of a narrower range run on the
- * 32 int16 lanes of each pair (saturation to int16 keeps every value outside [lo, hi] outside).
- * Returns the first row left for the caller; *count grows by the lanes outside. */
+ * accumulator vectors at a time in buffer order (four rows, or two rows of two vectors): rounded in
+ * int32 lanes, then narrowed by two saturating packs, int32 -> int16 -> int8, and one dword
+ * permutation back into buffer order (four vpmovsdb cost twice the uops).  The overflow count and
+ * the clamp of a narrower range run on the 32 int16 lanes of each pair (saturation to int16 keeps
+ * every value outside [lo, hi] outside).  Returns the first row left for the caller; *count grows
+ * by the lanes outside. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows_by_four(const int32_t *buf, int64_t rows,
                                                                                        int nv, const strip_rq *q,
                                                                                        char *dst, int64_t ld,
@@ -441,7 +442,8 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
     const strip_rq q = *s;
     int64_t count = 0;          /* kmov + popcnt: off the vector pipes the epilogue is bound by */
     int64_t r0 = 0;
-    if (out_size == 1 && !wrap && q.cols[0] == 0xffff && ((nv == 1 && ld == 16) || (nv == 2 && q.cols[1] == 0xffff)))
+    const int whole = q.cols[0] == 0xffff && (nv == 1 ? ld == 16 : nv == 2 && q.cols[1] == 0xffff);
+    if (out_size == 1 && !wrap && whole)
         r0 = rq_rows_by_four(buf, rows, nv, &q, dst, ld, direct, &count);
     for (int64_t r = r0; r < rows; r++)
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
@@ -610,7 +612,6 @@ int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k)
     const layout *l = &layouts[layout_for(n)];
     return (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 64;
 }
-
 
 /* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of run(), with one thread's buffers. */
 FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, int64_t k, const uint8_t *xp,

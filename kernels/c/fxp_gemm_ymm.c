@@ -36,12 +36,16 @@
 
 /* ---------------------------------------------------------------- packing and tiles of each variant */
 
-/* k padded to whole groups; 32-bit words per packed row; bytes of one packed strip (words, the NR
- * corrections, then 64 bytes holding the most fxp_column_bound of its columns, int64) and of all of
- * packed x. */
+/* k padded to whole groups; bytes of one packed strip (words, the NR corrections, then 64 bytes
+ * holding the most fxp_column_bound of its columns, int64); where that bound sits after `words`
+ * packed words per column; bytes of all of packed x. */
 static int64_t padded_k(int64_t k, int group) { return (k + group - 1) / group * group; }
 static int64_t strip_bytes(int64_t k, int group) { return padded_k(k, group) / group * NR * 4 + NR * 4 + 64; }
 static int64_t bound_at(int64_t words) { return words * NR * 4 + NR * 4; }
+static int64_t x_bytes(int64_t m, int64_t k, int group)
+{
+    return (m + MR - 1) / MR * MR * (padded_k(k, group) / group) * 4;
+}
 
 /* The strip's bound, over columns n0 .. n0 + nc - 1 of w. */
 static void store_bound(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int group,
@@ -54,7 +58,6 @@ static void store_bound(const int8_t *w, const int32_t *bias, int64_t n0, int64_
     }
     memcpy(strip + bound_at(padded_k(k, group) / group), &most, sizeof most);
 }
-static int64_t x_bytes(int64_t m, int64_t k, int group) { return (m + MR - 1) / MR * MR * (padded_k(k, group) / group) * 4; }
 
 /* Tile t of the ceil(m / MR) tiles of m rows, heights balanced (they differ by at most one, so no last
  * tile of one or two rows runs with too few accumulators to hide the instruction latency): its first
@@ -279,21 +282,25 @@ FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *
     __m256i yv[2];
     int outside = 0;
     for (int v = 0; v < 2; v++) {
-        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v)), c = s->base[v], y;
-        if (s->direct) {
-            if (s->use_odd)
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]),
-                                                                                         s->unit[v])));
+        const __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
+        __m256i c = s->base[v], y;
+        if (s->direct) {            /* the odd bit of q is bit s of acc */
+            if (s->use_odd) {
+                const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]), s->unit[v]);
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], odd));
+            }
             if (s->use_neg)
                 c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
             y = _mm256_srav_epi32(_mm256_add_epi32(a, c), s->shift[v]);
         } else {
-            __m256i q = _mm256_srav_epi32(a, s->shift[v]);
+            const __m256i q = _mm256_srav_epi32(a, s->shift[v]);
             if (s->use_odd)
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
+                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v],
+                                                         _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
             if (s->use_neg)
                 c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
-            y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c), s->shift[v]));
+            y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c),
+                                                      s->shift[v]));
         }
         if (s->relu)
             y = _mm256_max_epi32(y, _mm256_setzero_si256());
