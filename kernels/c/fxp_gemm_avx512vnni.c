@@ -52,7 +52,6 @@ static int64_t chunked_k(int64_t k) { return (k + 15) & ~(int64_t)15; }
  * holding the strip's accumulator bound (int64, pack_w_strip), strips one after another from a
  * 64-byte aligned start (every part a multiple of 64 bytes). */
 static int64_t packed_strip_bytes(int64_t k, int nr) { return padded_k(k) * nr + nr * 4 + 64; }
-static int64_t *strip_bound(char *strip, int64_t kp, int nr) { return (int64_t *)(strip + kp * nr + nr * 4); }
 static int64_t packed_bound(const char *strip, int64_t kp, int nr)
 {
     return *(const int64_t *)(strip + kp * nr + nr * 4);
@@ -69,13 +68,13 @@ static int layout_for(int64_t n)
     return LAYOUT_48;
 }
 
-/* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w;
- * *bound = the most fxp_column_bound of its columns (strip_rq_init). */
+/* w columns n0 .. n0 + nc - 1 into [k / 4][nr][4] bytes (zero padded); corr[c] = bias - 128 * sum w,
+ * then (at corr + nr, packed_bound) the most fxp_column_bound of its columns (strip_rq_init). */
 static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, int64_t kp, int nr,
-                         int8_t *wp, int32_t *corr, int64_t *bound)
+                         int8_t *wp, int32_t *corr)
 {
+    int64_t bound = 0;
     memset(wp, 0, (size_t)(kp * nr));
-    *bound = 0;
     for (int64_t c = 0; c < nr; c++) {
         if (c >= nc) {
             corr[c] = 0;
@@ -91,8 +90,9 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
          * true accumulator fits int32, which kinds.check_accumulator_bound guarantees. */
         corr[c] = (int32_t)((uint32_t)(bias ? bias[n0 + c] : 0) - (uint32_t)128 * (uint32_t)sum);
         const int64_t most = fxp_column_bound(row, k, bias ? bias[n0 + c] : 0);
-        *bound = most > *bound ? most : *bound;
+        bound = most > bound ? most : bound;
     }
+    memcpy(corr + nr, &bound, sizeof bound);
 }
 
 /* Rows i0 .. i0 + mr - 1 of x as one u8 tile at dst: chunks of 16 k (4 groups of 4), each
@@ -181,15 +181,15 @@ FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t 
         return;
     const fxp_epilogue *e = o->rq;
     const int32_t *shift = e->shift + n0;
-    for (int64_t j = 0; j < nc; j++)
+    int most_shift = 0;
+    for (int64_t j = 0; j < nc; j++) {
         if (shift[j] < 0 || shift[j] > 127)
             return;
+        most_shift = shift[j] > most_shift ? shift[j] : most_shift;
+    }
     int level[2][2];
     if (!fxp_threshold_levels(e->rounding, level))
         return;
-    int most_shift = 0;
-    for (int64_t j = 0; j < nc; j++)
-        most_shift = shift[j] > most_shift ? shift[j] : most_shift;
     /* c <= 2**s, so acc + c stays in int32 when bound + 2**s does */
     s->direct = most_shift <= 30 && bound + ((int64_t)1 << most_shift) <= INT32_MAX;
     s->any_big = 0;
@@ -717,8 +717,7 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
     int64_t count = 0;
     for (int64_t n0 = 0; n0 < n; n0 += nr) {
         int64_t nc = n - n0 < nr ? n - n0 : nr;
-        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr),
-                     strip_bound(strip, kp, nr));
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
         sink part = o;
         if (qout)
             part.qout = (char *)qout + n0 * rq->out_size;
@@ -754,8 +753,7 @@ void fxp_s8_pack_avx512(const int8_t *w, const int32_t *bias, int64_t n, int64_t
     for (int64_t n0 = 0; n0 < n; n0 += nr) {
         int64_t nc = n - n0 < nr ? n - n0 : nr;
         char *strip = base + HEADER + n0 / nr * stride;
-        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr),
-                     strip_bound(strip, kp, nr));
+        pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
     }
 }
 
