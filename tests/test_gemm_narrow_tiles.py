@@ -161,6 +161,26 @@ def test_int8_outputs_of_whole_strips_four_vectors_at_a_time(vnni, rounding):
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_short_k_tiles_requantized_in_registers(vnni, rounding):
+    """K <= 16 (one to four quads of k) with int8 outputs runs a kernel that requantizes each group of
+    accumulators in registers: whole strips four vectors at a time (N = 16, 32) and part strips (N = 9, 24)
+    a vector at a time, row remainders of both, part tiles (M = 12, 28), every overflow mode, relu and a
+    narrower range (out_bits 5), accumulators pushed past int16 by the bias; both rounding forms (a strip with
+    one shift above 30 takes the threshold form in every column)."""
+    rng = np.random.default_rng(rounding.code + 120)
+    for k in (1, 4, 5, 8, 9, 12, 13, 16):
+        for n in (9, 16, 24, 32):
+            w, bias = extreme_ints(rng, np.int8, (n, k)), rng.integers(-2**20, 2**20, n).astype(np.int32)
+            for m in (5, 7, 12, 26, 28):
+                x = extreme_ints(rng, np.int8, (m, k))
+                for overflow in OVERFLOWS:
+                    for out_bits, relu in ((8, False), (8, True), (5, False)):
+                        shift = rng.integers(0, 16, n)
+                        shift[rng.integers(n)] = rng.choice((0, 31, 40))
+                        _check(x, w, bias, epilogue(shift, None, rounding, overflow, out_bits, np.int8, relu))
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_rounding_constant_added_in_int32_up_to_its_bound(vnni, rounding):
     check_rounding_constant_at_its_bound(rounding, (16, 32), rounding.code + 80)
 

@@ -388,46 +388,60 @@ FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
     }
 
-/* int8 outputs of whole 16- or 32-column strips (nv 1 with rows 16 bytes apart, or nv 2), four
- * accumulator vectors at a time in buffer order (four rows, or two rows of two vectors): rounded in
- * int32 lanes, then narrowed by two saturating packs, int32 -> int16 -> int8, and one dword
- * permutation back into buffer order (four vpmovsdb cost twice the uops).  The overflow count and
+/* Four rounded accumulator vectors (int32 lanes; four rows of one vector, or two rows of two)
+ * into int8 at `to` (rows ld bytes apart), for whole 16- or 32-column strips (nv 1 with rows 16
+ * bytes apart, or nv 2): narrowed by two saturating packs, int32 -> int16 -> int8, and one dword
+ * permutation back into row order (four vpmovsdb cost twice the uops).  The overflow count and
  * the clamp of a narrower range run on the 32 int16 lanes of each pair (saturation to int16 keeps
- * every value outside [lo, hi] outside).  Returns the first row left for the caller; *count grows
- * by the lanes outside. */
+ * every value outside [lo, hi] outside); *count grows by the lanes outside. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void narrow_four(const __m512i y[4], const strip_rq *q,
+                                                                                char *to, int64_t ld, int nv,
+                                                                                int64_t *count)
+{
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i lo = _mm512_packs_epi32(q->lo, q->lo), hi = _mm512_packs_epi32(q->hi, q->hi);
+    const __m512i range = _mm512_sub_epi16(hi, lo);
+    __m512i words[2];
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
+    {
+        words[h] = _mm512_packs_epi32(y[2 * h], y[2 * h + 1]);
+        *count += __builtin_popcount((unsigned)_mm512_cmpgt_epu16_mask(_mm512_sub_epi16(words[h], lo), range));
+        if (!q->full_range)
+            words[h] = _mm512_min_epi16(_mm512_max_epi16(words[h], lo), hi);
+    }
+    __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(words[0], words[1]));
+    FXP_KEEP_IN_REGISTER(bytes);
+    if (ld == 16 * nv) {
+        _mm512_storeu_si512((void *)to, bytes);
+    } else {                                    /* nv = 2: two rows of 32 bytes */
+        __m256i second = _mm512_extracti64x4_epi64(bytes, 1);
+        FXP_KEEP_IN_REGISTER(second);
+        _mm256_storeu_si256((__m256i *)to, _mm512_castsi512_si256(bytes));
+        _mm256_storeu_si256((__m256i *)(to + ld), second);
+    }
+}
+
+/* Whether narrow_four applies: int8 outputs saturated or clamped (not wrapped) of a whole strip. */
+static int narrows_by_four(const strip_rq *q, int nv, int64_t ld)
+{
+    return q->out_size == 1 && !q->wrap && q->cols[0] == 0xffff &&
+           (nv == 1 ? ld == 16 : nv == 2 && q->cols[1] == 0xffff);
+}
+
+/* Buffered tile rows through narrow_four, four accumulator vectors (4 / nv rows) at a time;
+ * returns the first row left for the caller. */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows_by_four(const int32_t *buf, int64_t rows,
                                                                                        int nv, const strip_rq *q,
                                                                                        char *dst, int64_t ld,
                                                                                        int direct, int64_t *count)
 {
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    const __m512i lo = _mm512_packs_epi32(q->lo, q->lo), hi = _mm512_packs_epi32(q->hi, q->hi);
-    const __m512i range = _mm512_sub_epi16(hi, lo);
     const int64_t step = 4 / nv;                /* rows per group */
     int64_t r = 0;
     for (; r + step <= rows; r += step) {
         __m512i y[4];
         _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
             y[i] = rounded(_mm512_load_si512((const void *)(buf + (r * nv + i) * 16)), q, i % nv, direct);
-        __m512i words[2];
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
-        {
-            words[h] = _mm512_packs_epi32(y[2 * h], y[2 * h + 1]);
-            *count += __builtin_popcount((unsigned)_mm512_cmpgt_epu16_mask(_mm512_sub_epi16(words[h], lo), range));
-            if (!q->full_range)
-                words[h] = _mm512_min_epi16(_mm512_max_epi16(words[h], lo), hi);
-        }
-        __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(words[0], words[1]));
-        FXP_KEEP_IN_REGISTER(bytes);
-        char *to = dst + r * ld;
-        if (ld == 16 * nv) {
-            _mm512_storeu_si512((void *)to, bytes);
-        } else {                                /* nv = 2: two rows of 32 bytes */
-            __m256i second = _mm512_extracti64x4_epi64(bytes, 1);
-            FXP_KEEP_IN_REGISTER(second);
-            _mm256_storeu_si256((__m256i *)to, _mm512_castsi512_si256(bytes));
-            _mm256_storeu_si256((__m256i *)(to + ld), second);
-        }
+        narrow_four(y, q, dst + r * ld, ld, nv, count);
     }
     return r;
 }
@@ -442,8 +456,7 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
     const strip_rq q = *s;
     int64_t count = 0;          /* kmov + popcnt: off the vector pipes the epilogue is bound by */
     int64_t r0 = 0;
-    const int whole = q.cols[0] == 0xffff && (nv == 1 ? ld == 16 : nv == 2 && q.cols[1] == 0xffff);
-    if (out_size == 1 && !wrap && whole)
+    if (out_size == 1 && !wrap && narrows_by_four(&q, nv, ld))
         r0 = rq_rows_by_four(buf, rows, nv, &q, dst, ld, direct, &count);
     for (int64_t r = r0; r < rows; r++)
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
@@ -503,6 +516,76 @@ TILE_RQ(8, 2, 12)
 TILE_RQ(4, 2, 12)
 
 
+/* Tiles of K <= 16 (one 16-byte chunk per packed x row: one-channel convolutions, tiny layers)
+ * with int8 outputs, saturated or clamped: each group of four accumulator vectors takes its one
+ * to four vpdpbusd (nq of them, the strip's quads of k held in registers) and is requantized
+ * while in registers, so no accumulator goes through a buffer; four vectors at a time through
+ * narrow_four where the strip is whole, else one vector at a time under the column mask. */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t short_k_rows(
+    const uint8_t *xt, const int8_t *wp, const int32_t *corr, int nq, int nv, int64_t rows, const strip_rq *s,
+    char *dst, int64_t ld, int direct)
+{
+    const strip_rq q = *s;
+    __m512i start[2], w[4][2];
+    for (int v = 0; v < nv; v++) {
+        start[v] = _mm512_load_si512((const void *)(corr + 16 * v));
+        for (int j = 0; j < nq; j++)
+            w[j][v] = _mm512_load_si512((const void *)(wp + (j * nv + v) * 64));
+    }
+#define SHORT_K_ACC(a, row, v)                                                                       \
+    do {                                                                                             \
+        a = start[v];                                                                                \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nq; j++)                                        \
+            DPBUSD(a, _mm512_set1_epi32(*(const int32_t *)(xt + 16 * (row) + 4 * j)), w[j][v]);     \
+    } while (0)
+    int64_t count = 0, r = 0;
+    if (narrows_by_four(&q, nv, ld)) {
+        const int64_t step = 4 / nv;
+        for (; r + step <= rows; r += step) {
+            __m512i y[4];
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+            {
+                __m512i a;
+                SHORT_K_ACC(a, r + i / nv, i % nv);
+                y[i] = rounded(a, &q, i % nv, direct);
+            }
+            narrow_four(y, &q, dst + r * ld, ld, nv, &count);
+        }
+    }
+    for (; r < rows; r++)
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {
+            __m512i a;
+            __mmask16 outside;
+            SHORT_K_ACC(a, r, v);
+            const __m512i y = lanes_epilogue(a, &q, v, 0, direct, &outside);
+            count += __builtin_popcount((unsigned)outside);
+            store_lanes(dst + r * ld + 16 * v, y, q.cols[v], 1, q.full_range);
+        }
+#undef SHORT_K_ACC
+    return count;
+}
+
+/* short_k_rows of one strip of 16 NV columns, for kp = 4 nq (4..16), in either rounding form. */
+#define SHORT_K_RQ(NV)                                                                               \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t short_k_rq_##NV(                       \
+        const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int64_t rows,            \
+        const strip_rq *s, char *dst, int64_t ld)                                                      \
+    {                                                                                                  \
+        switch (kp / 4 * 2 + s->direct) {                                                              \
+        case 2: return short_k_rows(xt, wp, corr, 1, NV, rows, s, dst, ld, 0);                         \
+        case 3: return short_k_rows(xt, wp, corr, 1, NV, rows, s, dst, ld, 1);                         \
+        case 4: return short_k_rows(xt, wp, corr, 2, NV, rows, s, dst, ld, 0);                         \
+        case 5: return short_k_rows(xt, wp, corr, 2, NV, rows, s, dst, ld, 1);                         \
+        case 6: return short_k_rows(xt, wp, corr, 3, NV, rows, s, dst, ld, 0);                         \
+        case 7: return short_k_rows(xt, wp, corr, 3, NV, rows, s, dst, ld, 1);                         \
+        case 8: return short_k_rows(xt, wp, corr, 4, NV, rows, s, dst, ld, 0);                         \
+        default: return short_k_rows(xt, wp, corr, 4, NV, rows, s, dst, ld, 1);                        \
+        }                                                                                              \
+    }
+
+SHORT_K_RQ(1)
+SHORT_K_RQ(2)
+
 /* ---------------------------------------------------------------- few rows (GEMV) */
 
 /* R (1..4) rows of one packed tile of height R times S strips of 16 NV columns at once
@@ -558,6 +641,7 @@ typedef struct {
     int nv, mr, small_strips;
     tile_fn tile;
     tile_rq_fn tile_rq;         /* NULL: the epilogue always goes through the buffer */
+    tile_rq_fn short_k_rq;      /* K <= 16, int8 outputs not wrapped (NULL: none) */
     small_fn small[5];
     int part_rows[2];
     tile_fn part[2];
@@ -565,11 +649,11 @@ typedef struct {
 } layout;
 
 static const layout layouts[3] = {
-    {1, 24, 1, tile_24x1_24, tile_rq_24x1_24, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1},
+    {1, 24, 1, tile_24x1_24, tile_rq_24x1_24, short_k_rq_1, {NULL, small_1_1x1, small_2_1x1, small_3_1x1, small_4_1x1},
      {12, 4}, {tile_12x1_24, tile_4x1_24}, {tile_rq_12x1_24, tile_rq_4x1_24}},
-    {2, 12, 1, tile_12x2_12, tile_rq_12x2_12, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1},
+    {2, 12, 1, tile_12x2_12, tile_rq_12x2_12, short_k_rq_2, {NULL, small_1_2x1, small_2_2x1, small_3_2x1, small_4_2x1},
      {8, 4}, {tile_8x2_12, tile_4x2_12}, {tile_rq_8x2_12, tile_rq_4x2_12}},
-    {3, 8, 2, tile_8x3_8, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2},
+    {3, 8, 2, tile_8x3_8, NULL, NULL, {NULL, small_1_3x2, small_2_3x2, small_3_3x2, small_4_3x2},
      {4, 0}, {tile_4x3_8, NULL}, {NULL, NULL}},
 };
 
@@ -638,6 +722,8 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, i
         tile_fn buffered;
         tile_rq_fn requantizing;
         tile_kernels(l, rows, &buffered, &requantizing);
+        if (q.lanes && l->short_k_rq && kp <= 16 && q.out_size == 1 && !q.wrap)
+            requantizing = l->short_k_rq;
         if (q.lanes && requantizing) {
             int64_t ld = o->n * o->rq->out_size;
             count += requantizing(xt, (const int8_t *)strip, corr, kp, rows, &q,
