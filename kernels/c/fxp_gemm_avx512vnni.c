@@ -705,6 +705,11 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, i
     const int nr = 16 * l->nv;
     int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
     uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
+    /* packed right before use (xp == NULL, one strip): with one 16-byte chunk per row, consecutive
+     * tiles are consecutive rows, so as many tiles as tile_x holds are packed in one pass (a patch
+     * packer then walks whole output rows); else one tile at a time */
+    const int64_t tiles_per_pack = chunked_k(k) == 16 ? TILE_X_BYTES / (16 * l->mr) : 1;
+    int64_t packed_from = 0, packed_to = 0;     /* tiles in tile_x */
     strip_rq q;
     int64_t q_strip = -1, count = 0;
     for (int64_t t = t0; t < t1; t++) {
@@ -712,9 +717,14 @@ FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, i
         int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr, rows = m - i0 < l->mr ? m - i0 : l->mr;
         const char *strip = strips + j * stride;
         const int32_t *corr = (const int32_t *)(strip + kp * nr);
-        const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x;
-        if (!xp)
-            pack_tile(x, m, k, l->mr, i0, tile_x);
+        const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x + (t - packed_from) * l->mr * chunked_k(k);
+        if (!xp && t >= packed_to) {
+            const int64_t strip_end = (j + 1) * n_tiles < t1 ? (j + 1) * n_tiles : t1;
+            packed_from = t;
+            packed_to = strip_end - t < tiles_per_pack ? strip_end : t + tiles_per_pack;
+            pack_tile(x, m, k, (int)((packed_to - t) * l->mr), i0, tile_x);
+            xt = tile_x;
+        }
         if (j != q_strip) {
             strip_rq_init(&q, o, n0, nc, packed_bound(strip, kp, nr));
             q_strip = j;
