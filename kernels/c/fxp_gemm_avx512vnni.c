@@ -95,25 +95,57 @@ static void pack_w_strip(const int8_t *w, const int32_t *bias, int64_t n0, int64
     memcpy(corr + nr, &bound, sizeof bound);
 }
 
-/* Rows i0 .. i0 + mr - 1 of x as one u8 tile at dst: chunks of 16 k (4 groups of 4), each
- * [mr][16] bytes of x ^ 0x80 (u8 = x + 128); rows past m and k past K hold x = 0 (0x80). */
-FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k, int mr, int64_t i0, uint8_t *dst)
+/* Chunks c0 .. chunks - 1 of one row of x (k bytes) into a tile (chunk c at out + c * mr, 16-byte
+ * units), as u8; the last chunk past K holds x = 0 (0x80). */
+FXP_TARGET_AVX512 static inline void pack_row_chunks(const int8_t *row, int64_t k, int mr, int64_t c0, __m128i *out)
 {
     const __m128i flip = _mm_set1_epi8((char)0x80);
-    const int64_t full = k >> 4, chunks = (k + 15) >> 4;
+    const int64_t full = k >> 4;
     const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
-    for (int r = 0; r < mr; r++) {
+    for (int64_t c = c0; c < full; c++)
+        _mm_store_si128(out + c * mr, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + 16 * c)), flip));
+    if (tail)
+        _mm_store_si128(out + full * mr, _mm_xor_si128(_mm_maskz_loadu_epi8(tail, row + 16 * full), flip));
+}
+
+/* Rows i0 .. i0 + mr - 1 of x as one u8 tile at dst: chunks of 16 k (4 groups of 4), each
+ * [mr][16] bytes of x ^ 0x80 (u8 = x + 128); rows past m and k past K hold x = 0 (0x80).  Four rows
+ * at a time (mr a multiple of 4) take 64 bytes of k each and a 4 x 4 transpose of their 16-byte
+ * chunks, so each chunk of the four rows is one 64-byte store. */
+FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k, int mr, int64_t i0, uint8_t *dst)
+{
+    const __m512i flip4 = _mm512_set1_epi8((char)0x80);
+    const int64_t full = k >> 4, chunks = (k + 15) >> 4;
+    int r = 0;
+    if (mr % 4 == 0)
+        for (; r + 4 <= mr && i0 + r + 4 <= m; r += 4) {
+            const int8_t *row = x + (i0 + r) * k;
+            __m512i *out = (__m512i *)(dst + 16 * r);
+            int64_t c = 0;
+            for (; c + 4 <= full; c += 4) {
+                __m512i a[4], h[4];
+                for (int i = 0; i < 4; i++)
+                    a[i] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(row + i * k + 16 * c)), flip4);
+                h[0] = _mm512_shuffle_i64x2(a[0], a[1], 0x44);     /* chunks 0, 1 of rows 0, 1 */
+                h[1] = _mm512_shuffle_i64x2(a[0], a[1], 0xee);     /* chunks 2, 3 of rows 0, 1 */
+                h[2] = _mm512_shuffle_i64x2(a[2], a[3], 0x44);
+                h[3] = _mm512_shuffle_i64x2(a[2], a[3], 0xee);
+                _mm512_store_si512((void *)(out + (c + 0) * mr / 4), _mm512_shuffle_i64x2(h[0], h[2], 0x88));
+                _mm512_store_si512((void *)(out + (c + 1) * mr / 4), _mm512_shuffle_i64x2(h[0], h[2], 0xdd));
+                _mm512_store_si512((void *)(out + (c + 2) * mr / 4), _mm512_shuffle_i64x2(h[1], h[3], 0x88));
+                _mm512_store_si512((void *)(out + (c + 3) * mr / 4), _mm512_shuffle_i64x2(h[1], h[3], 0xdd));
+            }
+            for (int i = 0; i < 4; i++)
+                pack_row_chunks(row + i * k, k, mr, c, (__m128i *)(dst + 16 * (r + i)));
+        }
+    for (; r < mr; r++) {
         __m128i *out = (__m128i *)(dst + 16 * r);
         if (i0 + r >= m) {
             for (int64_t c = 0; c < chunks; c++)
-                _mm_store_si128(out + c * mr, flip);
+                _mm_store_si128(out + c * mr, _mm512_castsi512_si128(flip4));
             continue;
         }
-        const int8_t *row = x + (i0 + r) * k;
-        for (int64_t c = 0; c < full; c++)
-            _mm_store_si128(out + c * mr, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + 16 * c)), flip));
-        if (tail)
-            _mm_store_si128(out + full * mr, _mm_xor_si128(_mm_maskz_loadu_epi8(tail, row + 16 * full), flip));
+        pack_row_chunks(x + (i0 + r) * k, k, mr, 0, out);
     }
 }
 
