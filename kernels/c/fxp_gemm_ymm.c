@@ -110,36 +110,62 @@ static void pack_w_quads(const int8_t *w, const int32_t *bias, int64_t n0, int64
     store_bound(w, bias, n0, nc, k, 4, strip);
 }
 
-/* x into tiles [tile][kp / group][MR] words, 16 k at a time through one register (AVX2: sign-extended
- * to int16 pairs, 8 words; AVX-VNNI: x ^ 0x80, 4 words), then strided 32-bit stores of the words; the
- * k past K hold x = 0 (int16 0, u8 128).  Tile t holds the rows of tile_span in its first rows; the
- * rest of its MR rows are never read (its kernel runs only the rows there are). */
+/* Words w0 .. w0 + 7 of one row of x (8 * group bytes from byte w0 * group; AVX2: sign-extended to
+ * int16 pairs, AVX-VNNI: x ^ 0x80), bytes past K read as x = 0 (int16 0, u8 128). */
+FXP_TARGET_AVX2 static inline __m256i row_words(const int8_t *row, int64_t k, int group, int64_t w0)
+{
+    const int64_t at = w0 * group, bytes = 8 * group;
+    int8_t tail[32] = {0};
+    const int8_t *from = row + at;
+    if (at + bytes > k) {
+        memcpy(tail, from, (size_t)(k - at));
+        from = tail;
+    }
+    if (group == 2)
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)from));
+    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)from), _mm256_set1_epi8((char)0x80));
+}
+
+/* x into tiles [tile][kp / group][MR] words: eight words of each of a tile's rows (rows past them
+ * zero) through an 8 x 8 transpose of 32-bit lanes, so word j of the tile's MR rows is one vector,
+ * stored 32 bytes wide at its 24-byte slot (the next word's store overwrites the 8 bytes past it;
+ * the tile's last word is stored 16 + 8 bytes).  Tile t holds the rows of tile_span in its first
+ * rows; the rest of its MR rows are never read (its kernel runs only the rows there are). */
 FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, int group, char *xp)
 {
-    const int64_t words = padded_k(k, group) / group, per_chunk = 16 / group;
+    const int64_t words = padded_k(k, group) / group;
     const int64_t n_tiles = (m + MR - 1) / MR;
     for (int64_t t = 0; t < n_tiles; t++) {
         int64_t i0, rows;
         tile_span(m, t, &i0, &rows);
-        for (int64_t r = 0; r < rows; r++) {
-            int32_t *dst = (int32_t *)xp + t * MR * words + r;
-            const int8_t *row = x + (i0 + r) * k;
-            for (int64_t kk = 0; kk < k; kk += 16) {
-                __m128i bytes;
-                if (kk + 16 <= k) {
-                    bytes = _mm_loadu_si128((const __m128i *)(row + kk));
-                } else {
-                    int8_t tail[16] = {0};
-                    memcpy(tail, row + kk, (size_t)(k - kk));
-                    bytes = _mm_loadu_si128((const __m128i *)tail);
+        int32_t *tile = (int32_t *)xp + t * MR * words;
+        for (int64_t w0 = 0; w0 < words; w0 += 8) {
+            __m256i v[8], p[8], q[8];
+            for (int r = 0; r < 8; r++)
+                v[r] = r < rows ? row_words(x + (i0 + r) * k, k, group, w0) : _mm256_setzero_si256();
+            for (int r = 0; r < 8; r += 2) {
+                p[r] = _mm256_unpacklo_epi32(v[r], v[r + 1]);       /* words 0, 1 | 4, 5 of rows r, r + 1 */
+                p[r + 1] = _mm256_unpackhi_epi32(v[r], v[r + 1]);   /* words 2, 3 | 6, 7 */
+            }
+            for (int h = 0; h < 2; h++)
+                for (int i = 0; i < 2; i++) {
+                    q[4 * h + 2 * i] = _mm256_unpacklo_epi64(p[4 * h + i], p[4 * h + i + 2]);
+                    q[4 * h + 2 * i + 1] = _mm256_unpackhi_epi64(p[4 * h + i], p[4 * h + i + 2]);
                 }
-                int32_t chunk[8];
-                if (group == 2)
-                    _mm256_storeu_si256((__m256i *)chunk, _mm256_cvtepi8_epi16(bytes));
-                else
-                    _mm_storeu_si128((__m128i *)chunk, _mm_xor_si128(bytes, _mm_set1_epi8((char)0x80)));
-                for (int64_t j = 0; j < per_chunk && kk / group + j < words; j++)
-                    dst[(kk / group + j) * MR] = chunk[j];
+            /* q[j] (j < 4): word j | word j + 4 of rows 0..3; q[4 + j]: the same of rows 4..7 */
+            __m256i word[8];
+            for (int j = 0; j < 4; j++) {
+                word[j] = _mm256_permute2x128_si256(q[j], q[4 + j], 0x20);
+                word[4 + j] = _mm256_permute2x128_si256(q[j], q[4 + j], 0x31);
+            }
+            for (int j = 0; j < 8 && w0 + j < words; j++) {
+                int32_t *to = tile + (w0 + j) * MR;
+                if (w0 + j + 1 < words) {
+                    _mm256_storeu_si256((__m256i *)to, word[j]);
+                } else {
+                    _mm_storeu_si128((__m128i *)to, _mm256_castsi256_si128(word[j]));
+                    _mm_storel_epi64((__m128i *)(to + 4), _mm256_extracti128_si256(word[j], 1));
+                }
             }
         }
     }
