@@ -299,10 +299,12 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0
 }
 
 /* One buffered row of 16 accumulators through the int32-lane epilogue (q + ((r + c) >> s), or
- * where s->direct (acc + c) >> s with the odd bit of q read at bit s of acc; relu, the overflow
- * mode) into the first nc out_size-byte elements at dst; returns how many of them were outside
- * [lo, hi]. */
-FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *s, char *dst, int out_size)
+ * where `direct` (s->direct; a constant at every call site) (acc + c) >> s with the odd bit of q read
+ * at bit s of acc; relu, the overflow mode) into the first nc out_size-byte elements at dst; returns
+ * how many of them were outside [lo, hi]. */
+FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_row_lanes(const int32_t *acc,
+                                                                                  const strip_rq *s, char *dst,
+                                                                                  int out_size, int direct)
 {
     const __m256i one = _mm256_set1_epi32(1);
     __m256i yv[2];
@@ -310,7 +312,7 @@ FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *
     for (int v = 0; v < 2; v++) {
         const __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
         __m256i c = s->base[v], y;
-        if (s->direct) {            /* the odd bit of q is bit s of acc */
+        if (direct) {               /* the odd bit of q is bit s of acc */
             if (s->use_odd) {
                 const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]), s->unit[v]);
                 c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], odd));
@@ -368,6 +370,20 @@ FXP_TARGET_AVX2 static int64_t rq_row_lanes(const int32_t *acc, const strip_rq *
     return __builtin_popcount((unsigned)outside & ((1u << nc) - 1));
 }
 
+/* `rows` buffered rows (NR apart) into dst (ld bytes per output row), for one output width and
+ * rounding form; the strip's vectors copied into locals first, so they stay in registers. */
+FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_rows_lanes(const int32_t *buf, int64_t rows,
+                                                                                   const strip_rq *s, char *dst,
+                                                                                   int64_t ld, int out_size,
+                                                                                   int direct)
+{
+    const strip_rq q = *s;
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; r++)
+        count += rq_row_lanes(buf + r * NR, &q, dst + r * ld, out_size, direct);
+    return count;
+}
+
 /* Tile t of packed x (tile_span) times one strip (its words, then corr) into the columns n0 .. n0 + nc - 1
  * of the sink, q the strip's epilogue; returns the overflow count. */
 FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const char *strip, int64_t m,
@@ -378,6 +394,18 @@ FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const
     int64_t count = 0, i0, rows;
     tile_span(m, t, &i0, &rows);
     v->tiles[rows](xp + t * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
+    if (o->qout != NULL && q->lanes) {
+        const int64_t ld = o->n * o->out_size;
+        char *dst = (char *)o->qout + (i0 * o->n + n0) * o->out_size;
+        switch (o->out_size * 2 + q->direct) {
+        case 2: return rq_rows_lanes(buf, rows, q, dst, ld, 1, 0);
+        case 3: return rq_rows_lanes(buf, rows, q, dst, ld, 1, 1);
+        case 4: return rq_rows_lanes(buf, rows, q, dst, ld, 2, 0);
+        case 5: return rq_rows_lanes(buf, rows, q, dst, ld, 2, 1);
+        case 8: return rq_rows_lanes(buf, rows, q, dst, ld, 4, 0);
+        default: return rq_rows_lanes(buf, rows, q, dst, ld, 4, 1);
+        }
+    }
     for (int64_t r = 0; r < rows; r++) {
         const int32_t *acc = buf + r * NR;
         if (o->qout == NULL) {
@@ -385,9 +413,7 @@ FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const
             continue;
         }
         char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
-        count += q->lanes ? rq_row_lanes(acc, q, dst, o->out_size)
-                          : fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst,
-                                           o->out_size);
+        count += fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst, o->out_size);
     }
     return count;
 }
