@@ -183,7 +183,7 @@ FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, 
         const __m256i c0 = _mm256_loadu_si256((const __m256i *)corr);                                \
         const __m256i c1 = _mm256_loadu_si256((const __m256i *)(corr + 8));                          \
         _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = c0, acc[r][1] = c1;          \
-        for (int64_t g = 0; g < groups; g++) {                                                       \
+        _Pragma("GCC unroll 2") for (int64_t g = 0; g < groups; g++) {                                  \
             const __m256i b0 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 4)));              \
             const __m256i b1 = _mm256_load_si256((const __m256i *)(wp + g * (NR * 4) + 32));         \
             _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)                                      \
