@@ -15,7 +15,8 @@
  * MR rows ([tile][k / 16][MR][16] bytes: each row's chunks of 16 k, so the MR broadcasts of a
  * step sit at fixed offsets and a row packs with 16-byte loads); 1..4 rows form one tile of
  * their own height; rows past the last one and k past K hold x = 0.  With one strip (N <= NR)
- * every tile is used once and is packed right before its use, in L1; else all of x first.
+ * every tile is used once and is packed right before its use, in L1 (with K <= 16, one chunk per
+ * row, as many consecutive tiles at once as the tile buffer holds); else all of x first.
  * A last row tile of at most 12 or 4 of 24, 8 or 4 of 12, or 4 of 8 rows runs a part kernel over
  * its first rows only (the packed x tile keeps the layout's height).
  * Blocking: strips outer (a strip of K <= 1024 stays in L1/L2 while every tile of x passes),
@@ -25,7 +26,8 @@
  * once.  The epilogue either stores the int32 accumulator or requantizes it: in int32 lanes
  * when the strip's shifts are pure powers of two in [0, 127] (rounding in the threshold form of
  * fxp_threshold_levels; inside the 16- and 32-column tile kernels, one loop per output width and
- * overflow mode), else by the exact int64-lane requantization.  Rows and columns past the
+ * overflow mode; with K <= 16 and int8 outputs straight from the registers, short_k_rows), else by
+ * the exact int64-lane requantization.  Rows and columns past the
  * edges are masked, never touched.
  */
 #include <stdint.h>
