@@ -233,6 +233,7 @@ class PreparedLinear:
 
     def __init__(self, gemm: BoundGemm):
         self._gemm = gemm
+        self._x_shapes = f"(M, {gemm.k}) or ({gemm.k},)"     # for check_x's message
 
     @property
     def out_dtype(self) -> np.dtype:
@@ -247,7 +248,7 @@ class PreparedLinear:
         g = self._gemm
         x = np.asarray(x)
         single_row = x.ndim == 1
-        x2 = g.check_x(x.reshape(1, -1) if single_row else x, 2, f"(M, {g.k}) or ({g.k},)")
+        x2 = g.check_x(x.reshape(1, -1) if single_row else x, 2, self._x_shapes)
         if x2.shape[1] != g.k:
             raise ValueError(f"x has K={x2.shape[1]} columns but w has K={g.k} (w is (N, K), y = x @ w.T)")
         rng = g.call_rng(rng)
@@ -255,7 +256,8 @@ class PreparedLinear:
         if out.size:
             x2 = c_array(x2)
             count = g.rows(x2, rng, out)
-            g.finish(count, out.size, stats, lambda: g.accumulate(x2))
+            if count or stats is not None:
+                g.finish(count, out.size, stats, lambda: g.accumulate(x2))
         return out.reshape(-1) if single_row else out
 
 
