@@ -503,6 +503,27 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
     return count;
 }
 
+/* rq_rows for the strip's output width, overflow mode and rounding form (each a compile-time
+ * constant inside). */
+FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_tile(const int32_t *buf, int64_t rows, int nv,
+                                                                              const strip_rq *s, char *dst, int64_t ld)
+{
+    switch ((s->out_size * 2 + s->wrap) * 2 + s->direct) {
+    case 4: return rq_rows(buf, rows, nv, s, dst, ld, 1, 0, 0);
+    case 5: return rq_rows(buf, rows, nv, s, dst, ld, 1, 0, 1);
+    case 6: return rq_rows(buf, rows, nv, s, dst, ld, 1, 1, 0);
+    case 7: return rq_rows(buf, rows, nv, s, dst, ld, 1, 1, 1);
+    case 8: return rq_rows(buf, rows, nv, s, dst, ld, 2, 0, 0);
+    case 9: return rq_rows(buf, rows, nv, s, dst, ld, 2, 0, 1);
+    case 10: return rq_rows(buf, rows, nv, s, dst, ld, 2, 1, 0);
+    case 11: return rq_rows(buf, rows, nv, s, dst, ld, 2, 1, 1);
+    case 16: return rq_rows(buf, rows, nv, s, dst, ld, 4, 0, 0);
+    case 17: return rq_rows(buf, rows, nv, s, dst, ld, 4, 0, 1);
+    case 18: return rq_rows(buf, rows, nv, s, dst, ld, 4, 1, 0);
+    default: return rq_rows(buf, rows, nv, s, dst, ld, 4, 1, 1);
+    }
+}
+
 /* One tile with the int32-lane epilogue (s->lanes set): the K loop into an L1 buffer, then the
  * first `rows` rows into dst (ld bytes per output row); returns the overflow count.  (Reading
  * the accumulators straight from registers would keep them live into the epilogue, and GCC 12
@@ -517,20 +538,7 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t rq_rows(c
         _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++)                                          \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                                       \
                 _mm512_store_si512((void *)(buf + (r * NV + v) * 16), acc[r][v]);                      \
-        switch ((s->out_size * 2 + s->wrap) * 2 + s->direct) {                                         \
-        case 4: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 0);                                    \
-        case 5: return rq_rows(buf, rows, NV, s, dst, ld, 1, 0, 1);                                    \
-        case 6: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 0);                                    \
-        case 7: return rq_rows(buf, rows, NV, s, dst, ld, 1, 1, 1);                                    \
-        case 8: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 0);                                    \
-        case 9: return rq_rows(buf, rows, NV, s, dst, ld, 2, 0, 1);                                    \
-        case 10: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 0);                                   \
-        case 11: return rq_rows(buf, rows, NV, s, dst, ld, 2, 1, 1);                                   \
-        case 16: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 0);                                   \
-        case 17: return rq_rows(buf, rows, NV, s, dst, ld, 4, 0, 1);                                   \
-        case 18: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 0);                                   \
-        default: return rq_rows(buf, rows, NV, s, dst, ld, 4, 1, 1);                                   \
-        }                                                                                              \
+        return rq_tile(buf, rows, NV, s, dst, ld);                                                     \
     }
 
 TILE_BUF(24, 1, 24)
@@ -1017,38 +1025,95 @@ static int64_t int32_bound(const int64_t *bias, int64_t n, int64_t k)
     return bound <= INT32_MAX ? bound : -1;
 }
 
+/* The int32-lane epilogue of buffered rows (16 nv columns each, ld = 16 nv) of whole-tile kinds:
+ * rq_tile per strip width (one copy of its loops per nv). */
+FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t rq_tile_nv1(const int32_t *buf, int64_t rows,
+                                                                       const strip_rq *s, char *dst, int64_t ld)
+{
+    return rq_tile(buf, rows, 1, s, dst, ld);
+}
+
+FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t rq_tile_nv2(const int32_t *buf, int64_t rows,
+                                                                       const strip_rq *s, char *dst, int64_t ld)
+{
+    return rq_tile(buf, rows, 2, s, dst, ld);
+}
+
 /* `rows` rows of the high and low buffers (ld int32 apart) for output columns n0 .. n0 + nc - 1 from
  * row0 on.  When the call requantizes and its accumulators fit int32 (bound32 >= 0, their most |acc|):
  * 256 H + L + bias in int32 lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work
- * of int64); else finish16. */
+ * of int64) with the strip's set-up q (NULL: made here), all rows at once where ld is one strip of a
+ * 16- or 32-column layout; else finish16. */
 FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
                                                const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
-                                               const sink *o, int64_t bound32, int64_t *out64)
+                                               const sink *o, int64_t bound32, const strip_rq *q, int64_t *out64)
 {
     int64_t count = 0;
     if (bound32 >= 0) {
-        strip_rq q;
-        strip_rq_init(&q, o, n0, nc, bound32);
-        int32_t b32[MAX_NR] __attribute__((aligned(64))) = {0}, acc[MAX_NR] __attribute__((aligned(64)));
+        strip_rq own;
+        if (!q) {
+            strip_rq_init(&own, o, n0, nc, bound32);
+            q = &own;
+        }
+        /* rows * ld <= TILE_ACCS * 16: the high and low buffers are one tile (or one small-M call) */
+        int32_t b32[MAX_NR] __attribute__((aligned(64))) = {0};
+        int32_t acc[TILE_ACCS * 16] __attribute__((aligned(64)));
         for (int64_t c = 0; bias && c < nc; c++)
             b32[c] = (int32_t)bias[n0 + c];
-        for (int64_t r = 0; r < rows; r++) {
-            for (int64_t c = 0; c < nc; c += 16) {
+        const int64_t width = (nc + 15) & ~(int64_t)15;     /* the columns each buffered row holds */
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < width; c += 16) {
                 const __m512i h = _mm512_load_si512((const void *)(bh + r * ld + c));
                 const __m512i l = _mm512_load_si512((const void *)(bl + r * ld + c));
-                _mm512_store_si512((void *)(acc + c), _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(h, 8), l),
-                                                                       _mm512_load_si512((const void *)(b32 + c))));
+                const __m512i b = _mm512_load_si512((const void *)(b32 + c));
+                _mm512_store_si512((void *)(acc + r * ld + c),
+                                   _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(h, 8), l), b));
             }
-            count += finish_row(acc, &q, o, row0 + r, n0, nc);
+        if (q->lanes && (ld == 16 || ld == 32)) {
+            const int64_t out_ld = o->n * o->rq->out_size;
+            char *dst = (char *)o->qout + (row0 * o->n + n0) * o->rq->out_size;
+            return ld == 16 ? rq_tile_nv1(acc, rows, q, dst, out_ld) : rq_tile_nv2(acc, rows, q, dst, out_ld);
         }
+        for (int64_t r = 0; r < rows; r++)
+            count += finish_row(acc + r * ld, q, o, row0 + r, n0, nc);
         return count;
     }
-    fxp_rq64_strip q;
-    q.lanes = 0;
+    fxp_rq64_strip q64;
+    q64.lanes = 0;
     if (o->qout && rows > 1)        /* a single row is as fast through fxp_rq_row_s64, which sets up nothing */
-        fxp_rq64_strip_init(&q, o->rq, n0, nc);
+        fxp_rq64_strip_init(&q64, o->rq, n0, nc);
     for (int64_t r = 0; r < rows; r++)
-        count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, &q, out64);
+        count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, &q64, out64);
+    return count;
+}
+
+/* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of the a16w8 tiles: both byte halves through the
+ * layout's tile kernel, then finish16_rows with the strip's epilogue set up once per strip. */
+FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph, const uint8_t *xpl,
+                                             const char *strips, int64_t stride, int64_t m, int64_t n, int64_t k,
+                                             const int64_t *bias, const sink *o, int64_t bound32, int64_t *out64,
+                                             int64_t n_tiles, int64_t t0, int64_t t1)
+{
+    const int nr = 16 * l->nv;
+    const int64_t kp = padded_k(k);
+    int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
+    strip_rq q;
+    int64_t q_strip = -1, count = 0;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
+        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
+        const char *strip = strips + j * stride;
+        if (bound32 >= 0 && j != q_strip) {
+            strip_rq_init(&q, o, n0, nc, bound32);
+            q_strip = j;
+        }
+        tile_fn run_tile;
+        tile_kernels(l, m - i0, &run_tile, NULL);
+        run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
+        run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
+        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, o, bound32,
+                               bound32 >= 0 ? &q : NULL, out64);
+    }
     return count;
 }
 
@@ -1082,23 +1147,21 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
             l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, bound32, out64);
+                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, bound32, NULL,
+                                       out64);
             }
         })
         return count;
     }
-    const int64_t n_tiles = (m + l->mr - 1) / l->mr;
-    FXP_FOR_THREADS(threads, (int64_t t = 0; t < n_strips * n_tiles; t++), {
-        int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
-        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
-        const char *strip = strips + j * stride;
-        tile_fn run_tile;
-        tile_kernels(l, m - i0, &run_tile, NULL);
-        run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
-        run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
-        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, &o, bound32, out64);
-    })
+    const int64_t n_tiles = (m + l->mr - 1) / l->mr, pairs = n_strips * n_tiles;
+    if (threads <= 1)
+        return run_tiles16(l, xph, xpl, strips, stride, m, n, k, bias, &o, bound32, out64, n_tiles, 0, pairs);
+#pragma omp parallel num_threads(threads) reduction(+ : count)
+    {
+        int64_t t0, t1;
+        fxp_thread_run(pairs, &t0, &t1);
+        count += run_tiles16(l, xph, xpl, strips, stride, m, n, k, bias, &o, bound32, out64, n_tiles, t0, t1);
+    }
     return count;
 }
 #endif
