@@ -181,6 +181,30 @@ def test_short_k_tiles_requantized_in_registers(vnni, rounding):
 
 
 @pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
+def test_short_k_a16w8_tiles_combine_both_halves_in_registers(vnni, rounding):
+    """int16 x int8 with K <= 16 and accumulators inside int32: the short-K kernel runs both byte halves and
+    forms 256 H + L + bias in registers, for int8 and int16 outputs (int8 four vectors at a time on whole
+    strips), whole and part strips, row remainders and part tiles, biases near both ends of what int32 leaves,
+    both rounding forms; wrapped outputs take the buffered epilogue."""
+    rng = np.random.default_rng(rounding.code + 140)
+    for k in (1, 4, 9, 13, 16):
+        room = 2**31 - 1 - k * (2**22 + 2**15)
+        for n in (9, 16, 32):
+            w = extreme_ints(rng, np.int8, (n, k))
+            bias = rng.integers(-2**20, 2**20, n).astype(np.int64)
+            if k in (4, 13):        # the threshold form (no room for the rounding constant); else the short one
+                bias[0], bias[-1] = room, -room
+            for m in (7, 12, 26):
+                x = extreme_ints(rng, np.int16, (m, k))
+                for overflow in OVERFLOWS:
+                    for out_bits, out_dtype, relu in ((8, np.int8, False), (5, np.int8, True), (16, np.int16, False),
+                                                      (12, np.int16, True)):
+                        shift = rng.integers(8, 24, n)
+                        shift[rng.integers(n)] = rng.choice((8, 31, 40))
+                        _check(x, w, bias, epilogue(shift, None, rounding, overflow, out_bits, out_dtype, relu))
+
+
+@pytest.mark.parametrize("rounding", list(DETERMINISTIC_ROUNDINGS))
 def test_rounding_constant_added_in_int32_up_to_its_bound(vnni, rounding):
     check_rounding_constant_at_its_bound(rounding, (16, 32), rounding.code + 80)
 

@@ -559,18 +559,23 @@ TILE_RQ(4, 2, 12)
 
 
 /* Tiles of K <= 16 (one 16-byte chunk per packed x row: one-channel convolutions, tiny layers)
- * with int8 outputs, saturated or clamped: each group of four accumulator vectors takes its one
- * to four vpdpbusd (nq of them, the strip's quads of k held in registers) and is requantized
- * while in registers, so no accumulator goes through a buffer; four vectors at a time through
- * narrow_four where the strip is whole, else one vector at a time under the column mask. */
+ * with int8 or int16 (out_size) outputs, saturated or clamped: each group of four accumulator
+ * vectors takes its one to four vpdpbusd (nq of them, the strip's quads of k held in registers)
+ * and is requantized while in registers, so no accumulator goes through a buffer; int8 four
+ * vectors at a time through narrow_four where the strip is whole, else one vector at a time under
+ * the column mask.
+ * a16w8 (xl != NULL, a constant at every call site): xt holds the high bytes and xl the low
+ * bytes of x, and each accumulator is 256 H + L + bias (b32, int32: the caller checked that every
+ * accumulator fits). */
 FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t short_k_rows(
-    const uint8_t *xt, const int8_t *wp, const int32_t *corr, int nq, int nv, int64_t rows, const strip_rq *s,
-    char *dst, int64_t ld, int direct)
+    const uint8_t *xt, const uint8_t *xl, const int8_t *wp, const int32_t *corr, const int32_t *b32, int nq, int nv,
+    int64_t rows, const strip_rq *s, char *dst, int64_t ld, int out_size, int direct)
 {
     const strip_rq q = *s;
-    __m512i start[2], w[4][2];
+    __m512i start[2], bias[2], w[4][2];
     for (int v = 0; v < nv; v++) {
         start[v] = _mm512_load_si512((const void *)(corr + 16 * v));
+        bias[v] = xl ? _mm512_load_si512((const void *)(b32 + 16 * v)) : _mm512_setzero_si512();
         for (int j = 0; j < nq; j++)
             w[j][v] = _mm512_load_si512((const void *)(wp + (j * nv + v) * 64));
     }
@@ -579,9 +584,15 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t short_k_r
         a = start[v];                                                                                \
         _Pragma("GCC unroll 4") for (int j = 0; j < nq; j++)                                        \
             DPBUSD(a, _mm512_set1_epi32(*(const int32_t *)(xt + 16 * (row) + 4 * j)), w[j][v]);     \
+        if (xl) {                                                                                    \
+            __m512i low = bias[v];                                                                   \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nq; j++)                                    \
+                DPBUSD(low, _mm512_set1_epi32(*(const int32_t *)(xl + 16 * (row) + 4 * j)), w[j][v]); \
+            a = _mm512_add_epi32(_mm512_slli_epi32(a, 8), low);                                      \
+        }                                                                                            \
     } while (0)
     int64_t count = 0, r = 0;
-    if (narrows_by_four(&q, nv, ld)) {
+    if (out_size == 1 && narrows_by_four(&q, nv, ld)) {
         const int64_t step = 4 / nv;
         for (; r + step <= rows; r += step) {
             __m512i y[4];
@@ -601,28 +612,39 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) int64_t short_k_r
             SHORT_K_ACC(a, r, v);
             const __m512i y = lanes_epilogue(a, &q, v, 0, direct, &outside);
             count += __builtin_popcount((unsigned)outside);
-            store_lanes(dst + r * ld + 16 * v, y, q.cols[v], 1, q.full_range);
+            store_lanes(dst + r * ld + 16 * v * out_size, y, q.cols[v], out_size, q.full_range);
         }
 #undef SHORT_K_ACC
     return count;
 }
 
-/* short_k_rows of one strip of 16 NV columns, for kp = 4 nq (4..16), in either rounding form. */
+/* short_k_rows of one strip of 16 NV columns, for kp = 4 nq (4..16), in either rounding form: int8
+ * activations with int8 outputs (short_k_rq_NV), a16w8 with int8 or int16 outputs (short_k16_rq_NV). */
+#define SHORT_K_CASES(NV, XL, B32, OUT)                                                                \
+    switch (kp / 4 * 2 + s->direct) {                                                                  \
+    case 2: return short_k_rows(xt, XL, wp, corr, B32, 1, NV, rows, s, dst, ld, OUT, 0);               \
+    case 3: return short_k_rows(xt, XL, wp, corr, B32, 1, NV, rows, s, dst, ld, OUT, 1);               \
+    case 4: return short_k_rows(xt, XL, wp, corr, B32, 2, NV, rows, s, dst, ld, OUT, 0);               \
+    case 5: return short_k_rows(xt, XL, wp, corr, B32, 2, NV, rows, s, dst, ld, OUT, 1);               \
+    case 6: return short_k_rows(xt, XL, wp, corr, B32, 3, NV, rows, s, dst, ld, OUT, 0);               \
+    case 7: return short_k_rows(xt, XL, wp, corr, B32, 3, NV, rows, s, dst, ld, OUT, 1);               \
+    case 8: return short_k_rows(xt, XL, wp, corr, B32, 4, NV, rows, s, dst, ld, OUT, 0);               \
+    default: return short_k_rows(xt, XL, wp, corr, B32, 4, NV, rows, s, dst, ld, OUT, 1);              \
+    }
 #define SHORT_K_RQ(NV)                                                                               \
     FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t short_k_rq_##NV(                       \
         const uint8_t *xt, const int8_t *wp, const int32_t *corr, int64_t kp, int64_t rows,            \
         const strip_rq *s, char *dst, int64_t ld)                                                      \
     {                                                                                                  \
-        switch (kp / 4 * 2 + s->direct) {                                                              \
-        case 2: return short_k_rows(xt, wp, corr, 1, NV, rows, s, dst, ld, 0);                         \
-        case 3: return short_k_rows(xt, wp, corr, 1, NV, rows, s, dst, ld, 1);                         \
-        case 4: return short_k_rows(xt, wp, corr, 2, NV, rows, s, dst, ld, 0);                         \
-        case 5: return short_k_rows(xt, wp, corr, 2, NV, rows, s, dst, ld, 1);                         \
-        case 6: return short_k_rows(xt, wp, corr, 3, NV, rows, s, dst, ld, 0);                         \
-        case 7: return short_k_rows(xt, wp, corr, 3, NV, rows, s, dst, ld, 1);                         \
-        case 8: return short_k_rows(xt, wp, corr, 4, NV, rows, s, dst, ld, 0);                         \
-        default: return short_k_rows(xt, wp, corr, 4, NV, rows, s, dst, ld, 1);                        \
-        }                                                                                              \
+        SHORT_K_CASES(NV, NULL, NULL, 1)                                                               \
+    }                                                                                                  \
+    FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t short_k16_rq_##NV(                     \
+        const uint8_t *xt, const uint8_t *xl, const int8_t *wp, const int32_t *corr, const int32_t *b32, \
+        int64_t kp, int64_t rows, const strip_rq *s, char *dst, int64_t ld)                            \
+    {                                                                                                  \
+        if (s->out_size == 1)                                                                          \
+            SHORT_K_CASES(NV, xl, b32, 1)                                                              \
+        SHORT_K_CASES(NV, xl, b32, 2)                                                                  \
     }
 
 SHORT_K_RQ(1)
@@ -1097,6 +1119,7 @@ FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph
     const int nr = 16 * l->nv;
     const int64_t kp = padded_k(k);
     int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
+    int32_t b32[MAX_NR] __attribute__((aligned(64)));
     strip_rq q;
     int64_t q_strip = -1, count = 0;
     for (int64_t t = t0; t < t1; t++) {
@@ -1105,7 +1128,17 @@ FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph
         const char *strip = strips + j * stride;
         if (bound32 >= 0 && j != q_strip) {
             strip_rq_init(&q, o, n0, nc, bound32);
+            for (int64_t c = 0; c < nr; c++)
+                b32[c] = bias && c < nc ? (int32_t)bias[n0 + c] : 0;
             q_strip = j;
+        }
+        if (bound32 >= 0 && kp <= 16 && l->nv <= 2 && q.lanes && q.out_size <= 2 && !q.wrap) {
+            const int64_t rows = m - i0 < l->mr ? m - i0 : l->mr, ld = o->n * o->rq->out_size;
+            char *dst = (char *)o->qout + i0 * ld + n0 * o->rq->out_size;
+            const int32_t *corr = (const int32_t *)(strip + kp * nr);
+            count += (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(xph + i0 * 16, xpl + i0 * 16, (const int8_t *)strip,
+                                                                    corr, b32, kp, rows, &q, dst, ld);
+            continue;
         }
         tile_fn run_tile;
         tile_kernels(l, m - i0, &run_tile, NULL);
