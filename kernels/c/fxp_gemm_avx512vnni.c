@@ -1061,27 +1061,35 @@ FXP_TARGET_AVX512 __attribute__((noinline)) static int64_t rq_tile_nv2(const int
     return rq_tile(buf, rows, 2, s, dst, ld);
 }
 
+/* The strip's bias as int32 (zero past nc) into b32[MAX_NR]: bound32 >= 0 keeps every |bias| in int32. */
+static void strip_bias32(const int64_t *bias, int64_t n0, int64_t nc, int32_t *b32)
+{
+    for (int64_t c = 0; c < MAX_NR; c++)
+        b32[c] = bias && c < nc ? (int32_t)bias[n0 + c] : 0;
+}
+
 /* `rows` rows of the high and low buffers (ld int32 apart) for output columns n0 .. n0 + nc - 1 from
  * row0 on.  When the call requantizes and its accumulators fit int32 (bound32 >= 0, their most |acc|):
  * 256 H + L + bias in int32 lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work
- * of int64) with the strip's set-up q (NULL: made here), all rows at once where ld is one strip of a
- * 16- or 32-column layout; else finish16. */
+ * of int64) with the strip's set-up q and int32 bias b32 (q NULL: both made here), all rows at once
+ * where ld is one strip of a 16- or 32-column layout; else finish16. */
 FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
                                                const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
-                                               const sink *o, int64_t bound32, const strip_rq *q, int64_t *out64)
+                                               const sink *o, int64_t bound32, const strip_rq *q,
+                                               const int32_t *b32, int64_t *out64)
 {
     int64_t count = 0;
     if (bound32 >= 0) {
         strip_rq own;
+        int32_t own_bias[MAX_NR] __attribute__((aligned(64)));
         if (!q) {
             strip_rq_init(&own, o, n0, nc, bound32);
+            strip_bias32(bias, n0, nc, own_bias);
             q = &own;
+            b32 = own_bias;
         }
         /* rows * ld <= TILE_ACCS * 16: the high and low buffers are one tile (or one small-M call) */
-        int32_t b32[MAX_NR] __attribute__((aligned(64))) = {0};
         int32_t acc[TILE_ACCS * 16] __attribute__((aligned(64)));
-        for (int64_t c = 0; bias && c < nc; c++)
-            b32[c] = (int32_t)bias[n0 + c];
         const int64_t width = (nc + 15) & ~(int64_t)15;     /* the columns each buffered row holds */
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < width; c += 16) {
@@ -1128,8 +1136,7 @@ FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph
         const char *strip = strips + j * stride;
         if (bound32 >= 0 && j != q_strip) {
             strip_rq_init(&q, o, n0, nc, bound32);
-            for (int64_t c = 0; c < nr; c++)
-                b32[c] = bias && c < nc ? (int32_t)bias[n0 + c] : 0;
+            strip_bias32(bias, n0, nc, b32);
             q_strip = j;
         }
         if (bound32 >= 0 && kp <= 16 && l->nv <= 2 && q.lanes && q.out_size <= 2 && !q.wrap) {
@@ -1145,7 +1152,7 @@ FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph
         run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
         run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
         count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, o, bound32,
-                               bound32 >= 0 ? &q : NULL, out64);
+                               bound32 >= 0 ? &q : NULL, b32, out64);
     }
     return count;
 }
@@ -1181,7 +1188,7 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
             for (int h = 0; h < present; h++) {
                 int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
                 count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, bound32, NULL,
-                                       out64);
+                                       NULL, out64);
             }
         })
         return count;

@@ -311,25 +311,20 @@ FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_row_lane
     int outside = 0;
     for (int v = 0; v < 2; v++) {
         const __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * v));
+        const __m256i q = _mm256_srav_epi32(a, s->shift[v]);      /* unused in the direct form */
         __m256i c = s->base[v], y;
-        if (direct) {               /* the odd bit of q is bit s of acc */
-            if (s->use_odd) {
-                const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]), s->unit[v]);
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], odd));
-            }
-            if (s->use_neg)
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+        if (s->use_odd) {           /* the odd bit of q; in the direct form, bit s of acc */
+            const __m256i odd = direct ? _mm256_cmpeq_epi32(_mm256_and_si256(a, s->unit[v]), s->unit[v])
+                                       : _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one);
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v], odd));
+        }
+        if (s->use_neg)
+            c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+        if (direct)
             y = _mm256_srav_epi32(_mm256_add_epi32(a, c), s->shift[v]);
-        } else {
-            const __m256i q = _mm256_srav_epi32(a, s->shift[v]);
-            if (s->use_odd)
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->odd_step[v],
-                                                         _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)));
-            if (s->use_neg)
-                c = _mm256_add_epi32(c, _mm256_and_si256(s->neg_step[v], _mm256_srai_epi32(a, 31)));
+        else
             y = _mm256_add_epi32(q, _mm256_srlv_epi32(_mm256_add_epi32(_mm256_and_si256(a, s->low[v]), c),
                                                       s->shift[v]));
-        }
         if (s->relu)
             y = _mm256_max_epi32(y, _mm256_setzero_si256());
         __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
