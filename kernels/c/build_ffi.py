@@ -44,6 +44,7 @@ SOURCES = [
     "fxp_gemm_ymm.c",
     "fxp_gemm_avx512vnni.c",
     "fxp_gemm_avx512_s16.c",
+    "fxp_tiled.c",
     "fxp_im2col.c",
     "fxp_patch_tiles.c",
     "fxp_gemm_bf16.c",

@@ -63,9 +63,9 @@ static int64_t gemm_s8_any(const int8_t *x, const int8_t *w, const int32_t *bias
     int path = fxp_active_path();
 #ifdef FXP_X86
     if (path == FXP_PATH_AVX512VNNI)
-        return fxp_gemm_s8_avx512(x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+        return fxp_gemm_s8_avx512(x, w, bias, out, rq, qout, m, n, k, scratch);
     if (fxp_ymm_path(path))
-        return fxp_gemm_s8_ymm(path, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
+        return fxp_gemm_s8_ymm(path, x, w, bias, out, rq, qout, m, n, k, scratch);
 #endif
     return fxp_generic_gemm_int(path, FXP_KIND_S8, x, w, bias, out, shift, mult, rq, qout, out_size, m, n, k, scratch);
 }
@@ -144,9 +144,8 @@ void fxp_gemm_s8_pack(const int8_t *w, const int32_t *bias, int64_t n, int64_t k
 #endif
 }
 
-static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *out, const int32_t *shift,
-                                  const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                                  int64_t m, int64_t n, int64_t k, void *scratch, int threads)
+static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
+                                  void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
     int32_t path;
     memcpy(&path, packed, sizeof path);
@@ -157,17 +156,13 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
     if (path == FXP_PATH_AVX512VNNI)
         return fxp_gemm_s8_packed_avx512(x, strips, out, rq, qout, m, n, k, scratch, threads);
     if (fxp_ymm_path(path))
-        return fxp_gemm_s8_packed_ymm(path, x, strips, out, shift, mult, rq, qout, out_size, m, n, k, scratch,
-                                      threads);
+        return fxp_gemm_s8_packed_ymm(path, x, strips, out, rq, qout, m, n, k, scratch, threads);
 #endif
     (void)x;
     (void)strips;
     (void)out;
-    (void)shift;
-    (void)mult;
     (void)rq;
     (void)qout;
-    (void)out_size;
     (void)m;
     (void)n;
     (void)k;
@@ -179,7 +174,7 @@ static int64_t gemm_s8_packed_any(const int8_t *x, const void *packed, int32_t *
 int64_t fxp_gemm_s8_packed(const int8_t *x, const void *packed, int32_t *out,
                            int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    return gemm_s8_packed_any(x, packed, out, NULL, NULL, NULL, NULL, 0, m, n, k, scratch, threads) < 0 ? -1 : 0;
+    return gemm_s8_packed_any(x, packed, out, NULL, NULL, m, n, k, scratch, threads) < 0 ? -1 : 0;
 }
 
 /* ---- int16 activations split into bytes (kinds s16s8 and s16), AVX-512 VNNI path only:
@@ -256,7 +251,7 @@ int64_t fxp_gemm_split_packed_run(int kind, const int16_t *x, const void *packed
 int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fxp_epilogue *e, void *out,
                                    int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
-    return gemm_s8_packed_any(x, packed, NULL, e->shift, e->mult, e, out, e->out_size, m, n, k, scratch, threads);
+    return gemm_s8_packed_any(x, packed, NULL, e, out, m, n, k, scratch, threads);
 }
 
 int fxp_conv_packs_tiles(int64_t c, int64_t kh, int64_t kw, int64_t sw)

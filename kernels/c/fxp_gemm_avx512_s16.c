@@ -288,6 +288,12 @@ typedef struct {
     void *qout;
     int64_t *out;
     int64_t m, n, k;
+    /* the tiled driver's view: packed strips and x, the strip width and the tile kernels */
+    const pass_kernels *kernels;
+    const char *strips;
+    const int16_t *xp;
+    const uint8_t *xq;
+    int nv;
 } gemm_args;
 
 /* rows x (16 * vectors) outputs from x row i0 and column n0 on: every block's two passes, then the
@@ -336,8 +342,41 @@ static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass
     return count;
 }
 
+/* Small-M call p (m <= small_max rows): two strips at once, so the packed weights are read once. */
+static int64_t s16_small(const fxp_tiled *tg, void *state, int64_t p, int64_t unused)
+{
+    (void)state, (void)unused;
+    const gemm_args *g = tg->call;
+    const int64_t nr = 16 * g->nv, n_strips = (g->n + nr - 1) / nr;
+    strip_view s1 = strip_at(g->strips, 2 * p, g->k, g->nv);
+    strip_view s2 = 2 * p + 1 < n_strips ? strip_at(g->strips, 2 * p + 1, g->k, g->nv) : s1;
+    return run_tile(g, g->kernels->small_wrap[g->m], g->kernels->small_high[g->m], (int)g->m, 2 * g->nv, g->nv, g->xp,
+                    g->xq, s1, s2, 0, 2 * p * nr);
+}
+
+static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
+{
+    return fxp_walk_tiled(tg, NULL, t0, t1, NULL, s16_small);
+}
+
+/* Tile i of strip j. */
+static int64_t s16_tile(const fxp_tiled *tg, void *state, int64_t j, int64_t i)
+{
+    (void)state;
+    const gemm_args *g = tg->call;
+    const int64_t i0 = i * tile_rows(g->nv);
+    strip_view s = strip_at(g->strips, j, g->k, g->nv);
+    return run_tile(g, g->kernels->tile_wrap, g->kernels->tile_high, (int)tile_rows(g->nv), g->nv, g->nv,
+                    g->xp + i0 * pairs_of(g->k) * 2, g->xq + i0 * quads_of(g->k) * 4, s, s, i0, j * 16 * g->nv);
+}
+
+static int64_t s16_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
+{
+    return fxp_walk_tiled(tg, NULL, t0, t1, NULL, s16_tile);
+}
+
 /* x (m, k) int16 times packed w (k <= 65536); the int64 accumulator (+ bias) into out
- * (qout == NULL) or the epilogue rq into qout.  Returns the overflow count. */
+ * (qout == NULL) or the epilogue rq into qout, on the tiled driver.  Returns the overflow count. */
 int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out,
                                    const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
                                    void *scratch, int threads)
@@ -345,29 +384,17 @@ int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const i
     const int nv = strip_vectors(n);
     const pass_kernels *K = nv == 4 ? &kernels_64 : nv == 3 ? &kernels_48 : &kernels_32;
     const int64_t nr = 16 * nv, mr = tile_rows(nv), n_strips = (n + nr - 1) / nr;
-    const int64_t n_pairs = pairs_of(k), n_quads = quads_of(k);
-    const char *strips = (const char *)fxp_align64((void *)packed);
     int16_t *xp = (int16_t *)fxp_align64(scratch);
-    uint8_t *xq = (uint8_t *)(xp + padded_m(m, nv) * n_pairs * 2);
-    const gemm_args g = {bias, rq, qout, out, m, n, k};
-    int64_t count = 0;
+    uint8_t *xq = (uint8_t *)(xp + padded_m(m, nv) * pairs_of(k) * 2);
+    const gemm_args g = {bias, rq, qout, out, m, n, k, K, (const char *)fxp_align64((void *)packed), xp, xq, nv};
+    if (m == 0)
+        return 0;
     pack_x(x, m, k, mr, xp, xq);
     if (m <= K->small_max) {
-        FXP_FOR_THREADS(threads, (int64_t p = 0; p < (n_strips + 1) / 2; p++), {
-            strip_view s1 = strip_at(strips, 2 * p, k, nv);
-            strip_view s2 = 2 * p + 1 < n_strips ? strip_at(strips, 2 * p + 1, k, nv) : s1;
-            count += run_tile(&g, K->small_wrap[m], K->small_high[m], (int)m, 2 * nv, nv, xp, xq, s1, s2, 0,
-                              2 * p * nr);
-        })
-        return count;
+        const fxp_tiled tg = {(n_strips + 1) / 2, 1, &g, s16_small_range};
+        return fxp_run_tiled(&tg, threads);
     }
-    const int64_t n_tiles = (m + mr - 1) / mr;
-    FXP_FOR_THREADS(threads, (int64_t t = 0; t < n_strips * n_tiles; t++), {
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * mr;
-        strip_view s = strip_at(strips, j, k, nv);
-        count += run_tile(&g, K->tile_wrap, K->tile_high, (int)mr, nv, nv, xp + i0 * n_pairs * 2,
-                          xq + i0 * n_quads * 4, s, s, i0, j * nr);
-    })
-    return count;
+    const fxp_tiled tg = {n_strips, (m + mr - 1) / mr, &g, s16_range};
+    return fxp_run_tiled(&tg, threads);
 }
 #endif

@@ -175,14 +175,6 @@ FXP_TARGET_AVX512 static void pack_x(const x_source *src, int64_t m, int64_t k, 
         pack_tile(src, m, k, mr, i0, xp + i0 * chunked_k(k));
 }
 
-/* The call's output side: int32 accumulators to out, or the epilogue into qout. */
-typedef struct {
-    const fxp_epilogue *rq;
-    void *qout;
-    int32_t *out;
-    int64_t n;
-} sink;
-
 /* acc += u8(a) . s8(b) per 32-bit lane.  Inline assembly pins each accumulator to one
  * register: with the intrinsic, GCC 12 keeps a stack copy of every accumulator per step. */
 #define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
@@ -204,7 +196,7 @@ typedef struct {
 } strip_rq;
 
 /* bound: the most |acc| of any column of the strip. */
-FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc, int64_t bound)
+FXP_TARGET_AVX512 static void strip_rq_init(strip_rq *s, const fxp_sink *o, int64_t n0, int64_t nc, int64_t bound)
 {
     for (int v = 0; v < MAX_NV; v++) {
         int64_t left = nc - 16 * v;
@@ -354,7 +346,7 @@ FXP_TARGET_AVX512 static inline __attribute__((always_inline)) void store_lanes(
 /* One buffered row of a strip (int32 accumulators with the corrections, 64-byte aligned)
  * into the output row: int32 store, int32-lane requantization, or (other epilogues) the
  * exact scalar/int64-lane path. */
-FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *s, const sink *o, int64_t row,
+FXP_TARGET_AVX512 static int64_t finish_row(const int32_t *acc, const strip_rq *s, const fxp_sink *o, int64_t row,
                                             int64_t n0, int64_t nc)
 {
     if (o->qout == NULL) {
@@ -761,115 +753,144 @@ int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k)
     return (x_per_tile(l, m, n, k) ? 0 : padded_m(m) * chunked_k(k)) + 64;
 }
 
-/* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of run(), with one thread's buffers. */
-FXP_TARGET_AVX512 static int64_t run_tiles(const layout *l, const x_source *x, int64_t k, const uint8_t *xp,
-                                           const char *strips, int64_t stride, int64_t m, int64_t n, int64_t kp,
-                                           const sink *o, int64_t n_tiles, int64_t t0, int64_t t1)
-{
-    const int nr = 16 * l->nv;
+/* One call of the int8 tiles: what each (strip, tile) pair reads (x packed in xp, or xp == NULL:
+ * each tile packed from x right before its use). */
+typedef struct {
+    const layout *l;
+    const x_source *x;
+    const uint8_t *xp;
+    const char *strips;
+    int64_t stride, m, n, k, kp;
+    const fxp_sink *o;
+} int8_call;
+
+/* A thread's buffers: the strip's epilogue, one tile's accumulators, and the x tiles packed right
+ * before their use (tiles packed_from .. packed_to - 1 of the strip, up to the run's last pair). */
+typedef struct {
+    strip_rq q;
     int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
     uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
-    /* packed right before use (xp == NULL, one strip): with one 16-byte chunk per row, consecutive
-     * tiles are consecutive rows, so as many tiles as tile_x holds are packed in one pass (a patch
-     * packer then walks whole output rows); else one tile at a time */
-    const int64_t tiles_per_pack = chunked_k(k) == 16 ? TILE_X_BYTES / (16 * l->mr) : 1;
-    int64_t packed_from = 0, packed_to = 0;     /* tiles in tile_x */
+    int64_t packed_from, packed_to, run_end;
+} int8_state;
+
+FXP_TARGET_AVX512 static void int8_begin_strip(const fxp_tiled *g, void *state, int64_t j)
+{
+    const int8_call *c = g->call;
+    const int nr = 16 * c->l->nv;
+    const int64_t n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
+    strip_rq_init(&((int8_state *)state)->q, c->o, n0, nc, packed_bound(c->strips + j * c->stride, c->kp, nr));
+}
+
+/* Tile i of strip j: its kernel (the layout's full tile or part kernel, the short-K kernel), then the
+ * epilogue inside the kernel or through the tile buffer. */
+FXP_TARGET_AVX512 static int64_t int8_tile(const fxp_tiled *g, void *state, int64_t j, int64_t i)
+{
+    const int8_call *c = g->call;
+    int8_state *s = state;
+    const layout *l = c->l;
+    const int nr = 16 * l->nv;
+    const int64_t i0 = i * l->mr, n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
+    const int64_t rows = c->m - i0 < l->mr ? c->m - i0 : l->mr, kx = chunked_k(c->k), kp = c->kp;
+    const char *strip = c->strips + j * c->stride;
+    const int32_t *corr = (const int32_t *)(strip + kp * nr);
+    const uint8_t *xt = c->xp ? c->xp + i0 * kx : s->tile_x + (i - s->packed_from) * l->mr * kx;
+    if (!c->xp && (i >= s->packed_to || i < s->packed_from)) {
+        /* with one 16-byte chunk per row, consecutive tiles are consecutive rows, so as many tiles as
+         * tile_x holds are packed in one pass (a patch packer then walks whole output rows); else one */
+        const int64_t per_pack = kx == 16 ? TILE_X_BYTES / (16 * l->mr) : 1;
+        const int64_t left = (s->run_end - j * g->n_tiles < g->n_tiles ? s->run_end - j * g->n_tiles : g->n_tiles) - i;
+        s->packed_from = i;
+        s->packed_to = i + (left < per_pack ? left : per_pack);
+        pack_tile(c->x, c->m, c->k, (int)((s->packed_to - i) * l->mr), i0, s->tile_x);
+        xt = s->tile_x;
+    }
+    tile_fn buffered;
+    tile_rq_fn requantizing;
+    tile_kernels(l, rows, &buffered, &requantizing);
+    const strip_rq *q = &s->q;
+    if (q->lanes && l->short_k_rq && kp <= 16 && q->out_size == 1 && !q->wrap)
+        requantizing = l->short_k_rq;
+    const fxp_sink *o = c->o;
+    if (q->lanes && requantizing) {
+        const int64_t ld = o->n * o->rq->out_size;
+        return requantizing(xt, (const int8_t *)strip, corr, kp, rows, q,
+                            (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+    }
+    buffered(xt, (const int8_t *)strip, corr, kp, s->buf);
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; r++)
+        count += finish_row(s->buf + r * nr, q, o, i0 + r, n0, nc);
+    return count;
+}
+
+FXP_TARGET_AVX512 static int64_t int8_range(const fxp_tiled *g, int64_t t0, int64_t t1)
+{
+    int8_state s;
+    s.packed_from = s.packed_to = 0;
+    s.run_end = t1;
+    return fxp_walk_tiled(g, &s, t0, t1, int8_begin_strip, int8_tile);
+}
+
+/* Small-M call p (m <= 4 rows): the layout's small kernel over small_strips strips at once, so the
+ * packed weights are read once, then each strip's epilogue. */
+FXP_TARGET_AVX512 static int64_t int8_small(const fxp_tiled *g, void *state, int64_t p, int64_t unused)
+{
+    (void)state, (void)unused;
+    const int8_call *c = g->call;
+    const layout *l = c->l;
+    const int nr = 16 * l->nv, spc = l->small_strips;
+    const int64_t n_strips = (c->n + nr - 1) / nr, j = spc * p, n0 = j * nr, kp = c->kp;
+    int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
+    const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
+    const char *s1 = c->strips + j * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
+    l->small[c->m](c->xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
+                   s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
     strip_rq q;
-    int64_t q_strip = -1, count = 0;
-    for (int64_t t = t0; t < t1; t++) {
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
-        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr, rows = m - i0 < l->mr ? m - i0 : l->mr;
-        const char *strip = strips + j * stride;
-        const int32_t *corr = (const int32_t *)(strip + kp * nr);
-        const uint8_t *xt = xp ? xp + i0 * chunked_k(k) : tile_x + (t - packed_from) * l->mr * chunked_k(k);
-        if (!xp && t >= packed_to) {
-            const int64_t strip_end = (j + 1) * n_tiles < t1 ? (j + 1) * n_tiles : t1;
-            packed_from = t;
-            packed_to = strip_end - t < tiles_per_pack ? strip_end : t + tiles_per_pack;
-            pack_tile(x, m, k, (int)((packed_to - t) * l->mr), i0, tile_x);
-            xt = tile_x;
-        }
-        if (j != q_strip) {
-            strip_rq_init(&q, o, n0, nc, packed_bound(strip, kp, nr));
-            q_strip = j;
-        }
-        tile_fn buffered;
-        tile_rq_fn requantizing;
-        tile_kernels(l, rows, &buffered, &requantizing);
-        if (q.lanes && l->short_k_rq && kp <= 16 && q.out_size == 1 && !q.wrap)
-            requantizing = l->short_k_rq;
-        if (q.lanes && requantizing) {
-            int64_t ld = o->n * o->rq->out_size;
-            count += requantizing(xt, (const int8_t *)strip, corr, kp, rows, &q,
-                                  (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
-            continue;
-        }
-        buffered(xt, (const int8_t *)strip, corr, kp, buf);
-        for (int64_t r = 0; r < rows; r++)
-            count += finish_row(buf + r * nr, &q, o, i0 + r, n0, nc);
+    int64_t count = 0;
+    for (int h = 0; h < present; h++) {
+        const int64_t n_at = n0 + h * nr, nc = c->n - n_at < nr ? c->n - n_at : nr;
+        strip_rq_init(&q, c->o, n_at, nc, packed_bound(h ? s2 : s1, kp, nr));
+        for (int64_t r = 0; r < c->m; r++)
+            count += finish_row(buf + (r * spc + h) * nr, &q, c->o, r, n_at, nc);
     }
     return count;
 }
 
-/* Every tile of x times every strip of `strips` (stride bytes apart); x packed in xp, or
- * (xp == NULL, m > 4) each tile packed from x right before its use.  `threads` OpenMP threads
- * take contiguous runs of (strip, tile) pairs in strip-major order, so each keeps its strips in
- * its own cache (every output element is computed by one thread: results do not depend on the
- * count). */
-FXP_TARGET_AVX512 static int64_t run(const layout *l, const x_source *x, int64_t k, const uint8_t *xp, const char *strips,
-                                     int64_t stride, int64_t m, int64_t n, int64_t kp, const sink *o, int threads)
+FXP_TARGET_AVX512 static int64_t int8_small_range(const fxp_tiled *g, int64_t t0, int64_t t1)
 {
-    const int nr = 16 * l->nv, spc = l->small_strips;
+    return fxp_walk_tiled(g, NULL, t0, t1, NULL, int8_small);
+}
+
+/* Every tile of x times every strip of `strips` (stride bytes apart) on the tiled driver; x packed in
+ * xp, or (xp == NULL, m > 4) each tile packed from x right before its use. */
+FXP_TARGET_AVX512 static int64_t run(const layout *l, const x_source *x, int64_t k, const uint8_t *xp, const char *strips,
+                                     int64_t stride, int64_t m, int64_t n, int64_t kp, const fxp_sink *o, int threads)
+{
+    const int nr = 16 * l->nv;
     const int64_t n_strips = (n + nr - 1) / nr;
-    int64_t count = 0;
+    const int8_call c = {l, x, xp, strips, stride, m, n, k, kp, o};
     if (m == 0)
         return 0;
     if (m <= 4) {
-        const int64_t n_calls = (n_strips + spc - 1) / spc;
-        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_calls; p++), {
-            int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-            const int64_t j = spc * p, n0 = j * nr;
-            const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
-            const char *s1 = strips + j * stride, *s2 = present == 2 ? s1 + stride : NULL;
-            l->small[m](xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
-                        s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
-            strip_rq q;
-            for (int h = 0; h < present; h++) {
-                int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                strip_rq_init(&q, o, n_at, nc, packed_bound(h ? s2 : s1, kp, nr));
-                for (int64_t r = 0; r < m; r++)
-                    count += finish_row(buf + (r * spc + h) * nr, &q, o, r, n_at, nc);
-            }
-        })
-        return count;
+        const fxp_tiled g = {(n_strips + l->small_strips - 1) / l->small_strips, 1, &c, int8_small_range};
+        return fxp_run_tiled(&g, threads);
     }
-    const int64_t n_tiles = (m + l->mr - 1) / l->mr, pairs = n_strips * n_tiles;
-    if (threads <= 1)
-        return run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, 0, pairs);
-    /* contiguous runs of pairs per thread: each keeps its strips in its own cache */
-#pragma omp parallel num_threads(threads) reduction(+ : count)
-    {
-        int64_t t0, t1;
-        fxp_thread_run(pairs, &t0, &t1);
-        count += run_tiles(l, x, k, xp, strips, stride, m, n, kp, o, n_tiles, t0, t1);
-    }
-    return count;
+    const fxp_tiled g = {n_strips, (m + l->mr - 1) / l->mr, &c, int8_range};
+    return fxp_run_tiled(&g, threads);
 }
 
 /* With qout == NULL the int32 result goes to out; otherwise each tile is requantized by rq
  * into qout and the overflow count is returned.  w is packed here, one strip at a time, in
  * the layout the packed call would use for this n. */
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                           const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                           int64_t m, int64_t n, int64_t k, void *scratch)
+                           const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch)
 {
-    (void)shift, (void)mult, (void)out_size;   /* carried by rq */
     const layout *l = &layouts[layout_for(n)];
     const int nr = 16 * l->nv;
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr);
     char *strip = (char *)fxp_align64(scratch);
     uint8_t *xp = (uint8_t *)fxp_align64(strip + stride);
-    sink o = {rq, qout, out, n};
+    fxp_sink o = {rq, qout, out, n};
     const x_source src = {x, NULL};
     const int per_tile = x_per_tile(l, m, n, k);
     if (!per_tile)
@@ -878,18 +899,9 @@ int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias
     for (int64_t n0 = 0; n0 < n; n0 += nr) {
         int64_t nc = n - n0 < nr ? n - n0 : nr;
         pack_w_strip(w, bias, n0, nc, k, kp, nr, (int8_t *)strip, (int32_t *)(strip + kp * nr));
-        sink part = o;
-        if (qout)
-            part.qout = (char *)qout + n0 * rq->out_size;
-        else
-            part.out = out + n0;
+        fxp_sink part;
         fxp_epilogue e;
-        if (rq) {
-            e = *rq;
-            e.shift = rq->shift + n0;
-            e.mult = rq->mult ? rq->mult + n0 : NULL;
-            part.rq = &e;
-        }
+        fxp_sink_columns(&o, n0, &part, &e);
         count += run(l, &src, k, per_tile ? NULL : xp, strip, stride, m, nc, kp, &part, 1);
     }
     return count;
@@ -936,7 +948,7 @@ FXP_TARGET_AVX512 static int64_t packed_run(const x_source *src, const void *pac
     const layout *l = packed_layout(packed, &strips);
     const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, 16 * l->nv);
     uint8_t *xp = (uint8_t *)fxp_align64(scratch);
-    sink o = {rq, qout, out, n};
+    fxp_sink o = {rq, qout, out, n};
     if (x_per_tile(l, m, n, k))
         return run(l, src, k, NULL, strips, stride, m, n, kp, &o, threads);
     pack_x(src, m, k, x_tile_rows(l, m), xp);
@@ -1010,7 +1022,7 @@ static const int32_t zero_corr[2 * MAX_NR] __attribute__((aligned(64)));
  * n0 .. n0 + nc - 1 (256 * H + L, then bias), then out64 or the epilogue: q set up for these
  * columns (fxp_rq64.h), else the exact int64 row. */
 FXP_TARGET_AVX512 static int64_t finish16(const int32_t *bh, const int32_t *bl, const int64_t *bias, int64_t row,
-                                          int64_t n0, int64_t nc, const sink *o, const fxp_rq64_strip *q,
+                                          int64_t n0, int64_t nc, const fxp_sink *o, const fxp_rq64_strip *q,
                                           int64_t *out64)
 {
     int64_t acc[MAX_NR] __attribute__((aligned(64)));
@@ -1075,7 +1087,7 @@ static void strip_bias32(const int64_t *bias, int64_t n0, int64_t nc, int32_t *b
  * where ld is one strip of a 16- or 32-column layout; else finish16. */
 FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
                                                const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
-                                               const sink *o, int64_t bound32, const strip_rq *q,
+                                               const fxp_sink *o, int64_t bound32, const strip_rq *q,
                                                const int32_t *b32, int64_t *out64)
 {
     int64_t count = 0;
@@ -1117,44 +1129,100 @@ FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t 
     return count;
 }
 
-/* (strip, tile) pairs t0 .. t1 - 1 (strip-major) of the a16w8 tiles: both byte halves through the
- * layout's tile kernel, then finish16_rows with the strip's epilogue set up once per strip. */
-FXP_TARGET_AVX512 static int64_t run_tiles16(const layout *l, const uint8_t *xph, const uint8_t *xpl,
-                                             const char *strips, int64_t stride, int64_t m, int64_t n, int64_t k,
-                                             const int64_t *bias, const sink *o, int64_t bound32, int64_t *out64,
-                                             int64_t n_tiles, int64_t t0, int64_t t1)
-{
-    const int nr = 16 * l->nv;
-    const int64_t kp = padded_k(k);
-    int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
-    int32_t b32[MAX_NR] __attribute__((aligned(64)));
+/* One a16w8 call: both byte halves of x packed (xph, xpl), the int64 bias, and bound32 (int32_bound:
+ * >= 0 where the call requantizes and its accumulators fit int32, else -1). */
+typedef struct {
+    const layout *l;
+    const uint8_t *xph, *xpl;
+    const char *strips;
+    int64_t stride, m, n, k, kp;
+    const int64_t *bias;
+    const fxp_sink *o;
+    int64_t bound32;
+    int64_t *out64;
+} a16w8_call;
+
+/* A thread's buffers: the strip's int32-lane epilogue and int32 bias, one tile's high and low sums. */
+typedef struct {
     strip_rq q;
-    int64_t q_strip = -1, count = 0;
-    for (int64_t t = t0; t < t1; t++) {
-        int64_t j = t / n_tiles, i0 = (t % n_tiles) * l->mr;
-        int64_t n0 = j * nr, nc = n - n0 < nr ? n - n0 : nr;
-        const char *strip = strips + j * stride;
-        if (bound32 >= 0 && j != q_strip) {
-            strip_rq_init(&q, o, n0, nc, bound32);
-            strip_bias32(bias, n0, nc, b32);
-            q_strip = j;
-        }
-        if (bound32 >= 0 && kp <= 16 && l->nv <= 2 && q.lanes && q.out_size <= 2 && !q.wrap) {
-            const int64_t rows = m - i0 < l->mr ? m - i0 : l->mr, ld = o->n * o->rq->out_size;
-            char *dst = (char *)o->qout + i0 * ld + n0 * o->rq->out_size;
-            const int32_t *corr = (const int32_t *)(strip + kp * nr);
-            count += (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(xph + i0 * 16, xpl + i0 * 16, (const int8_t *)strip,
-                                                                    corr, b32, kp, rows, &q, dst, ld);
-            continue;
-        }
-        tile_fn run_tile;
-        tile_kernels(l, m - i0, &run_tile, NULL);
-        run_tile(xph + i0 * chunked_k(k), (const int8_t *)strip, (const int32_t *)(strip + kp * nr), kp, bh);
-        run_tile(xpl + i0 * chunked_k(k), (const int8_t *)strip, zero_corr, kp, bl);
-        count += finish16_rows(bh, bl, nr, m - i0 < l->mr ? m - i0 : l->mr, bias, i0, n0, nc, o, bound32,
-                               bound32 >= 0 ? &q : NULL, b32, out64);
+    int32_t b32[MAX_NR] __attribute__((aligned(64)));
+    int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
+} a16w8_state;
+
+FXP_TARGET_AVX512 static void a16w8_begin_strip(const fxp_tiled *g, void *state, int64_t j)
+{
+    const a16w8_call *c = g->call;
+    a16w8_state *s = state;
+    const int nr = 16 * c->l->nv;
+    const int64_t n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
+    if (c->bound32 >= 0) {
+        strip_rq_init(&s->q, c->o, n0, nc, c->bound32);
+        strip_bias32(c->bias, n0, nc, s->b32);
+    }
+}
+
+/* Tile i of strip j: both byte halves through the layout's tile kernel (or, with K <= 16, the short-K
+ * kernel forming 256 H + L + bias in registers), then finish16_rows with the strip's set-up. */
+FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, int64_t j, int64_t i)
+{
+    const a16w8_call *c = g->call;
+    a16w8_state *s = state;
+    const layout *l = c->l;
+    const int nr = 16 * l->nv;
+    const int64_t i0 = i * l->mr, n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr, kp = c->kp;
+    const int64_t rows = c->m - i0 < l->mr ? c->m - i0 : l->mr;
+    const char *strip = c->strips + j * c->stride;
+    const int32_t *corr = (const int32_t *)(strip + kp * nr);
+    const strip_rq *q = &s->q;
+    const fxp_sink *o = c->o;
+    if (c->bound32 >= 0 && kp <= 16 && l->nv <= 2 && q->lanes && q->out_size <= 2 && !q->wrap) {
+        const int64_t ld = o->n * o->rq->out_size;
+        char *dst = (char *)o->qout + i0 * ld + n0 * o->rq->out_size;
+        return (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(c->xph + i0 * 16, c->xpl + i0 * 16, (const int8_t *)strip,
+                                                              corr, s->b32, kp, rows, q, dst, ld);
+    }
+    tile_fn run_tile;
+    tile_kernels(l, rows, &run_tile, NULL);
+    run_tile(c->xph + i0 * chunked_k(c->k), (const int8_t *)strip, corr, kp, s->bh);
+    run_tile(c->xpl + i0 * chunked_k(c->k), (const int8_t *)strip, zero_corr, kp, s->bl);
+    return finish16_rows(s->bh, s->bl, nr, rows, c->bias, i0, n0, nc, o, c->bound32, c->bound32 >= 0 ? q : NULL,
+                         s->b32, c->out64);
+}
+
+FXP_TARGET_AVX512 static int64_t a16w8_range(const fxp_tiled *g, int64_t t0, int64_t t1)
+{
+    a16w8_state s;
+    return fxp_walk_tiled(g, &s, t0, t1, a16w8_begin_strip, a16w8_tile);
+}
+
+/* Small-M call p (m <= 4 rows): both halves through the layout's small kernel over small_strips
+ * strips at once, then finish16_rows per strip. */
+FXP_TARGET_AVX512 static int64_t a16w8_small(const fxp_tiled *g, void *state, int64_t p, int64_t unused)
+{
+    (void)state, (void)unused;
+    const a16w8_call *c = g->call;
+    const layout *l = c->l;
+    const int nr = 16 * l->nv, spc = l->small_strips;
+    const int64_t n_strips = (c->n + nr - 1) / nr, j = spc * p, n0 = j * nr, kp = c->kp;
+    int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
+    const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
+    const char *s1 = c->strips + j * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
+    const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
+    l->small[c->m](c->xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp,
+                   bh);
+    l->small[c->m](c->xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
+    int64_t count = 0;
+    for (int h = 0; h < present; h++) {
+        const int64_t n_at = n0 + h * nr, nc = c->n - n_at < nr ? c->n - n_at : nr;
+        count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, c->m, c->bias, 0, n_at, nc, c->o, c->bound32,
+                               NULL, NULL, c->out64);
     }
     return count;
+}
+
+FXP_TARGET_AVX512 static int64_t a16w8_small_range(const fxp_tiled *g, int64_t t0, int64_t t1)
+{
+    return fxp_walk_tiled(g, NULL, t0, t1, NULL, a16w8_small);
 }
 
 /* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
@@ -1165,43 +1233,20 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
 {
     const char *strips;
     const layout *l = packed_layout(packed, &strips);
-    const int nr = 16 * l->nv, spc = l->small_strips;
-    const int64_t kp = padded_k(k), stride = packed_strip_bytes(k, nr), n_strips = (n + nr - 1) / nr;
+    const int nr = 16 * l->nv;
+    const int64_t n_strips = (n + nr - 1) / nr;
     uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
-    sink o = {rq, qout, NULL, n};
-    const int64_t bound32 = qout != NULL ? int32_bound(bias, n, k) : -1;
-    int64_t count = 0;
+    const fxp_sink o = {rq, qout, NULL, n};
+    const a16w8_call c = {l, xph, xpl, strips, packed_strip_bytes(k, nr), m, n, k, padded_k(k), bias, &o,
+                          qout != NULL ? int32_bound(bias, n, k) : -1, out64};
     if (m == 0)
         return 0;
     pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
     if (m <= 4) {
-        const int64_t n_calls = (n_strips + spc - 1) / spc;
-        FXP_FOR_THREADS(threads, (int64_t p = 0; p < n_calls; p++), {
-            int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-            const int64_t j = spc * p, n0 = j * nr;
-            const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
-            const char *s1 = strips + j * stride, *s2 = present == 2 ? s1 + stride : NULL;
-            const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
-            l->small[m](xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL,
-                        kp, bh);
-            l->small[m](xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
-            for (int h = 0; h < present; h++) {
-                int64_t n_at = n0 + h * nr, nc = n - n_at < nr ? n - n_at : nr;
-                count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, bias, 0, n_at, nc, &o, bound32, NULL,
-                                       NULL, out64);
-            }
-        })
-        return count;
+        const fxp_tiled g = {(n_strips + l->small_strips - 1) / l->small_strips, 1, &c, a16w8_small_range};
+        return fxp_run_tiled(&g, threads);
     }
-    const int64_t n_tiles = (m + l->mr - 1) / l->mr, pairs = n_strips * n_tiles;
-    if (threads <= 1)
-        return run_tiles16(l, xph, xpl, strips, stride, m, n, k, bias, &o, bound32, out64, n_tiles, 0, pairs);
-#pragma omp parallel num_threads(threads) reduction(+ : count)
-    {
-        int64_t t0, t1;
-        fxp_thread_run(pairs, &t0, &t1);
-        count += run_tiles16(l, xph, xpl, strips, stride, m, n, k, bias, &o, bound32, out64, n_tiles, t0, t1);
-    }
-    return count;
+    const fxp_tiled g = {n_strips, (m + l->mr - 1) / l->mr, &c, a16w8_range};
+    return fxp_run_tiled(&g, threads);
 }
 #endif

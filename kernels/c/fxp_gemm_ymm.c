@@ -1,4 +1,4 @@
-/* int8 x int8 -> int32 GEMM in 256-bit registers, exact: the AVX2 and AVX-VNNI paths, one driver.
+/* int8 x int8 -> int32 GEMM in 256-bit registers, exact: the AVX2 and AVX-VNNI paths, one source.
  *
  * Each 32-bit lane takes a group of consecutive k per step:
  *   AVX2: pairs.  vpmaddubsw would saturate its int16 pair sums, so both operands are
@@ -18,7 +18,7 @@
  * Blocking: w is packed once per prepared layer in strips of NR = 16 columns, [k / group][16]
  * 32-bit words followed by 16 int32 corrections; x is packed once per call in tiles of at most MR = 6
  * rows ([tile][k / group][6] words).  Strips outer (a strip stays in L1/L2 while every tile
- * passes), tiles inner, (strip, tile) pairs split over OpenMP threads; a 6 x 16 tile keeps 12 ymm
+ * passes), tiles inner, (strip, tile) pairs split over threads by the tiled driver; a 6 x 16 tile keeps 12 ymm
  * accumulators (two weight vectors, a broadcast and a product fill the 16 registers) over all of
  * K.  The epilogue stores the int32 result, or requantizes in int32 lanes (power-of-two shifts in
  * [0, 31], no multiplier: the threshold form of fxp_threshold_levels), or through fxp_rq_row_s32.
@@ -235,16 +235,6 @@ static const variant *variant_of(int path)
     return fxp_avx_vnni_supported() ? &vnni_vex : &vnni_evex;
 }
 
-typedef struct {
-    const int32_t *shift;
-    const int64_t *mult;
-    const fxp_epilogue *rq;
-    void *qout;
-    int out_size;
-    int32_t *out;
-    int64_t n;
-} sink;
-
 /* Per strip: whether the int32-lane requantization applies, and its per-column vectors. */
 typedef struct {
     int lanes, wrap, relu, use_odd, use_neg, nc;
@@ -254,15 +244,15 @@ typedef struct {
 } strip_rq;
 
 /* bound: the most |acc| of the strip's columns (its packed bound). */
-FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const sink *o, int64_t n0, int64_t nc, int64_t bound)
+FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const fxp_sink *o, int64_t n0, int64_t nc, int64_t bound)
 {
     s->lanes = s->direct = 0;
     s->nc = (int)nc;
-    if (o->qout == NULL || o->mult != NULL)
+    if (o->qout == NULL || o->rq->mult != NULL)
         return;
     int32_t shift[NR] = {0}, most_shift = 0;
     for (int64_t j = 0; j < nc; j++) {
-        shift[j] = o->shift[n0 + j];
+        shift[j] = o->rq->shift[n0 + j];
         if (shift[j] < 0 || shift[j] > 31)
             return;
         most_shift = shift[j] > most_shift ? shift[j] : most_shift;
@@ -379,20 +369,41 @@ FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_rows_lan
     return count;
 }
 
-/* Tile t of packed x (tile_span) times one strip (its words, then corr) into the columns n0 .. n0 + nc - 1
- * of the sink, q the strip's epilogue; returns the overflow count. */
-FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const char *strip, int64_t m,
-                                         int64_t words, int64_t t, int64_t n0, int64_t nc, const sink *o,
-                                         const strip_rq *q)
+/* One call of the 256-bit tiles: packed x, the packed strips (stride bytes apart) and the output. */
+typedef struct {
+    const variant *v;
+    const char *xp, *strips;
+    int64_t stride, m, n, words;
+    const fxp_sink *o;
+} ymm_call;
+
+FXP_TARGET_AVX2 static void ymm_begin_strip(const fxp_tiled *g, void *state, int64_t j)
 {
+    const ymm_call *c = g->call;
+    const int64_t n0 = j * NR, nc = c->n - n0 < NR ? c->n - n0 : NR;
+    int64_t bound;
+    memcpy(&bound, c->strips + j * c->stride + bound_at(c->words), sizeof bound);
+    strip_rq_init(state, c->o, n0, nc, bound);
+}
+
+/* Tile t of packed x (tile_span) times strip j (its words, then corr) into the columns n0 .. n0 + nc - 1
+ * of the sink, q (the state) the strip's epilogue; returns the overflow count. */
+FXP_TARGET_AVX2 static int64_t ymm_tile(const fxp_tiled *g, void *state, int64_t j, int64_t t)
+{
+    const ymm_call *c = g->call;
+    const strip_rq *q = state;
+    const fxp_sink *o = c->o;
+    const char *strip = c->strips + j * c->stride;
+    const int64_t words = c->words, n0 = j * NR, nc = c->n - n0 < NR ? c->n - n0 : NR;
     int32_t buf[MR * NR] __attribute__((aligned(32)));
     int64_t count = 0, i0, rows;
-    tile_span(m, t, &i0, &rows);
-    v->tiles[rows](xp + t * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
+    tile_span(c->m, t, &i0, &rows);
+    c->v->tiles[rows](c->xp + t * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
     if (o->qout != NULL && q->lanes) {
-        const int64_t ld = o->n * o->out_size;
-        char *dst = (char *)o->qout + (i0 * o->n + n0) * o->out_size;
-        switch (o->out_size * 2 + q->direct) {
+        const int out_size = o->rq->out_size;
+        const int64_t ld = o->n * out_size;
+        char *dst = (char *)o->qout + (i0 * o->n + n0) * out_size;
+        switch (out_size * 2 + q->direct) {
         case 2: return rq_rows_lanes(buf, rows, q, dst, ld, 1, 0);
         case 3: return rq_rows_lanes(buf, rows, q, dst, ld, 1, 1);
         case 4: return rq_rows_lanes(buf, rows, q, dst, ld, 2, 0);
@@ -407,32 +418,27 @@ FXP_TARGET_AVX2 static int64_t tile_pass(const variant *v, const char *xp, const
             memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
             continue;
         }
-        char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * o->out_size;
-        count += fxp_rq_row_s32(acc, nc, o->shift + n0, o->mult ? o->mult + n0 : NULL, o->rq, dst, o->out_size);
+        const fxp_epilogue *e = o->rq;
+        char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * e->out_size;
+        count += fxp_rq_row_s32(acc, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
     }
     return count;
 }
 
-/* (strip, tile) pairs t0 .. t1 - 1 (strip-major, n_tiles tiles per strip) of packed x times the packed
- * strips at `strips` (stride bytes apart); each strip's epilogue set up once per run. */
-FXP_TARGET_AVX2 static int64_t run_pairs(const variant *v, const char *xp, const char *strips, int64_t stride,
-                                         int64_t m, int64_t n, int64_t k, int64_t n_tiles, const sink *o, int64_t t0,
-                                         int64_t t1)
+FXP_TARGET_AVX2 static int64_t ymm_range(const fxp_tiled *g, int64_t t0, int64_t t1)
 {
-    const int64_t words = padded_k(k, v->group) / v->group;
     strip_rq q;
-    int64_t count = 0, q_strip = -1;
-    for (int64_t t = t0; t < t1; t++) {
-        const int64_t j = t / n_tiles, n0 = j * NR, nc = n - n0 < NR ? n - n0 : NR;
-        if (j != q_strip) {
-            int64_t bound;
-            memcpy(&bound, strips + j * stride + bound_at(words), sizeof bound);
-            strip_rq_init(&q, o, n0, nc, bound);
-            q_strip = j;
-        }
-        count += tile_pass(v, xp, strips + j * stride, m, words, t % n_tiles, n0, nc, o, &q);
-    }
-    return count;
+    return fxp_walk_tiled(g, &q, t0, t1, ymm_begin_strip, ymm_tile);
+}
+
+/* Every strip of `strips` (stride bytes apart; n columns) times every tile of packed x on the tiled
+ * driver. */
+static int64_t run(const variant *v, const char *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
+                   int64_t k, const fxp_sink *o, int threads)
+{
+    const ymm_call c = {v, xp, strips, stride, m, n, padded_k(k, v->group) / v->group, o};
+    const fxp_tiled g = {(n + NR - 1) / NR, (m + MR - 1) / MR, &c, ymm_range};
+    return fxp_run_tiled(&g, threads);
 }
 
 /* Scratch of either call: one strip (the unpacked call packs w a strip at a time), then packed x. */
@@ -448,19 +454,20 @@ static char *packed_x_of(const void *scratch, int64_t k, int group)
 }
 
 int64_t fxp_gemm_s8_ymm(int path, const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                        const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                        int64_t m, int64_t n, int64_t k, void *scratch)
+                        const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch)
 {
     const variant *v = variant_of(path);
-    const int64_t n_tiles = (m + MR - 1) / MR;
     char *strip = (char *)fxp_align64(scratch), *xp = packed_x_of(scratch, k, v->group);
-    const sink o = {shift, mult, rq, qout, out_size, out, n};
+    const fxp_sink o = {rq, qout, out, n};
     int64_t count = 0;
     pack_x_words(x, m, k, v->group, xp);
     for (int64_t n0 = 0; n0 < n; n0 += NR) {
-        v->pack_w(w, bias, n0, n - n0 < NR ? n - n0 : NR, k, strip);
-        /* the strip just packed, as strip n0 / NR of a layer whose strips sit 0 bytes apart */
-        count += run_pairs(v, xp, strip, 0, m, n, k, n_tiles, &o, n0 / NR * n_tiles, (n0 / NR + 1) * n_tiles);
+        const int64_t nc = n - n0 < NR ? n - n0 : NR;
+        fxp_sink part;
+        fxp_epilogue e;
+        fxp_sink_columns(&o, n0, &part, &e);
+        v->pack_w(w, bias, n0, nc, k, strip);
+        count += run(v, xp, strip, 0, m, nc, k, &part, 1);
     }
     return count;
 }
@@ -481,30 +488,14 @@ void fxp_s8_pack_ymm(int path, const int8_t *w, const int32_t *bias, int64_t n, 
 }
 
 /* fxp_gemm_s8_ymm on weights packed by fxp_s8_pack_ymm for the same path; scratch as
- * fxp_s8_scratch_ymm.  `threads` OpenMP threads share the (strip, tile) pairs, strip-major; each
- * output element is computed by one thread. */
-int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out,
-                               const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                               int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
+ * fxp_s8_scratch_ymm; split over `threads` OpenMP threads by the tiled driver. */
+int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
+                               void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads)
 {
     const variant *v = variant_of(path);
-    const int64_t stride = strip_bytes(k, v->group);
-    const int64_t n_strips = (n + NR - 1) / NR, n_tiles = (m + MR - 1) / MR;
-    const char *base = (const char *)fxp_align64((void *)packed);
     char *xp = packed_x_of(scratch, k, v->group);
-    const sink o = {shift, mult, rq, qout, out_size, out, n};
-    int64_t count = 0;
+    const fxp_sink o = {rq, qout, out, n};
     pack_x_words(x, m, k, v->group, xp);
-    const int64_t pairs = n_strips * n_tiles;
-    if (threads <= 1)
-        return run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, 0, pairs);
-    /* contiguous runs of pairs per thread: each keeps its strips in its own cache */
-#pragma omp parallel num_threads(threads) reduction(+ : count)
-    {
-        int64_t t0, t1;
-        fxp_thread_run(pairs, &t0, &t1);
-        count += run_pairs(v, xp, base, stride, m, n, k, n_tiles, &o, t0, t1);
-    }
-    return count;
+    return run(v, xp, (const char *)fxp_align64((void *)packed), strip_bytes(k, v->group), m, n, k, &o, threads);
 }
 #endif

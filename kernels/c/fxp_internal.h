@@ -87,28 +87,65 @@ typedef struct {
     int rounding, out_size;
 } fxp_qparams;
 
-/* for HEADER BODY over `threads` OpenMP threads (static schedule, + reduction on `count`), or as a
- * plain loop when threads <= 1: entering an OpenMP region costs about 0.3 us even when its if
- * clause is false, as much as a whole batch-1 layer. */
-#define FXP_FOR_THREADS(threads, HEADER, ...)                                                        \
-    if ((threads) > 1) {                                                                           \
-        _Pragma("omp parallel for num_threads(threads) schedule(static) reduction(+ : count)")     \
-        for HEADER __VA_ARGS__                                                                     \
-    } else {                                                                                       \
-        for HEADER __VA_ARGS__                                                                     \
-    }
+/* ---- the one driver of the tiled SIMD GEMMs (int8 on AVX-512 and in 256-bit registers, a16w8, int16;
+ * fxp_tiled.c).  A call's work is n_strips strips of packed w times n_tiles tiles of x, walked as
+ * (strip, tile) pairs in strip-major order, so a strip stays in cache while the tiles pass (a small-M
+ * call: one "tile" per group of strips).  fxp_run_tiled splits the pairs over `threads` OpenMP threads
+ * in contiguous runs (every output element is computed by one thread: results do not depend on the
+ * count) and calls the path's `range` on each run; `range` keeps its per-thread buffers on its own
+ * stack and walks the run with fxp_walk_tiled.  Returns the summed overflow counts. */
+typedef struct fxp_tiled fxp_tiled;
+struct fxp_tiled {
+    int64_t n_strips, n_tiles;
+    const void *call;                                   /* the path's arguments of this call */
+    int64_t (*range)(const fxp_tiled *g, int64_t t0, int64_t t1);
+};
+int64_t fxp_run_tiled(const fxp_tiled *g, int threads);
 
-/* The contiguous run [*t0, *t1) of `total` items the calling OpenMP thread takes, as schedule(static)
- * would split them (all of them outside a parallel region). */
-static inline void fxp_thread_run(int64_t total, int64_t *t0, int64_t *t1)
+/* Pairs t0 .. t1 - 1 of g: begin_strip (may be NULL) each time the run enters a strip (the strip's
+ * epilogue set-up), then tile for each pair; `state` is the caller's per-thread buffers.  Inlined
+ * into each path's `range` with its own functions, so both calls are direct. */
+typedef void (*fxp_begin_strip_fn)(const fxp_tiled *g, void *state, int64_t strip);
+typedef int64_t (*fxp_tile_fn)(const fxp_tiled *g, void *state, int64_t strip, int64_t tile);
+static inline __attribute__((always_inline)) int64_t fxp_walk_tiled(const fxp_tiled *g, void *state, int64_t t0,
+                                                                    int64_t t1, fxp_begin_strip_fn begin_strip,
+                                                                    fxp_tile_fn tile)
 {
-    int64_t me = 0, team = 1;
-#ifdef _OPENMP
-    me = omp_get_thread_num(), team = omp_get_num_threads();
-#endif
-    const int64_t per = total / team, extra = total % team;
-    *t0 = me * per + (me < extra ? me : extra);
-    *t1 = *t0 + per + (me < extra);
+    int64_t count = 0, strip = -1;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / g->n_tiles;
+        if (begin_strip && j != strip)
+            begin_strip(g, state, j);
+        strip = j;
+        count += tile(g, state, j, t - j * g->n_tiles);
+    }
+    return count;
+}
+
+/* The output side of an int8 or a16w8 call: the int32 accumulators to out (qout NULL), or the epilogue
+ * rq into qout; n columns per output row. */
+typedef struct {
+    const fxp_epilogue *rq;
+    void *qout;
+    int32_t *out;
+    int64_t n;
+} fxp_sink;
+
+/* The sink of columns n0 on of o (its rows stay o->n apart): *part, with its epilogue's per-column
+ * shift and multiplier moved to n0 in *e. */
+static inline void fxp_sink_columns(const fxp_sink *o, int64_t n0, fxp_sink *part, fxp_epilogue *e)
+{
+    *part = *o;
+    if (o->qout)
+        part->qout = (char *)o->qout + n0 * o->rq->out_size;
+    else
+        part->out = o->out + n0;
+    if (o->rq) {
+        *e = *o->rq;
+        e->shift = o->rq->shift + n0;
+        e->mult = o->rq->mult ? o->rq->mult + n0 : NULL;
+        part->rq = e;
+    }
 }
 
 /* Copies of n bytes that are short in patches and layouts (a few pixels): fixed-size moves up to 128
@@ -190,8 +227,7 @@ void fxp_quantize_f64_avx512(const double *x, int64_t n, const fxp_qparams *p, v
 int64_t fxp_s8_scratch_avx512(int64_t m, int64_t n, int64_t k);
 int64_t fxp_s8_packed_scratch_avx512(int64_t m, int64_t n, int64_t k);
 int64_t fxp_gemm_s8_avx512(const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                           const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                           int64_t m, int64_t n, int64_t k, void *scratch);
+                           const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
 /* Pre-packed int8 weights (all column strips of w with their bias corrections, packed once, in
  * the 16-, 32- or 48-column layout of n, recorded in the buffer). */
 int64_t fxp_s8_packed_bytes_avx512(int64_t n, int64_t k);
@@ -225,13 +261,11 @@ int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const i
 /* The 256-bit int8 GEMM (fxp_gemm_ymm.c) for path FXP_PATH_AVX2 or FXP_PATH_AVXVNNI. */
 int64_t fxp_s8_packed_bytes_ymm(int path, int64_t n, int64_t k);
 void fxp_s8_pack_ymm(int path, const int8_t *w, const int32_t *bias, int64_t n, int64_t k, void *packed);
-int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out,
-                               const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout,
-                               int out_size, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
+int64_t fxp_gemm_s8_packed_ymm(int path, const int8_t *x, const void *packed, int32_t *out, const fxp_epilogue *rq,
+                               void *qout, int64_t m, int64_t n, int64_t k, void *scratch, int threads);
 int64_t fxp_s8_scratch_ymm(int path, int64_t m, int64_t k);
 int64_t fxp_gemm_s8_ymm(int path, const int8_t *x, const int8_t *w, const int32_t *bias, int32_t *out,
-                        const int32_t *shift, const int64_t *mult, const fxp_epilogue *rq, void *qout, int out_size,
-                        int64_t m, int64_t n, int64_t k, void *scratch);
+                        const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k, void *scratch);
 #endif
 
 /* Generic (autovectorized) gemms; path selects the instruction set they are compiled for. */
