@@ -297,9 +297,11 @@ typedef struct {
 } gemm_args;
 
 /* rows x (16 * vectors) outputs from x row i0 and column n0 on: every block's two passes, then the
- * int64 totals plus bias into out or the epilogue.  Returns the overflow count. */
+ * int64 totals plus bias into out or the epilogue, through the int64 lanes set up in strip_q (its
+ * strip's, or NULL: set up here for these columns).  Returns the overflow count. */
 static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass, int rows, int vectors, int nv,
-                        const int16_t *tp, const uint8_t *tq, strip_view s1, strip_view s2, int64_t i0, int64_t n0)
+                        const int16_t *tp, const uint8_t *tq, strip_view s1, strip_view s2, int64_t i0, int64_t n0,
+                        const fxp_rq64_strip *strip_q)
 {
     int32_t wrap[MAX_TILE] __attribute__((aligned(64)));
     int32_t h[MAX_TILE] __attribute__((aligned(64))), u[MAX_TILE] __attribute__((aligned(64)));
@@ -318,15 +320,16 @@ static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass
     }
     assemble(h, u, acc, (int)(rows * width));
     const int64_t nc = g->n - n0 < width ? g->n - n0 : width;
-    fxp_rq64_strip q;
-    q.lanes = 0;
-    if (g->qout && g->m - i0 > 1 && rows > 1)     /* a single row is as fast without the set-up */
-        fxp_rq64_strip_init(&q, g->rq, n0, nc);
+    fxp_rq64_strip own;
+    const fxp_rq64_strip *q = strip_q ? strip_q : &own;
+    own.lanes = 0;
+    if (!strip_q && g->qout && g->m - i0 > 1 && rows > 1)     /* a single row is as fast without the set-up */
+        fxp_rq64_strip_init(&own, g->rq, n0, nc);
     int64_t count = 0;
     for (int64_t r = 0; r < rows && i0 + r < g->m; r++) {
         int64_t *row = acc + r * width, i = i0 + r;
-        if (q.lanes) {
-            count += fxp_rq64_strip_row(&q, row, g->bias ? g->bias + n0 : NULL,
+        if (q->lanes) {
+            count += fxp_rq64_strip_row(q, row, g->bias ? g->bias + n0 : NULL,
                                         (char *)g->qout + (i * g->n + n0) * g->rq->out_size);
             continue;
         }
@@ -351,7 +354,7 @@ static int64_t s16_small(const fxp_tiled *tg, void *state, int64_t p, int64_t un
     strip_view s1 = strip_at(g->strips, 2 * p, g->k, g->nv);
     strip_view s2 = 2 * p + 1 < n_strips ? strip_at(g->strips, 2 * p + 1, g->k, g->nv) : s1;
     return run_tile(g, g->kernels->small_wrap[g->m], g->kernels->small_high[g->m], (int)g->m, 2 * g->nv, g->nv, g->xp,
-                    g->xq, s1, s2, 0, 2 * p * nr);
+                    g->xq, s1, s2, 0, 2 * p * nr, NULL);
 }
 
 static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
@@ -359,20 +362,32 @@ static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
     return fxp_walk_tiled(tg, NULL, t0, t1, NULL, s16_small);
 }
 
+/* The strip's int64-lane epilogue, set up once per strip (the state; lanes 0 where there is none or
+ * one row: a single row is as fast through fxp_rq_row_s64, which sets up nothing). */
+static void s16_begin_strip(const fxp_tiled *tg, void *state, int64_t j)
+{
+    const gemm_args *g = tg->call;
+    fxp_rq64_strip *q = state;
+    const int64_t n0 = j * 16 * g->nv, nc = g->n - n0 < 16 * g->nv ? g->n - n0 : 16 * g->nv;
+    q->lanes = 0;
+    if (g->qout && g->m > 1)
+        fxp_rq64_strip_init(q, g->rq, n0, nc);
+}
+
 /* Tile i of strip j. */
 static int64_t s16_tile(const fxp_tiled *tg, void *state, int64_t j, int64_t i)
 {
-    (void)state;
     const gemm_args *g = tg->call;
     const int64_t i0 = i * tile_rows(g->nv);
     strip_view s = strip_at(g->strips, j, g->k, g->nv);
     return run_tile(g, g->kernels->tile_wrap, g->kernels->tile_high, (int)tile_rows(g->nv), g->nv, g->nv,
-                    g->xp + i0 * pairs_of(g->k) * 2, g->xq + i0 * quads_of(g->k) * 4, s, s, i0, j * 16 * g->nv);
+                    g->xp + i0 * pairs_of(g->k) * 2, g->xq + i0 * quads_of(g->k) * 4, s, s, i0, j * 16 * g->nv, state);
 }
 
 static int64_t s16_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
 {
-    return fxp_walk_tiled(tg, NULL, t0, t1, NULL, s16_tile);
+    fxp_rq64_strip q;
+    return fxp_walk_tiled(tg, &q, t0, t1, s16_begin_strip, s16_tile);
 }
 
 /* x (m, k) int16 times packed w (k <= 65536); the int64 accumulator (+ bias) into out
