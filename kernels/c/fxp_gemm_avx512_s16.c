@@ -345,16 +345,16 @@ static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass
     return count;
 }
 
-/* Small-M call p (m <= small_max rows): two strips at once, so the packed weights are read once. */
-static int64_t s16_small(const fxp_tiled *tg, void *state, int64_t p, int64_t unused)
+/* One small-M pair (m <= small_max rows, a group of two strips): both at once, so the packed weights are
+ * read once. */
+static int64_t s16_small(const fxp_tiled *tg, void *state, const fxp_pair *p)
 {
-    (void)state, (void)unused;
+    (void)state;
     const gemm_args *g = tg->call;
-    const int64_t nr = 16 * g->nv, n_strips = (g->n + nr - 1) / nr;
-    strip_view s1 = strip_at(g->strips, 2 * p, g->k, g->nv);
-    strip_view s2 = 2 * p + 1 < n_strips ? strip_at(g->strips, 2 * p + 1, g->k, g->nv) : s1;
-    return run_tile(g, g->kernels->small_wrap[g->m], g->kernels->small_high[g->m], (int)g->m, 2 * g->nv, g->nv, g->xp,
-                    g->xq, s1, s2, 0, 2 * p * nr, NULL);
+    strip_view s1 = strip_at(g->strips, 2 * p->strip, g->k, g->nv);
+    strip_view s2 = p->nc > 16 * g->nv ? strip_at(g->strips, 2 * p->strip + 1, g->k, g->nv) : s1;
+    return run_tile(g, g->kernels->small_wrap[p->rows], g->kernels->small_high[p->rows], (int)p->rows, 2 * g->nv,
+                    g->nv, g->xp, g->xq, s1, s2, 0, p->n0, NULL);
 }
 
 static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
@@ -364,24 +364,22 @@ static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
 
 /* The strip's int64-lane epilogue, set up once per strip (the state; lanes 0 where there is none or
  * one row: a single row is as fast through fxp_rq_row_s64, which sets up nothing). */
-static void s16_begin_strip(const fxp_tiled *tg, void *state, int64_t j)
+static void s16_begin_strip(const fxp_tiled *tg, void *state, const fxp_pair *p)
 {
     const gemm_args *g = tg->call;
     fxp_rq64_strip *q = state;
-    const int64_t n0 = j * 16 * g->nv, nc = g->n - n0 < 16 * g->nv ? g->n - n0 : 16 * g->nv;
     q->lanes = 0;
     if (g->qout && g->m > 1)
-        fxp_rq64_strip_init(q, g->rq, n0, nc);
+        fxp_rq64_strip_init(q, g->rq, p->n0, p->nc);
 }
 
-/* Tile i of strip j. */
-static int64_t s16_tile(const fxp_tiled *tg, void *state, int64_t j, int64_t i)
+/* One pair: the layout's full tile (rows past m computed, never stored). */
+static int64_t s16_tile(const fxp_tiled *tg, void *state, const fxp_pair *p)
 {
     const gemm_args *g = tg->call;
-    const int64_t i0 = i * tile_rows(g->nv);
-    strip_view s = strip_at(g->strips, j, g->k, g->nv);
-    return run_tile(g, g->kernels->tile_wrap, g->kernels->tile_high, (int)tile_rows(g->nv), g->nv, g->nv,
-                    g->xp + i0 * pairs_of(g->k) * 2, g->xq + i0 * quads_of(g->k) * 4, s, s, i0, j * 16 * g->nv, state);
+    strip_view s = strip_at(g->strips, p->strip, g->k, g->nv);
+    return run_tile(g, g->kernels->tile_wrap, g->kernels->tile_high, (int)tg->mr, g->nv, g->nv,
+                    g->xp + p->i0 * pairs_of(g->k) * 2, g->xq + p->i0 * quads_of(g->k) * 4, s, s, p->i0, p->n0, state);
 }
 
 static int64_t s16_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
@@ -398,7 +396,7 @@ int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const i
 {
     const int nv = strip_vectors(n);
     const pass_kernels *K = nv == 4 ? &kernels_64 : nv == 3 ? &kernels_48 : &kernels_32;
-    const int64_t nr = 16 * nv, mr = tile_rows(nv), n_strips = (n + nr - 1) / nr;
+    const int64_t nr = 16 * nv, mr = tile_rows(nv);
     int16_t *xp = (int16_t *)fxp_align64(scratch);
     uint8_t *xq = (uint8_t *)(xp + padded_m(m, nv) * pairs_of(k) * 2);
     const gemm_args g = {bias, rq, qout, out, m, n, k, K, (const char *)fxp_align64((void *)packed), xp, xq, nv};
@@ -406,10 +404,10 @@ int64_t fxp_gemm_s16_packed_avx512(const int16_t *x, const void *packed, const i
         return 0;
     pack_x(x, m, k, mr, xp, xq);
     if (m <= K->small_max) {
-        const fxp_tiled tg = {(n_strips + 1) / 2, 1, &g, s16_small_range};
+        const fxp_tiled tg = {m, n, m, 2 * nr, 0, &g, s16_small_range};
         return fxp_run_tiled(&tg, threads);
     }
-    const fxp_tiled tg = {n_strips, (m + mr - 1) / mr, &g, s16_range};
+    const fxp_tiled tg = {m, n, mr, nr, 0, &g, s16_range};
     return fxp_run_tiled(&tg, threads);
 }
 #endif

@@ -760,7 +760,7 @@ typedef struct {
     const x_source *x;
     const uint8_t *xp;
     const char *strips;
-    int64_t stride, m, n, k, kp;
+    int64_t stride, k, kp;
     const fxp_sink *o;
 } int8_call;
 
@@ -773,35 +773,35 @@ typedef struct {
     int64_t packed_from, packed_to, run_end;
 } int8_state;
 
-FXP_TARGET_AVX512 static void int8_begin_strip(const fxp_tiled *g, void *state, int64_t j)
+FXP_TARGET_AVX512 static void int8_begin_strip(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const int8_call *c = g->call;
-    const int nr = 16 * c->l->nv;
-    const int64_t n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
-    strip_rq_init(&((int8_state *)state)->q, c->o, n0, nc, packed_bound(c->strips + j * c->stride, c->kp, nr));
+    const char *strip = c->strips + p->strip * c->stride;
+    strip_rq_init(&((int8_state *)state)->q, c->o, p->n0, p->nc, packed_bound(strip, c->kp, (int)g->nr));
 }
 
-/* Tile i of strip j: its kernel (the layout's full tile or part kernel, the short-K kernel), then the
+/* One pair: the tile's kernel (the layout's full tile or part kernel, the short-K kernel), then the
  * epilogue inside the kernel or through the tile buffer. */
-FXP_TARGET_AVX512 static int64_t int8_tile(const fxp_tiled *g, void *state, int64_t j, int64_t i)
+FXP_TARGET_AVX512 static int64_t int8_tile(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const int8_call *c = g->call;
     int8_state *s = state;
     const layout *l = c->l;
-    const int nr = 16 * l->nv;
-    const int64_t i0 = i * l->mr, n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
-    const int64_t rows = c->m - i0 < l->mr ? c->m - i0 : l->mr, kx = chunked_k(c->k), kp = c->kp;
-    const char *strip = c->strips + j * c->stride;
+    const int nr = (int)g->nr;
+    const int64_t i = p->tile, i0 = p->i0, rows = p->rows, kx = chunked_k(c->k), kp = c->kp;
+    const char *strip = c->strips + p->strip * c->stride;
     const int32_t *corr = (const int32_t *)(strip + kp * nr);
     const uint8_t *xt = c->xp ? c->xp + i0 * kx : s->tile_x + (i - s->packed_from) * l->mr * kx;
     if (!c->xp && (i >= s->packed_to || i < s->packed_from)) {
         /* with one 16-byte chunk per row, consecutive tiles are consecutive rows, so as many tiles as
-         * tile_x holds are packed in one pass (a patch packer then walks whole output rows); else one */
+         * tile_x holds are packed in one pass (a patch packer then walks whole output rows); else one,
+         * never past the run's last pair */
+        const int64_t n_tiles = (g->m + l->mr - 1) / l->mr, run_end = s->run_end - p->strip * n_tiles;
         const int64_t per_pack = kx == 16 ? TILE_X_BYTES / (16 * l->mr) : 1;
-        const int64_t left = (s->run_end - j * g->n_tiles < g->n_tiles ? s->run_end - j * g->n_tiles : g->n_tiles) - i;
+        const int64_t left = (run_end < n_tiles ? run_end : n_tiles) - i;
         s->packed_from = i;
         s->packed_to = i + (left < per_pack ? left : per_pack);
-        pack_tile(c->x, c->m, c->k, (int)((s->packed_to - i) * l->mr), i0, s->tile_x);
+        pack_tile(c->x, g->m, c->k, (int)((s->packed_to - i) * l->mr), i0, s->tile_x);
         xt = s->tile_x;
     }
     tile_fn buffered;
@@ -814,12 +814,12 @@ FXP_TARGET_AVX512 static int64_t int8_tile(const fxp_tiled *g, void *state, int6
     if (q->lanes && requantizing) {
         const int64_t ld = o->n * o->rq->out_size;
         return requantizing(xt, (const int8_t *)strip, corr, kp, rows, q,
-                            (char *)o->qout + i0 * ld + n0 * o->rq->out_size, ld);
+                            (char *)o->qout + i0 * ld + p->n0 * o->rq->out_size, ld);
     }
     buffered(xt, (const int8_t *)strip, corr, kp, s->buf);
     int64_t count = 0;
     for (int64_t r = 0; r < rows; r++)
-        count += finish_row(s->buf + r * nr, q, o, i0 + r, n0, nc);
+        count += finish_row(s->buf + r * nr, q, o, i0 + r, p->n0, p->nc);
     return count;
 }
 
@@ -831,26 +831,26 @@ FXP_TARGET_AVX512 static int64_t int8_range(const fxp_tiled *g, int64_t t0, int6
     return fxp_walk_tiled(g, &s, t0, t1, int8_begin_strip, int8_tile);
 }
 
-/* Small-M call p (m <= 4 rows): the layout's small kernel over small_strips strips at once, so the
- * packed weights are read once, then each strip's epilogue. */
-FXP_TARGET_AVX512 static int64_t int8_small(const fxp_tiled *g, void *state, int64_t p, int64_t unused)
+/* One small-M pair (m <= 4 rows, a group of small_strips strips): the layout's small kernel over the
+ * group at once, so the packed weights are read once, then each strip's epilogue. */
+FXP_TARGET_AVX512 static int64_t int8_small(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
-    (void)state, (void)unused;
+    (void)state;
     const int8_call *c = g->call;
     const layout *l = c->l;
     const int nr = 16 * l->nv, spc = l->small_strips;
-    const int64_t n_strips = (c->n + nr - 1) / nr, j = spc * p, n0 = j * nr, kp = c->kp;
+    const int64_t kp = c->kp, m = p->rows;
     int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-    const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
-    const char *s1 = c->strips + j * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
-    l->small[c->m](c->xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
-                   s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
+    const int present = p->nc > nr ? 2 : 1;
+    const char *s1 = c->strips + p->strip * spc * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
+    l->small[m](c->xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
+                s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
     strip_rq q;
     int64_t count = 0;
     for (int h = 0; h < present; h++) {
-        const int64_t n_at = n0 + h * nr, nc = c->n - n_at < nr ? c->n - n_at : nr;
+        const int64_t n_at = p->n0 + h * nr, nc = h ? p->nc - nr : (p->nc < nr ? p->nc : nr);
         strip_rq_init(&q, c->o, n_at, nc, packed_bound(h ? s2 : s1, kp, nr));
-        for (int64_t r = 0; r < c->m; r++)
+        for (int64_t r = 0; r < m; r++)
             count += finish_row(buf + (r * spc + h) * nr, &q, c->o, r, n_at, nc);
     }
     return count;
@@ -862,20 +862,20 @@ FXP_TARGET_AVX512 static int64_t int8_small_range(const fxp_tiled *g, int64_t t0
 }
 
 /* Every tile of x times every strip of `strips` (stride bytes apart) on the tiled driver; x packed in
- * xp, or (xp == NULL, m > 4) each tile packed from x right before its use. */
+ * xp, or (xp == NULL, m > 4) each tile packed from x right before its use.  m <= 4 rows run the small
+ * kernels, one pair per group of small_strips strips. */
 FXP_TARGET_AVX512 static int64_t run(const layout *l, const x_source *x, int64_t k, const uint8_t *xp, const char *strips,
                                      int64_t stride, int64_t m, int64_t n, int64_t kp, const fxp_sink *o, int threads)
 {
     const int nr = 16 * l->nv;
-    const int64_t n_strips = (n + nr - 1) / nr;
-    const int8_call c = {l, x, xp, strips, stride, m, n, k, kp, o};
+    const int8_call c = {l, x, xp, strips, stride, k, kp, o};
     if (m == 0)
         return 0;
     if (m <= 4) {
-        const fxp_tiled g = {(n_strips + l->small_strips - 1) / l->small_strips, 1, &c, int8_small_range};
+        const fxp_tiled g = {m, n, m, (int64_t)nr * l->small_strips, 0, &c, int8_small_range};
         return fxp_run_tiled(&g, threads);
     }
-    const fxp_tiled g = {n_strips, (m + l->mr - 1) / l->mr, &c, int8_range};
+    const fxp_tiled g = {m, n, l->mr, nr, 0, &c, int8_range};
     return fxp_run_tiled(&g, threads);
 }
 
@@ -1135,7 +1135,7 @@ typedef struct {
     const layout *l;
     const uint8_t *xph, *xpl;
     const char *strips;
-    int64_t stride, m, n, k, kp;
+    int64_t stride, k, kp;
     const int64_t *bias;
     const fxp_sink *o;
     int64_t bound32;
@@ -1149,35 +1149,32 @@ typedef struct {
     int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
 } a16w8_state;
 
-FXP_TARGET_AVX512 static void a16w8_begin_strip(const fxp_tiled *g, void *state, int64_t j)
+FXP_TARGET_AVX512 static void a16w8_begin_strip(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const a16w8_call *c = g->call;
     a16w8_state *s = state;
-    const int nr = 16 * c->l->nv;
-    const int64_t n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr;
     if (c->bound32 >= 0) {
-        strip_rq_init(&s->q, c->o, n0, nc, c->bound32);
-        strip_bias32(c->bias, n0, nc, s->b32);
+        strip_rq_init(&s->q, c->o, p->n0, p->nc, c->bound32);
+        strip_bias32(c->bias, p->n0, p->nc, s->b32);
     }
 }
 
-/* Tile i of strip j: both byte halves through the layout's tile kernel (or, with K <= 16, the short-K
- * kernel forming 256 H + L + bias in registers), then finish16_rows with the strip's set-up. */
-FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, int64_t j, int64_t i)
+/* One pair: both byte halves through the layout's tile kernel (or, with K <= 16, the short-K kernel
+ * forming 256 H + L + bias in registers), then finish16_rows with the strip's set-up. */
+FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const a16w8_call *c = g->call;
     a16w8_state *s = state;
     const layout *l = c->l;
-    const int nr = 16 * l->nv;
-    const int64_t i0 = i * l->mr, n0 = j * nr, nc = c->n - n0 < nr ? c->n - n0 : nr, kp = c->kp;
-    const int64_t rows = c->m - i0 < l->mr ? c->m - i0 : l->mr;
-    const char *strip = c->strips + j * c->stride;
+    const int nr = (int)g->nr;
+    const int64_t i0 = p->i0, rows = p->rows, kp = c->kp;
+    const char *strip = c->strips + p->strip * c->stride;
     const int32_t *corr = (const int32_t *)(strip + kp * nr);
     const strip_rq *q = &s->q;
     const fxp_sink *o = c->o;
     if (c->bound32 >= 0 && kp <= 16 && l->nv <= 2 && q->lanes && q->out_size <= 2 && !q->wrap) {
         const int64_t ld = o->n * o->rq->out_size;
-        char *dst = (char *)o->qout + i0 * ld + n0 * o->rq->out_size;
+        char *dst = (char *)o->qout + i0 * ld + p->n0 * o->rq->out_size;
         return (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(c->xph + i0 * 16, c->xpl + i0 * 16, (const int8_t *)strip,
                                                               corr, s->b32, kp, rows, q, dst, ld);
     }
@@ -1185,8 +1182,8 @@ FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, int
     tile_kernels(l, rows, &run_tile, NULL);
     run_tile(c->xph + i0 * chunked_k(c->k), (const int8_t *)strip, corr, kp, s->bh);
     run_tile(c->xpl + i0 * chunked_k(c->k), (const int8_t *)strip, zero_corr, kp, s->bl);
-    return finish16_rows(s->bh, s->bl, nr, rows, c->bias, i0, n0, nc, o, c->bound32, c->bound32 >= 0 ? q : NULL,
-                         s->b32, c->out64);
+    return finish16_rows(s->bh, s->bl, nr, rows, c->bias, i0, p->n0, p->nc, o, c->bound32,
+                         c->bound32 >= 0 ? q : NULL, s->b32, c->out64);
 }
 
 FXP_TARGET_AVX512 static int64_t a16w8_range(const fxp_tiled *g, int64_t t0, int64_t t1)
@@ -1195,27 +1192,26 @@ FXP_TARGET_AVX512 static int64_t a16w8_range(const fxp_tiled *g, int64_t t0, int
     return fxp_walk_tiled(g, &s, t0, t1, a16w8_begin_strip, a16w8_tile);
 }
 
-/* Small-M call p (m <= 4 rows): both halves through the layout's small kernel over small_strips
- * strips at once, then finish16_rows per strip. */
-FXP_TARGET_AVX512 static int64_t a16w8_small(const fxp_tiled *g, void *state, int64_t p, int64_t unused)
+/* One small-M pair (m <= 4 rows, a group of small_strips strips): both halves through the layout's small
+ * kernel over the group at once, then finish16_rows per strip. */
+FXP_TARGET_AVX512 static int64_t a16w8_small(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
-    (void)state, (void)unused;
+    (void)state;
     const a16w8_call *c = g->call;
     const layout *l = c->l;
     const int nr = 16 * l->nv, spc = l->small_strips;
-    const int64_t n_strips = (c->n + nr - 1) / nr, j = spc * p, n0 = j * nr, kp = c->kp;
+    const int64_t kp = c->kp, m = p->rows;
     int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-    const int present = j + 1 < n_strips && spc == 2 ? 2 : 1;
-    const char *s1 = c->strips + j * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
+    const int present = p->nc > nr ? 2 : 1;
+    const char *s1 = c->strips + p->strip * spc * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
     const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
-    l->small[c->m](c->xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp,
-                   bh);
-    l->small[c->m](c->xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
+    l->small[m](c->xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, bh);
+    l->small[m](c->xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
     int64_t count = 0;
     for (int h = 0; h < present; h++) {
-        const int64_t n_at = n0 + h * nr, nc = c->n - n_at < nr ? c->n - n_at : nr;
-        count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, c->m, c->bias, 0, n_at, nc, c->o, c->bound32,
-                               NULL, NULL, c->out64);
+        const int64_t n_at = p->n0 + h * nr, nc = h ? p->nc - nr : (p->nc < nr ? p->nc : nr);
+        count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, c->bias, 0, n_at, nc, c->o, c->bound32, NULL,
+                               NULL, c->out64);
     }
     return count;
 }
@@ -1226,7 +1222,8 @@ FXP_TARGET_AVX512 static int64_t a16w8_small_range(const fxp_tiled *g, int64_t t
 }
 
 /* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
- * rq->qout, the epilogue.  Returns the overflow count. */
+ * rq->qout, the epilogue, on the tiled driver (m <= 4 rows: the small kernels).  Returns the
+ * overflow count. */
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
                                      void *scratch, int threads)
@@ -1234,19 +1231,18 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
     const char *strips;
     const layout *l = packed_layout(packed, &strips);
     const int nr = 16 * l->nv;
-    const int64_t n_strips = (n + nr - 1) / nr;
     uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
     const fxp_sink o = {rq, qout, NULL, n};
-    const a16w8_call c = {l, xph, xpl, strips, packed_strip_bytes(k, nr), m, n, k, padded_k(k), bias, &o,
+    const a16w8_call c = {l, xph, xpl, strips, packed_strip_bytes(k, nr), k, padded_k(k), bias, &o,
                           qout != NULL ? int32_bound(bias, n, k) : -1, out64};
     if (m == 0)
         return 0;
     pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
     if (m <= 4) {
-        const fxp_tiled g = {(n_strips + l->small_strips - 1) / l->small_strips, 1, &c, a16w8_small_range};
+        const fxp_tiled g = {m, n, m, (int64_t)nr * l->small_strips, 0, &c, a16w8_small_range};
         return fxp_run_tiled(&g, threads);
     }
-    const fxp_tiled g = {n_strips, (m + l->mr - 1) / l->mr, &c, a16w8_range};
+    const fxp_tiled g = {m, n, l->mr, nr, 0, &c, a16w8_range};
     return fxp_run_tiled(&g, threads);
 }
 #endif

@@ -59,16 +59,6 @@ static void store_bound(const int8_t *w, const int32_t *bias, int64_t n0, int64_
     memcpy(strip + bound_at(padded_k(k, group) / group), &most, sizeof most);
 }
 
-/* Tile t of the ceil(m / MR) tiles of m rows, heights balanced (they differ by at most one, so no last
- * tile of one or two rows runs with too few accumulators to hide the instruction latency): its first
- * row and its number of rows.  Tile t's packed words sit at slot t (MR rows each). */
-static void tile_span(int64_t m, int64_t t, int64_t *i0, int64_t *rows)
-{
-    const int64_t n_tiles = (m + MR - 1) / MR, base = m / n_tiles, extra = m % n_tiles;
-    *rows = base + (t < extra);
-    *i0 = t * base + (t < extra ? t : extra);
-}
-
 /* AVX2: w columns n0 .. n0 + nc - 1 as int16 pairs [k / 2][16][2] (zero padded); corr = bias. */
 static void pack_w_pairs(const int8_t *w, const int32_t *bias, int64_t n0, int64_t nc, int64_t k, char *strip)
 {
@@ -129,15 +119,15 @@ FXP_TARGET_AVX2 static inline __m256i row_words(const int8_t *row, int64_t k, in
 /* x into tiles [tile][kp / group][MR] words: eight words of each of a tile's rows (rows past them
  * zero) through an 8 x 8 transpose of 32-bit lanes, so word j of the tile's MR rows is one vector,
  * stored 32 bytes wide at its 24-byte slot (the next word's store overwrites the 8 bytes past it;
- * the tile's last word is stored 16 + 8 bytes).  Tile t holds the rows of tile_span in its first
- * rows; the rest of its MR rows are never read (its kernel runs only the rows there are). */
+ * the tile's last word is stored 16 + 8 bytes).  Tile t holds its balanced rows (fxp_tile_rows) in its
+ * first rows; the rest of its MR rows are never read (its kernel runs only the rows there are). */
 FXP_TARGET_AVX2 static void pack_x_words(const int8_t *x, int64_t m, int64_t k, int group, char *xp)
 {
     const int64_t words = padded_k(k, group) / group;
     const int64_t n_tiles = (m + MR - 1) / MR;
     for (int64_t t = 0; t < n_tiles; t++) {
         int64_t i0, rows;
-        tile_span(m, t, &i0, &rows);
+        fxp_tile_rows(m, MR, 1, t, &i0, &rows);
         int32_t *tile = (int32_t *)xp + t * MR * words;
         for (int64_t w0 = 0; w0 < words; w0 += 8) {
             __m256i v[8], p[8], q[8];
@@ -373,32 +363,30 @@ FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_rows_lan
 typedef struct {
     const variant *v;
     const char *xp, *strips;
-    int64_t stride, m, n, words;
+    int64_t stride, words;
     const fxp_sink *o;
 } ymm_call;
 
-FXP_TARGET_AVX2 static void ymm_begin_strip(const fxp_tiled *g, void *state, int64_t j)
+FXP_TARGET_AVX2 static void ymm_begin_strip(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const ymm_call *c = g->call;
-    const int64_t n0 = j * NR, nc = c->n - n0 < NR ? c->n - n0 : NR;
     int64_t bound;
-    memcpy(&bound, c->strips + j * c->stride + bound_at(c->words), sizeof bound);
-    strip_rq_init(state, c->o, n0, nc, bound);
+    memcpy(&bound, c->strips + p->strip * c->stride + bound_at(c->words), sizeof bound);
+    strip_rq_init(state, c->o, p->n0, p->nc, bound);
 }
 
-/* Tile t of packed x (tile_span) times strip j (its words, then corr) into the columns n0 .. n0 + nc - 1
- * of the sink, q (the state) the strip's epilogue; returns the overflow count. */
-FXP_TARGET_AVX2 static int64_t ymm_tile(const fxp_tiled *g, void *state, int64_t j, int64_t t)
+/* One pair: tile p->tile of packed x times the strip (its words, then corr) into the pair's columns of
+ * the sink, q (the state) the strip's epilogue; returns the overflow count. */
+FXP_TARGET_AVX2 static int64_t ymm_tile(const fxp_tiled *g, void *state, const fxp_pair *p)
 {
     const ymm_call *c = g->call;
     const strip_rq *q = state;
     const fxp_sink *o = c->o;
-    const char *strip = c->strips + j * c->stride;
-    const int64_t words = c->words, n0 = j * NR, nc = c->n - n0 < NR ? c->n - n0 : NR;
+    const char *strip = c->strips + p->strip * c->stride;
+    const int64_t words = c->words, i0 = p->i0, rows = p->rows, n0 = p->n0;
     int32_t buf[MR * NR] __attribute__((aligned(32)));
-    int64_t count = 0, i0, rows;
-    tile_span(c->m, t, &i0, &rows);
-    c->v->tiles[rows](c->xp + t * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
+    int64_t count = 0;
+    c->v->tiles[rows](c->xp + p->tile * MR * words * 4, strip, (const int32_t *)(strip + words * NR * 4), words, buf);
     if (o->qout != NULL && q->lanes) {
         const int out_size = o->rq->out_size;
         const int64_t ld = o->n * out_size;
@@ -415,12 +403,12 @@ FXP_TARGET_AVX2 static int64_t ymm_tile(const fxp_tiled *g, void *state, int64_t
     for (int64_t r = 0; r < rows; r++) {
         const int32_t *acc = buf + r * NR;
         if (o->qout == NULL) {
-            memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)nc * sizeof(int32_t));
+            memcpy(o->out + (i0 + r) * o->n + n0, acc, (size_t)p->nc * sizeof(int32_t));
             continue;
         }
         const fxp_epilogue *e = o->rq;
         char *dst = (char *)o->qout + ((i0 + r) * o->n + n0) * e->out_size;
-        count += fxp_rq_row_s32(acc, nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
+        count += fxp_rq_row_s32(acc, p->nc, e->shift + n0, e->mult ? e->mult + n0 : NULL, e, dst, e->out_size);
     }
     return count;
 }
@@ -431,13 +419,13 @@ FXP_TARGET_AVX2 static int64_t ymm_range(const fxp_tiled *g, int64_t t0, int64_t
     return fxp_walk_tiled(g, &q, t0, t1, ymm_begin_strip, ymm_tile);
 }
 
-/* Every strip of `strips` (stride bytes apart; n columns) times every tile of packed x on the tiled
- * driver. */
+/* Every strip of `strips` (stride bytes apart; n columns) times every tile of packed x (balanced
+ * heights) on the tiled driver. */
 static int64_t run(const variant *v, const char *xp, const char *strips, int64_t stride, int64_t m, int64_t n,
                    int64_t k, const fxp_sink *o, int threads)
 {
-    const ymm_call c = {v, xp, strips, stride, m, n, padded_k(k, v->group) / v->group, o};
-    const fxp_tiled g = {(n + NR - 1) / NR, (m + MR - 1) / MR, &c, ymm_range};
+    const ymm_call c = {v, xp, strips, stride, padded_k(k, v->group) / v->group, o};
+    const fxp_tiled g = {m, n, MR, NR, 1, &c, ymm_range};
     return fxp_run_tiled(&g, threads);
 }
 

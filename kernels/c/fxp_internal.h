@@ -88,36 +88,70 @@ typedef struct {
 } fxp_qparams;
 
 /* ---- the one driver of the tiled SIMD GEMMs (int8 on AVX-512 and in 256-bit registers, a16w8, int16;
- * fxp_tiled.c).  A call's work is n_strips strips of packed w times n_tiles tiles of x, walked as
- * (strip, tile) pairs in strip-major order, so a strip stays in cache while the tiles pass (a small-M
- * call: one "tile" per group of strips).  fxp_run_tiled splits the pairs over `threads` OpenMP threads
- * in contiguous runs (every output element is computed by one thread: results do not depend on the
- * count) and calls the path's `range` on each run; `range` keeps its per-thread buffers on its own
- * stack and walks the run with fxp_walk_tiled.  Returns the summed overflow counts. */
+ * fxp_tiled.c).  A call's work is the strips of packed w (nr output columns each, the last one
+ * narrower) times the tiles of x (mr rows each), walked as (strip, tile) pairs in strip-major order so a
+ * strip stays in cache while the tiles pass (a small-M call: one tile of all m rows per group of
+ * strips).  fxp_run_tiled splits the pairs over `threads` OpenMP threads in contiguous runs (every
+ * output element is computed by one thread: results do not depend on the count) and calls the path's
+ * `range` on each run; `range` keeps its per-thread buffers on its own stack and walks the run with
+ * fxp_walk_tiled, which works out each pair's rows and columns (the edges).  Returns the summed
+ * overflow counts. */
 typedef struct fxp_tiled fxp_tiled;
 struct fxp_tiled {
-    int64_t n_strips, n_tiles;
-    const void *call;                                   /* the path's arguments of this call */
+    int64_t m, n;               /* rows of x, output columns */
+    int64_t mr, nr;             /* rows per tile, columns per strip */
+    int balanced;               /* 1: the tiles' heights differ by at most one (fxp_tile_rows), else mr rows
+                                 * and a shorter last tile */
+    const void *call;           /* the path's arguments of this call */
     int64_t (*range)(const fxp_tiled *g, int64_t t0, int64_t t1);
 };
 int64_t fxp_run_tiled(const fxp_tiled *g, int threads);
 
+/* One (strip, tile) pair: its indices, its rows i0 .. i0 + rows - 1 of x, its output columns
+ * n0 .. n0 + nc - 1. */
+typedef struct {
+    int64_t strip, tile, i0, rows, n0, nc;
+} fxp_pair;
+
+/* Tile t of the ceil(m / mr) tiles of m rows: its first row and its height; balanced, the heights differ
+ * by at most one (no last tile of one or two rows then runs with too few accumulators to hide the
+ * instruction latency). */
+static inline void fxp_tile_rows(int64_t m, int64_t mr, int balanced, int64_t t, int64_t *i0, int64_t *rows)
+{
+    if (!balanced) {
+        *i0 = t * mr;
+        *rows = m - *i0 < mr ? m - *i0 : mr;
+        return;
+    }
+    const int64_t n_tiles = (m + mr - 1) / mr, base = m / n_tiles, extra = m % n_tiles;
+    *rows = base + (t < extra);
+    *i0 = t * base + (t < extra ? t : extra);
+}
+
 /* Pairs t0 .. t1 - 1 of g: begin_strip (may be NULL) each time the run enters a strip (the strip's
  * epilogue set-up), then tile for each pair; `state` is the caller's per-thread buffers.  Inlined
  * into each path's `range` with its own functions, so both calls are direct. */
-typedef void (*fxp_begin_strip_fn)(const fxp_tiled *g, void *state, int64_t strip);
-typedef int64_t (*fxp_tile_fn)(const fxp_tiled *g, void *state, int64_t strip, int64_t tile);
+typedef void (*fxp_begin_strip_fn)(const fxp_tiled *g, void *state, const fxp_pair *p);
+typedef int64_t (*fxp_tile_fn)(const fxp_tiled *g, void *state, const fxp_pair *p);
 static inline __attribute__((always_inline)) int64_t fxp_walk_tiled(const fxp_tiled *g, void *state, int64_t t0,
                                                                     int64_t t1, fxp_begin_strip_fn begin_strip,
                                                                     fxp_tile_fn tile)
 {
-    int64_t count = 0, strip = -1;
+    const int64_t n_tiles = (g->m + g->mr - 1) / g->mr;
+    int64_t count = 0;
+    fxp_pair p = {-1, 0, 0, 0, 0, 0};
     for (int64_t t = t0; t < t1; t++) {
-        const int64_t j = t / g->n_tiles;
-        if (begin_strip && j != strip)
-            begin_strip(g, state, j);
-        strip = j;
-        count += tile(g, state, j, t - j * g->n_tiles);
+        const int64_t j = t / n_tiles;
+        if (j != p.strip) {
+            p.strip = j;
+            p.n0 = j * g->nr;
+            p.nc = g->n - p.n0 < g->nr ? g->n - p.n0 : g->nr;
+            if (begin_strip)
+                begin_strip(g, state, &p);
+        }
+        p.tile = t - j * n_tiles;
+        fxp_tile_rows(g->m, g->mr, g->balanced, p.tile, &p.i0, &p.rows);
+        count += tile(g, state, &p);
     }
     return count;
 }
