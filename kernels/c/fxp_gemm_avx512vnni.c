@@ -117,7 +117,7 @@ FXP_TARGET_AVX512 static inline void pack_row_chunks(const int8_t *row, int64_t 
 FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k, int mr, int64_t i0, uint8_t *dst)
 {
     const __m512i flip4 = _mm512_set1_epi8((char)0x80);
-    const int64_t full = k >> 4, chunks = (k + 15) >> 4;
+    const int64_t full = k >> 4, chunks = (k + 15) >> 4, step = mr / 4;    /* 64-byte units per chunk */
     int r = 0;
     if (mr % 4 == 0)
         for (; r + 4 <= mr && i0 + r + 4 <= m; r += 4) {
@@ -132,10 +132,10 @@ FXP_TARGET_AVX512 static void pack_x_tile(const int8_t *x, int64_t m, int64_t k,
                 h[1] = _mm512_shuffle_i64x2(a[0], a[1], 0xee);     /* chunks 2, 3 of rows 0, 1 */
                 h[2] = _mm512_shuffle_i64x2(a[2], a[3], 0x44);
                 h[3] = _mm512_shuffle_i64x2(a[2], a[3], 0xee);
-                _mm512_store_si512((void *)(out + (c + 0) * mr / 4), _mm512_shuffle_i64x2(h[0], h[2], 0x88));
-                _mm512_store_si512((void *)(out + (c + 1) * mr / 4), _mm512_shuffle_i64x2(h[0], h[2], 0xdd));
-                _mm512_store_si512((void *)(out + (c + 2) * mr / 4), _mm512_shuffle_i64x2(h[1], h[3], 0x88));
-                _mm512_store_si512((void *)(out + (c + 3) * mr / 4), _mm512_shuffle_i64x2(h[1], h[3], 0xdd));
+                _mm512_store_si512((void *)(out + (c + 0) * step), _mm512_shuffle_i64x2(h[0], h[2], 0x88));
+                _mm512_store_si512((void *)(out + (c + 1) * step), _mm512_shuffle_i64x2(h[0], h[2], 0xdd));
+                _mm512_store_si512((void *)(out + (c + 2) * step), _mm512_shuffle_i64x2(h[1], h[3], 0x88));
+                _mm512_store_si512((void *)(out + (c + 3) * step), _mm512_shuffle_i64x2(h[1], h[3], 0xdd));
             }
             for (int i = 0; i < 4; i++)
                 pack_row_chunks(row + i * k, k, mr, c, (__m128i *)(dst + 16 * (r + i)));
