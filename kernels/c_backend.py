@@ -257,6 +257,7 @@ class _PackedPerPath(CWeights):
         self._path = -1
         self._packed = None
         self._packed_ptr = None
+        self._scratch_sizes = {}        # rows -> scratch bytes of a packed call on the active path
 
     def _packed_for_active_path(self):
         """cffi pointer to the packed buffer of the active path, or None when that path does not pack."""
@@ -268,8 +269,19 @@ class _PackedPerPath(CWeights):
             self._packed_ptr = ffi.from_buffer(self._packed) if size else None
             if size:
                 self._pack(n, k, self._packed_ptr)
+            self._scratch_sizes = {}
             self._path = path
         return self._packed_ptr
+
+    def _packed_scratch(self, rows):
+        """Scratch of a packed call on ``rows`` rows of x (pointer, owner), its size asked of the library once
+        per row count and path (``scratch_bytes_of``: a batch-1 layer spent a tenth of its call there)."""
+        nbytes = self._scratch_sizes.get(rows)
+        if nbytes is None:
+            if len(self._scratch_sizes) >= 64:      # calls of ever new row counts: keep the table small
+                self._scratch_sizes.clear()
+            nbytes = self._scratch_sizes[rows] = int(self.scratch_bytes_of(self.w.shape[1], self._n)(rows))
+        return _scratch_pointer(nbytes)
 
 
 class PackedInt8Weights(_PackedPerPath):
@@ -300,19 +312,20 @@ class PackedInt8Weights(_PackedPerPath):
             super().gemm(x, out)
             return
         m, k = x.shape
-        n = self.w.shape[0]
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(m, n, k)))
-        _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed, ffi.from_buffer("int32_t[]", out),
-                                             m, n, k, scratch, self.threads))
+        scratch, _owner = self._packed_scratch(m)
+        _check_packed(lib.fxp_gemm_s8_packed(ffi.from_buffer("int8_t[]", x), packed,
+                                             ffi.from_buffer("int32_t[]", out, True), m, self._n, k, scratch,
+                                             self.threads))
 
     def gemm_requant(self, x, out) -> int:
         packed = self._packed_for_active_path()
         if packed is None:
             return super().gemm_requant(x, out)
         m, k = x.shape
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(m, self._n, k)))
+        scratch, _owner = self._packed_scratch(m)
+        # require_writable positionally: as a keyword, cffi's argument parsing cost 0.3 us per call
         count = lib.fxp_gemm_requant_s8_packed(ffi.from_buffer("int8_t[]", x), packed, self._epilogue.struct,
-                                               ffi.from_buffer(out, require_writable=True), m, self._n, k, scratch,
+                                               ffi.from_buffer("char[]", out, True), m, self._n, k, scratch,
                                                self.threads)
         _check_packed(count)
         return count
@@ -326,12 +339,10 @@ class PackedInt8Weights(_PackedPerPath):
             return None
         b, h, w, c = x.shape
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_s8_packed_scratch_bytes(b * oh * ow, self._n,
-                                                                                   kh * kw * c)))
+        scratch, _owner = self._packed_scratch(b * oh * ow)
         count = lib.fxp_conv_requant_s8_packed(ffi.from_buffer("int8_t[]", x), b, h, w, c, kh, kw, sh, sw, ph, pw, oh,
-                                               ow, packed, self._epilogue.struct,
-                                               ffi.from_buffer(out, require_writable=True), self._n, scratch,
-                                               self.threads)
+                                               ow, packed, self._epilogue.struct, ffi.from_buffer("char[]", out, True),
+                                               self._n, scratch, self.threads)
         if count == lib.FXP_CONV_UNFUSED:
             return None
         _check_packed(count)
@@ -369,12 +380,12 @@ class PackedSplitWeights(_PackedPerPath):
     def _run(self, x, acc, qout) -> int:
         """The exact int64 accumulator into ``acc`` (qout None), or the epilogue into ``qout``."""
         m, k = x.shape
-        scratch, _owner = _scratch_pointer(int(lib.fxp_gemm_split_scratch_bytes(self.kind.code, m, k)))
+        scratch, _owner = self._packed_scratch(m)
         count = lib.fxp_gemm_split_packed_run(
             self.kind.code, ffi.from_buffer("int16_t[]", x), self._packed_ptr, self._bias_ptr,
-            ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc),
+            ffi.NULL if acc is None else ffi.from_buffer("int64_t[]", acc, True),
             ffi.NULL if qout is None else self._epilogue.struct,
-            ffi.NULL if qout is None else ffi.from_buffer(qout, require_writable=True), m, self._n, k, scratch,
+            ffi.NULL if qout is None else ffi.from_buffer("char[]", qout, True), m, self._n, k, scratch,
             self.threads)
         _check_packed(count)
         return count
@@ -457,7 +468,7 @@ def quantize(x, frac, rounding, out_bits, out) -> tuple[int, int]:
         fn, xt = lib.fxp_quantize_f64, "double[]"
     else:
         raise TypeError(f"quantize: x must be float32 or float64, got {x.dtype}")
-    fn(ffi.from_buffer(xt, x), x.size, frac, rounding.code, out_bits, ffi.from_buffer(out, require_writable=True),
+    fn(ffi.from_buffer(xt, x), x.size, frac, rounding.code, out_bits, ffi.from_buffer("char[]", out, True),
        out.itemsize, counts)
     return int(counts[0]), int(counts[1])
 
@@ -519,7 +530,7 @@ def im2col(x, kernel, stride, padding, out_hw, rows, out) -> None:
     """Patch rows of output rows ``rows`` = (i0, i1) of every image of NHWC ``x`` (``fxp_im2col``)."""
     b, h, w, c = x.shape
     (kh, kw), (sh, sw), (ph, pw), (_, ow), (i0, i1) = kernel, stride, padding, out_hw, rows
-    lib.fxp_im2col(ffi.from_buffer(x), ffi.from_buffer(out, require_writable=True), x.itemsize, b, h, w, c, kh, kw,
+    lib.fxp_im2col(ffi.from_buffer(x), ffi.from_buffer("char[]", out, True), x.itemsize, b, h, w, c, kh, kw,
                    sh, sw, ph, pw, i0, i1, ow)
 
 
