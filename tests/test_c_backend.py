@@ -321,6 +321,35 @@ def test_threads_keyword_and_environment_default(monkeypatch):
         kernels.prepare_linear(w, shift=1, threads=0)
 
 
+@pytest.mark.parametrize("xt", [np.int8, np.int16])
+def test_a_layer_moved_to_another_path_takes_that_paths_scratch(monkeypatch, xt):
+    """A prepared layer called with the same row count on every path in turn: each call gets the scratch the
+    library asks for on the path then active (the size is remembered per row count, and forgotten with the
+    packing of another path), and the integers of the reference."""
+    from fixedpoint import kernels
+
+    rng = np.random.default_rng(7)
+    m, k, n = 256, 784, 256             # packed scratch above the shared 64 KB buffer on every VNNI path
+    x, w = extreme_ints(rng, xt, (m, k)), extreme_ints(rng, np.int8, (n, k))
+    layer = kernels.prepare_linear(w, x_dtype=xt, shift=14, backend="c")
+    want = kernels.prepare_linear(w, x_dtype=xt, shift=14, backend="reference")(x)
+    asked = []
+    real = c._scratch_pointer
+    monkeypatch.setattr(c, "_scratch_pointer", lambda nbytes: asked.append(nbytes) or real(nbytes))
+    weights, kind = layer.bound.weights, layer.bound.kind
+    try:
+        for name in reversed(c.supported_paths()):
+            c.force_path(name)
+            del asked[:]
+            np.testing.assert_array_equal(layer(x), want, err_msg=name)
+            if weights._packed_for_active_path() is not None:
+                size = (c.lib.fxp_gemm_s8_packed_scratch_bytes(m, n, k) if xt is np.int8 else
+                        c.lib.fxp_gemm_split_scratch_bytes(kind.code, m, k))
+                assert asked == [size], name
+    finally:
+        c.force_path(None)
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_im2col_wide_rows_on_every_path(path, dtype, channels):
