@@ -390,6 +390,26 @@ class PackedSplitWeights(_PackedPerPath):
         _check_packed(count)
         return count
 
+    def conv_requant(self, x, kernel, stride, padding, out_hw, out) -> int | None:
+        """The requantized a16w8 convolution of C-contiguous NHWC int16 ``x`` into ``out`` (B*OH*OW, N), both
+        byte halves of its patch rows packed into the register tiles straight from ``x``
+        (``fxp_conv_requant_s16s8_packed``); the overflow count, or None where the active path has no such
+        packing for this geometry or kind (the caller builds the patch rows)."""
+        packed = self._packed_for_active_path() if self.kind.name == "s16s8" else None
+        if packed is None:
+            return None
+        b, h, w, c = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
+        scratch, _owner = self._packed_scratch(b * oh * ow)
+        count = lib.fxp_conv_requant_s16s8_packed(ffi.from_buffer("int16_t[]", x), b, h, w, c, kh, kw, sh, sw, ph, pw,
+                                                  oh, ow, packed, self._bias_ptr, self._epilogue.struct,
+                                                  ffi.from_buffer("char[]", out, True), self._n, scratch,
+                                                  self.threads)
+        if count == lib.FXP_CONV_UNFUSED:
+            return None
+        _check_packed(count)
+        return count
+
     def gemm(self, x, out) -> None:
         if self._packed_for_active_path() is None:
             super().gemm(x, out)

@@ -1,6 +1,7 @@
 """int8 convolutions whose patch rows the C backend packs into the GEMM's register tiles straight from the image
 (``fxp_conv_requant_s8_packed``: AVX-512 VNNI path, channels a multiple of 16 or patch rows of at most 16 bytes
-with VBMI), on the prepared layers and in
+with VBMI; int16 images into both byte tiles of the a16w8 GEMM, ``fxp_conv_requant_s16s8_packed``), on the
+prepared layers and in
 compiled models: bit-identical with the reference backend, overflow counts included, at image borders, strides,
 paddings, kernels wider and taller than the image, one and several weight strips, the small-M kernels, partial
 tiles and several threads; and layers the fusion does not cover still match."""
@@ -80,6 +81,65 @@ def test_conv1d_matches_the_reference(vnni, length, ch, o, k, stride, padding):
     call = dict(stride=stride, padding=padding, shift=9, overflow="wrap", out_bits=6)
     layer = kernels.prepare_conv1d(wt, None, backend="c", **call)
     _same(layer, lambda v, stats: kernels.conv1d(v, wt, None, backend="reference", stats=stats, **call), x)
+
+
+# a16w8 (int16 images): the same geometries (plus one whose K takes the int64 route of the a16w8 tiles),
+# each with whether its patch rows pack into both byte tiles straight from the image: whole 16-channel
+# pixels, or patch rows of at most 16 elements whose spans of 2-byte elements fit one zmm (groups of 8 or
+# 4 pixels; the others build patch rows).
+A16W8_CONV2D = [
+    (CONV2D[0], True), (CONV2D[1], True), (CONV2D[2], True), (CONV2D[3], True), (CONV2D[4], True),
+    (CONV2D[5], True), (CONV2D[6], True), (CONV2D[7], True), (CONV2D[8], True), (CONV2D[9], True),
+    (CONV2D[10], False), (CONV2D[11], True), (CONV2D[12], False), (CONV2D[13], False), (CONV2D[14], True),
+    (CONV2D[15], False), ((1, 4, 4, 64, 20, (3, 3), 1, 1), True), ((2, 6, 9, 1, 16, (2, 3), 1, 1), True),
+]
+
+
+@pytest.fixture
+def patch_rows_built(monkeypatch):
+    """How many times the layers built patch rows (0: every call packed its tiles from the image)."""
+    from fixedpoint.kernels import layers
+
+    calls = []
+    real = layers.im2col_chunks
+    monkeypatch.setattr(layers, "im2col_chunks", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+@pytest.mark.parametrize("case,fuses", A16W8_CONV2D, ids=str)
+def test_a16w8_conv2d_matches_the_reference(vnni, patch_rows_built, case, fuses):
+    b, h, w, ch, o, kernel, stride, padding = case
+    rng = np.random.default_rng(h * 100 + w * 10 + ch + 1)
+    x = extreme_ints(rng, np.int16, (b, h, w, ch))
+    wt = extreme_ints(rng, np.int8, (o, *kernel, ch))
+    for bias, rounding, relu, out_dtype, overflow in (
+            (rng.integers(-2**20, 2**20, o), "half_even", False, np.int16, "saturate"),
+            (rng.integers(-5000, 5000, o), "floor", True, np.int8, "wrap"),
+            (None, "half_away", True, np.int16, "saturate_symmetric")):
+        call = dict(stride=stride, padding=padding, shift=rng.integers(6, 22, o), rounding=rounding, relu=relu,
+                    out_dtype=out_dtype, overflow=overflow)
+        bias = None if bias is None else bias.astype(np.int64)
+        want_stats = OverflowStats()
+        want = kernels.conv2d(x, wt, bias, backend="reference", stats=want_stats, **call)
+        for threads in (1, 3):
+            layer = kernels.prepare_conv2d(wt, bias, backend="c", threads=threads, x_dtype=np.int16, **call)
+            del patch_rows_built[:]
+            got_stats = OverflowStats()
+            np.testing.assert_array_equal(layer(x, stats=got_stats), want)
+            assert (got_stats.overflowed, got_stats.total) == (want_stats.overflowed, want_stats.total)
+            assert (not patch_rows_built) == fuses
+
+
+def test_a16w8_conv1d_matches_the_reference(vnni, patch_rows_built):
+    rng = np.random.default_rng(5)
+    for length, ch, o, k, stride, padding in [(40, 16, 32, 5, 1, 2), (9, 32, 48, 3, 2, 0), (30, 2, 16, 5, 1, 2)]:
+        x = extreme_ints(rng, np.int16, (4, length, ch))
+        wt = extreme_ints(rng, np.int8, (o, k, ch))
+        call = dict(stride=stride, padding=padding, shift=13, overflow="wrap", out_bits=10)
+        want = kernels.conv1d(x, wt, None, backend="reference", **call)
+        del patch_rows_built[:]
+        np.testing.assert_array_equal(kernels.prepare_conv1d(wt, None, backend="c", x_dtype=np.int16, **call)(x), want)
+        assert not patch_rows_built
 
 
 def test_many_images_split_into_chunks(vnni):

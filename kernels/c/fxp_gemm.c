@@ -258,7 +258,7 @@ int fxp_conv_packs_tiles(int64_t c, int64_t kh, int64_t kw, int64_t sw)
 {
 #ifdef FXP_X86
     fxp_patch_geometry g = {1, 1, 1, c, kh, kw, 1, sw, 0, 0, 1, 1, 0, {0}};
-    return fxp_active_path() == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g);
+    return fxp_active_path() == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g, 1);
 #else
     (void)c, (void)kh, (void)kw, (void)sw;
     return 0;
@@ -276,11 +276,31 @@ int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, in
         return -1;
 #ifdef FXP_X86
     fxp_patch_geometry g = {b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, 0, {0}};
-    if (path == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g))
+    if (path == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g, 1))
         return fxp_conv_s8_packed_avx512(image, &g, (const char *)packed + PACK_HEADER, NULL, e, out, n, scratch,
                                          threads);
 #endif
     (void)image, (void)b, (void)h, (void)w, (void)c, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw;
     (void)oh, (void)ow, (void)e, (void)out, (void)n, (void)scratch, (void)threads;
+    return FXP_CONV_UNFUSED;
+}
+
+int64_t fxp_conv_requant_s16s8_packed(const int16_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
+                                      int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
+                                      int64_t ow, const void *packed, const int64_t *bias, const fxp_epilogue *e,
+                                      void *out, int64_t n, void *scratch, int threads)
+{
+    int32_t path;
+    memcpy(&path, packed, sizeof path);
+    if (path != fxp_active_path() || !split_applies(FXP_KIND_S16S8, kh * kw * c))
+        return -1;
+#ifdef FXP_X86
+    fxp_patch_geometry g = {b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, 0, {0}};
+    if (fxp_patch_setup(&g, 2))
+        return fxp_conv_s16s8_packed_avx512(image, &g, (const char *)packed + PACK_HEADER, bias, e, out, n, scratch,
+                                            threads);
+#endif
+    (void)image, (void)b, (void)h, (void)w, (void)c, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw;
+    (void)oh, (void)ow, (void)bias, (void)e, (void)out, (void)n, (void)scratch, (void)threads;
     return FXP_CONV_UNFUSED;
 }

@@ -963,9 +963,9 @@ int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *
     return packed_run(&src, packed, out, rq, qout, m, n, k, scratch, threads);
 }
 
-/* The convolution of an NHWC int8 image (geometry g, set up by fxp_patch_setup) by weights packed as
- * (n, kh * kw * c) rows: the packed call on its patch rows, each tile packed from the image; scratch as
- * fxp_s8_packed_scratch_avx512(b * oh * ow, n, k). */
+/* The convolution of an NHWC int8 image (geometry g, set up by fxp_patch_setup with elem_size 1) by
+ * weights packed as (n, kh * kw * c) rows: the packed call on its patch rows, each tile packed from the
+ * image; scratch as fxp_s8_packed_scratch_avx512(b * oh * ow, n, k). */
 int64_t fxp_conv_s8_packed_avx512(const int8_t *image, const fxp_patch_geometry *g, const void *packed, int32_t *out,
                                   const fxp_epilogue *rq, void *qout, int64_t n, void *scratch, int threads)
 {
@@ -1221,28 +1221,52 @@ FXP_TARGET_AVX512 static int64_t a16w8_small_range(const fxp_tiled *g, int64_t t
     return fxp_walk_tiled(g, NULL, t0, t1, NULL, a16w8_small);
 }
 
-/* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
- * rq->qout, the epilogue, on the tiled driver (m <= 4 rows: the small kernels).  Returns the
- * overflow count. */
-int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
-                                     const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
-                                     void *scratch, int threads)
+/* The a16w8 call on both byte halves of x, packed (xph, xpl, as pack_x16 lays them out), on the tiled
+ * driver (m <= 4 rows: the small kernels). */
+FXP_TARGET_AVX512 static int64_t a16w8_run(const layout *l, const char *strips, const uint8_t *xph, const uint8_t *xpl,
+                                           const int64_t *bias, int64_t *out64, const fxp_epilogue *rq, void *qout,
+                                           int64_t m, int64_t n, int64_t k, int threads)
 {
-    const char *strips;
-    const layout *l = packed_layout(packed, &strips);
     const int nr = 16 * l->nv;
-    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
     const fxp_sink o = {rq, qout, NULL, n};
     const a16w8_call c = {l, xph, xpl, strips, packed_strip_bytes(k, nr), k, padded_k(k), bias, &o,
                           qout != NULL ? int32_bound(bias, n, k) : -1, out64};
-    if (m == 0)
-        return 0;
-    pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
     if (m <= 4) {
         const fxp_tiled g = {m, n, m, (int64_t)nr * l->small_strips, 0, &c, a16w8_small_range};
         return fxp_run_tiled(&g, threads);
     }
     const fxp_tiled g = {m, n, l->mr, nr, 0, &c, a16w8_range};
     return fxp_run_tiled(&g, threads);
+}
+
+/* a16w8 on weights packed by fxp_s8_pack_avx512 without bias; out64 (int64) or, with
+ * rq->qout, the epilogue.  Returns the overflow count. */
+int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
+                                     const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
+                                     void *scratch, int threads)
+{
+    const char *strips;
+    const layout *l = packed_layout(packed, &strips);
+    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * chunked_k(k);
+    if (m == 0)
+        return 0;
+    pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
+    return a16w8_run(l, strips, xph, xpl, bias, out64, rq, qout, m, n, k, threads);
+}
+
+int64_t fxp_conv_s16s8_packed_avx512(const int16_t *image, const fxp_patch_geometry *g, const void *packed,
+                                     const int64_t *bias, const fxp_epilogue *rq, void *qout, int64_t n,
+                                     void *scratch, int threads)
+{
+    const char *strips;
+    const layout *l = packed_layout(packed, &strips);
+    const int64_t m = g->b * g->oh * g->ow, k = g->kh * g->kw * g->c, kx = chunked_k(k);
+    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kx;
+    if (m == 0)
+        return 0;
+    const int rows = x_tile_rows(l, m);
+    for (int64_t i0 = 0; i0 < m; i0 += rows)
+        fxp_patch_tile16(g, image, m, rows, i0, xph + i0 * kx, xpl + i0 * kx);
+    return a16w8_run(l, strips, xph, xpl, bias, NULL, rq, qout, m, n, k, threads);
 }
 #endif

@@ -272,19 +272,31 @@ int64_t fxp_gemm_s8_packed_avx512(const int8_t *x, const void *packed, int32_t *
  * image (fxp_patch_tiles.c): the geometry and, for patch rows of at most 16 bytes, the vpermb table. */
 typedef struct {
     int64_t b, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow;
-    int64_t group;              /* output pixels per vpermb group (16, 8, 4), or 0: whole 16-byte pixels */
-    uint8_t index[256];         /* byte j of a group's tile rows (16 bytes each) is span byte index[j] */
+    int64_t group;              /* output pixels per vpermb group (16, 8, 4), or 0: whole 16-channel pixels */
+    uint8_t index[256];         /* byte j of a group's tile rows (16 bytes each) is span byte index[j] (int16:
+                                 * the element's high byte) */
 } fxp_patch_geometry;
-/* 1 when this geometry's patch rows pack into tiles (c % 16 == 0, or kh * kw * c <= 16 with AVX-512 VBMI
- * and spans that fit one zmm), setting up group and index; else 0. */
-int fxp_patch_setup(fxp_patch_geometry *g);
+/* 1 when this geometry's patch rows of elem_size-byte elements (1: int8, 2: int16) pack into tiles
+ * (c % 16 == 0, or kh * kw * c <= 16 with AVX-512 VBMI and spans that fit one zmm), setting up group and
+ * index; else 0. */
+int fxp_patch_setup(fxp_patch_geometry *g, int elem_size);
 /* Output pixels i0 .. i0 + mr - 1 (those below m; m = b * oh * ow) as one u8 tile of mr rows. */
 void fxp_patch_tile(const fxp_patch_geometry *g, const int8_t *image, int64_t m, int mr, int64_t i0, uint8_t *dst);
+/* The same of an int16 image (set up with elem_size 2) as the a16w8 GEMM's two tiles: high bytes + 128,
+ * low bytes. */
+void fxp_patch_tile16(const fxp_patch_geometry *g, const int16_t *image, int64_t m, int mr, int64_t i0,
+                      uint8_t *dst_high, uint8_t *dst_low);
 int64_t fxp_conv_s8_packed_avx512(const int8_t *image, const fxp_patch_geometry *g, const void *packed, int32_t *out,
                                   const fxp_epilogue *rq, void *qout, int64_t n, void *scratch, int threads);
 int64_t fxp_s16s8_scratch_avx512(int64_t m, int64_t k);
 int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const int64_t *bias, int64_t *out64,
                                      const fxp_epilogue *rq, void *qout, int64_t m, int64_t n, int64_t k,
+                                     void *scratch, int threads);
+/* The a16w8 convolution of an NHWC int16 image (geometry g, set up with elem_size 2) by weights packed as
+ * (n, kh * kw * c) rows without bias: fxp_gemm_s16s8_packed_avx512 on its patch rows, packed into both
+ * tile sets straight from the image; scratch as fxp_s16s8_scratch_avx512(b * oh * ow, k). */
+int64_t fxp_conv_s16s8_packed_avx512(const int16_t *image, const fxp_patch_geometry *g, const void *packed,
+                                     const int64_t *bias, const fxp_epilogue *rq, void *qout, int64_t n,
                                      void *scratch, int threads);
 int64_t fxp_s16_packed_bytes_avx512(int64_t n, int64_t k);
 int64_t fxp_s16_scratch_avx512(int64_t m, int64_t k);

@@ -8,6 +8,10 @@
  *     under byte masks (nothing outside the image is read), then one vpermb per four tile rows.  The
  *     bytes of a row past K hold whatever the permute puts there: the packed weights are zero at those
  *     k (and the K loop stops at K rounded up to 4), so they add nothing.
+ * int16 images (the a16w8 GEMM) pack the same way into its two tile sets, the high bytes + 128 and the
+ * low bytes of each x (x = 256 * high + low, as pack_x16 splits them): a 16-channel chunk is one 32-byte
+ * load split by two truncating vpmovwb, and a group's spans (16-bit masks, 2 bytes per element, so half
+ * as many pixels fit a zmm) go through two vpermb, one picking each element's high byte, one its low.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -21,7 +25,7 @@
 
 static uint64_t low_bits(int64_t n) { return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1; }
 
-int fxp_patch_setup(fxp_patch_geometry *g)
+int fxp_patch_setup(fxp_patch_geometry *g, int elem_size)
 {
     const int64_t k = g->kh * g->kw * g->c;
     g->group = 0;
@@ -30,7 +34,7 @@ int fxp_patch_setup(fxp_patch_geometry *g)
     if (k > 16 || !fxp_vbmi_supported())
         return 0;
     for (int64_t p = 16; p >= 4 && !g->group; p /= 2)
-        if (g->kh * ((p - 1) * g->sw + g->kw) * g->c <= 64)
+        if (g->kh * ((p - 1) * g->sw + g->kw) * g->c * elem_size <= 64)
             g->group = p;
     if (!g->group)
         return 0;
@@ -40,8 +44,11 @@ int fxp_patch_setup(fxp_patch_geometry *g)
         int64_t j = 16 * p;
         for (int64_t di = 0; di < g->kh; di++)
             for (int64_t dj = 0; dj < g->kw; dj++)
-                for (int64_t cc = 0; cc < g->c; cc++, j++)
-                    g->index[j] = (uint8_t)(di * span + (p * g->sw + dj) * g->c + cc);
+                for (int64_t cc = 0; cc < g->c; cc++, j++) {
+                    /* the element's byte (int16: its high byte; the low one sits just below) */
+                    const int64_t e = di * span + (p * g->sw + dj) * g->c + cc;
+                    g->index[j] = (uint8_t)(elem_size * e + elem_size - 1);
+                }
     }
     return 1;
 }
@@ -171,5 +178,124 @@ void fxp_patch_tile(const fxp_patch_geometry *g, const int8_t *image, int64_t m,
         tile_of_groups(g, image, m, mr, i0, dst);
     else
         tile_of_pixels(g, image, m, mr, i0, dst);
+}
+
+/* 16 int16 x as the high bytes + 128 and the low bytes of their tile rows (x = 0 where v is zero). */
+FXP_TARGET_AVX512 static inline void split_store(__m256i v, __m128i *high, __m128i *low)
+{
+    _mm_store_si128(high, _mm256_cvtepi16_epi8(_mm256_add_epi16(_mm256_srai_epi16(v, 8), _mm256_set1_epi16(128))));
+    _mm_store_si128(low, _mm256_cvtepi16_epi8(v));
+}
+
+/* Whole 16-channel pixels of an int16 image into both tile sets (chunk ch of row r at (ch * mr + r) * 16). */
+FXP_TARGET_AVX512 static void tile16_of_pixels(const fxp_patch_geometry *geometry, const int16_t *image, int64_t m,
+                                               int mr, int64_t i0, uint8_t *dst_high, uint8_t *dst_low)
+{
+    const scalars g = scalars_of(geometry);
+    const __m256i zero = _mm256_setzero_si256();
+    const int64_t per_pixel = g.c / 16, row_chunks = g.kw * per_pixel, chunks = g.kh * row_chunks;
+    const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
+    int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
+    for (int r = 0; r < mr; r++) {
+        __m128i *high = (__m128i *)dst_high + r, *low = (__m128i *)dst_low + r;
+        if (i0 + r >= m) {
+            for (int64_t ch = 0; ch < chunks; ch++)
+                split_store(zero, high + ch * mr, low + ch * mr);
+            continue;
+        }
+        const int64_t ih0 = oi * g.sh - g.ph, iw0 = oj * g.sw - g.pw;
+        for (int64_t di = 0; di < g.kh; di++) {
+            const int64_t ih = ih0 + di, at = di * row_chunks * mr;
+            for (int64_t dj = 0; dj < g.kw; dj++) {
+                const int64_t iw = iw0 + dj;
+                const int inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+                for (int64_t q = 0; q < per_pixel; q++) {
+                    const int64_t to = at + (dj * per_pixel + q) * mr;
+                    const __m256i v = inside ? _mm256_loadu_si256((const __m256i *)(image + ((bi * g.h + ih) * g.w + iw)
+                                                                                            * g.c) + q)
+                                             : zero;
+                    split_store(v, high + to, low + to);
+                }
+            }
+        }
+        if (++oj == g.ow) {
+            oj = 0;
+            if (++oi == g.oh)
+                oi = 0, bi++;
+        }
+    }
+}
+
+/* Patch rows of at most 16 int16 elements: runs of up to P consecutive output pixels of one output row,
+ * their spans loaded under 16-bit masks, then per four tile rows one vpermb for the high bytes (+ 128) and
+ * one for the low bytes. */
+VBMI_TARGET static void tile16_of_groups(const fxp_patch_geometry *geometry, const int16_t *image, int64_t m, int mr,
+                                         int64_t i0, uint8_t *dst_high, uint8_t *dst_low)
+{
+    const scalars g = scalars_of(geometry);
+    const int64_t p = geometry->group, span_px = (p - 1) * g.sw + g.kw, span = span_px * g.c;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), one = _mm512_set1_epi8(1);
+    __m512i perm_high[4], perm_low[4];
+    for (int v = 0; v < 4; v++) {
+        perm_high[v] = _mm512_loadu_si512((const void *)(geometry->index + 64 * v));
+        perm_low[v] = _mm512_sub_epi8(perm_high[v], one);
+    }
+    const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
+    int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
+    const int64_t rows = m - i0 < mr ? m - i0 : mr;
+    int64_t r = 0;
+    while (r < rows) {
+        int64_t run = g.ow - oj < p ? g.ow - oj : p;
+        run = rows - r < run ? rows - r : run;
+        const int64_t iw0 = oj * g.sw - g.pw;   /* input column of every span's first pixel */
+        const int64_t c0 = iw0 < 0 ? -iw0 : 0, c1 = g.w - iw0 < span_px ? g.w - iw0 : span_px;
+        __m512i spans = _mm512_setzero_si512();
+        for (int64_t di = 0; di < g.kh && c1 > c0; di++) {
+            const int64_t ih = oi * g.sh - g.ph + di;
+            if (ih < 0 || ih >= g.h)
+                continue;
+            /* elements c0 * c .. c1 * c - 1 of the span land at di * span + those (16-bit lanes); the load's
+             * base is set back by that offset, and only the masked (inside) elements are read */
+            const int64_t at = di * span + c0 * g.c;
+            const int16_t *first = image + ((bi * g.h + ih) * g.w + iw0 + c0) * g.c;
+            spans = _mm512_mask_loadu_epi16(spans, (__mmask32)(low_bits((c1 - c0) * g.c) << at),
+                                            (const void *)((uintptr_t)first - 2 * (uintptr_t)at));
+        }
+        for (int64_t v = 0; 4 * v < run; v++) {
+            const __m512i high = _mm512_xor_si512(_mm512_permutexvar_epi8(perm_high[v], spans), flip);
+            const __m512i low = _mm512_permutexvar_epi8(perm_low[v], spans);
+            uint8_t *to_high = dst_high + (r + 4 * v) * 16, *to_low = dst_low + (r + 4 * v) * 16;
+            if (run - 4 * v >= 4) {
+                _mm512_storeu_si512((void *)to_high, high);
+                _mm512_storeu_si512((void *)to_low, low);
+            } else {
+                uint8_t part[128] __attribute__((aligned(64)));
+                _mm512_store_si512((void *)part, high);
+                _mm512_store_si512((void *)(part + 64), low);
+                memcpy(to_high, part, (size_t)(16 * (run - 4 * v)));
+                memcpy(to_low, part + 64, (size_t)(16 * (run - 4 * v)));
+            }
+        }
+        r += run;
+        oj += run;
+        if (oj == g.ow) {
+            oj = 0;
+            if (++oi == g.oh)
+                oi = 0, bi++;
+        }
+    }
+    for (; r < mr; r++) {
+        _mm_storeu_si128((__m128i *)(dst_high + 16 * r), _mm512_castsi512_si128(flip));
+        _mm_storeu_si128((__m128i *)(dst_low + 16 * r), _mm_setzero_si128());
+    }
+}
+
+void fxp_patch_tile16(const fxp_patch_geometry *g, const int16_t *image, int64_t m, int mr, int64_t i0,
+                      uint8_t *dst_high, uint8_t *dst_low)
+{
+    if (g->group)
+        tile16_of_groups(g, image, m, mr, i0, dst_high, dst_low);
+    else
+        tile16_of_pixels(g, image, m, mr, i0, dst_high, dst_low);
 }
 #endif
