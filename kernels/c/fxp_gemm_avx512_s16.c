@@ -297,11 +297,11 @@ typedef struct {
 } gemm_args;
 
 /* rows x (16 * vectors) outputs from x row i0 and column n0 on: every block's two passes, then the
- * int64 totals plus bias into out or the epilogue, through the int64 lanes set up in strip_q (its
- * strip's, or NULL: set up here for these columns).  Returns the overflow count. */
+ * int64 totals plus bias into out or the epilogue, through the int64 lanes set up in q for these columns
+ * (q->lanes 0: fxp_rq_row_s64 per row).  Returns the overflow count. */
 static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass, int rows, int vectors, int nv,
                         const int16_t *tp, const uint8_t *tq, strip_view s1, strip_view s2, int64_t i0, int64_t n0,
-                        const fxp_rq64_strip *strip_q)
+                        const fxp_rq64_strip *q)
 {
     int32_t wrap[MAX_TILE] __attribute__((aligned(64)));
     int32_t h[MAX_TILE] __attribute__((aligned(64))), u[MAX_TILE] __attribute__((aligned(64)));
@@ -320,11 +320,6 @@ static int64_t run_tile(const gemm_args *g, wrap_fn wrap_pass, high_fn high_pass
     }
     assemble(h, u, acc, (int)(rows * width));
     const int64_t nc = g->n - n0 < width ? g->n - n0 : width;
-    fxp_rq64_strip own;
-    const fxp_rq64_strip *q = strip_q ? strip_q : &own;
-    own.lanes = 0;
-    if (!strip_q && g->qout && g->m - i0 > 1 && rows > 1)     /* a single row is as fast without the set-up */
-        fxp_rq64_strip_init(&own, g->rq, n0, nc);
     int64_t count = 0;
     for (int64_t r = 0; r < rows && i0 + r < g->m; r++) {
         int64_t *row = acc + r * width, i = i0 + r;
@@ -353,8 +348,12 @@ static int64_t s16_small(const fxp_tiled *tg, void *state, const fxp_pair *p)
     const gemm_args *g = tg->call;
     strip_view s1 = strip_at(g->strips, 2 * p->strip, g->k, g->nv);
     strip_view s2 = p->nc > 16 * g->nv ? strip_at(g->strips, 2 * p->strip + 1, g->k, g->nv) : s1;
+    fxp_rq64_strip q;
+    q.lanes = 0;
+    if (g->qout && p->rows > 1)     /* a single row is as fast through fxp_rq_row_s64, which sets up nothing */
+        fxp_rq64_strip_init(&q, g->rq, p->n0, p->nc);
     return run_tile(g, g->kernels->small_wrap[p->rows], g->kernels->small_high[p->rows], (int)p->rows, 2 * g->nv,
-                    g->nv, g->xp, g->xq, s1, s2, 0, p->n0, NULL);
+                    g->nv, g->xp, g->xq, s1, s2, 0, p->n0, &q);
 }
 
 static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
@@ -362,14 +361,14 @@ static int64_t s16_small_range(const fxp_tiled *tg, int64_t t0, int64_t t1)
     return fxp_walk_tiled(tg, NULL, t0, t1, NULL, s16_small);
 }
 
-/* The strip's int64-lane epilogue, set up once per strip (the state; lanes 0 where there is none or
- * one row: a single row is as fast through fxp_rq_row_s64, which sets up nothing). */
+/* The strip's int64-lane epilogue, set up once per strip (the state; lanes 0 where the call returns the
+ * accumulators or the epilogue has no int64-lane form). */
 static void s16_begin_strip(const fxp_tiled *tg, void *state, const fxp_pair *p)
 {
     const gemm_args *g = tg->call;
     fxp_rq64_strip *q = state;
     q->lanes = 0;
-    if (g->qout && g->m > 1)
+    if (g->qout)
         fxp_rq64_strip_init(q, g->rq, p->n0, p->nc);
 }
 

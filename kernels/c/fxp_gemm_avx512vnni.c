@@ -765,12 +765,12 @@ typedef struct {
 } int8_call;
 
 /* A thread's buffers: the strip's epilogue, one tile's accumulators, and the x tiles packed right
- * before their use (tiles packed_from .. packed_to - 1 of the strip, up to the run's last pair). */
+ * before their use (tiles packed_from .. packed_to - 1 of the strip, never past the run's last pair). */
 typedef struct {
     strip_rq q;
     int32_t buf[TILE_ACCS * 16] __attribute__((aligned(64)));
     uint8_t tile_x[TILE_X_BYTES] __attribute__((aligned(64)));
-    int64_t packed_from, packed_to, run_end;
+    int64_t packed_from, packed_to;
 } int8_state;
 
 FXP_TARGET_AVX512 static void int8_begin_strip(const fxp_tiled *g, void *state, const fxp_pair *p)
@@ -791,19 +791,16 @@ FXP_TARGET_AVX512 static int64_t int8_tile(const fxp_tiled *g, void *state, cons
     const int64_t i = p->tile, i0 = p->i0, rows = p->rows, kx = chunked_k(c->k), kp = c->kp;
     const char *strip = c->strips + p->strip * c->stride;
     const int32_t *corr = (const int32_t *)(strip + kp * nr);
-    const uint8_t *xt = c->xp ? c->xp + i0 * kx : s->tile_x + (i - s->packed_from) * l->mr * kx;
-    if (!c->xp && (i >= s->packed_to || i < s->packed_from)) {
+    if (!c->xp && i >= s->packed_to) {
         /* with one 16-byte chunk per row, consecutive tiles are consecutive rows, so as many tiles as
-         * tile_x holds are packed in one pass (a patch packer then walks whole output rows); else one,
-         * never past the run's last pair */
-        const int64_t n_tiles = (g->m + l->mr - 1) / l->mr, run_end = s->run_end - p->strip * n_tiles;
+         * tile_x holds are packed in one pass (a patch packer then walks whole output rows); else one.
+         * Never past the run's last pair; xp == NULL means one strip, so the tiles only move forward. */
         const int64_t per_pack = kx == 16 ? TILE_X_BYTES / (16 * l->mr) : 1;
-        const int64_t left = (run_end < n_tiles ? run_end : n_tiles) - i;
         s->packed_from = i;
-        s->packed_to = i + (left < per_pack ? left : per_pack);
+        s->packed_to = i + (p->run_left < per_pack ? p->run_left : per_pack);
         pack_tile(c->x, g->m, c->k, (int)((s->packed_to - i) * l->mr), i0, s->tile_x);
-        xt = s->tile_x;
     }
+    const uint8_t *xt = c->xp ? c->xp + i0 * kx : s->tile_x + (i - s->packed_from) * l->mr * kx;
     tile_fn buffered;
     tile_rq_fn requantizing;
     tile_kernels(l, rows, &buffered, &requantizing);
@@ -827,8 +824,29 @@ FXP_TARGET_AVX512 static int64_t int8_range(const fxp_tiled *g, int64_t t0, int6
 {
     int8_state s;
     s.packed_from = s.packed_to = 0;
-    s.run_end = t1;
     return fxp_walk_tiled(g, &s, t0, t1, int8_begin_strip, int8_tile);
+}
+
+/* The strips of a small-M pair (a group of small_strips strips): how many there are, each one's packed
+ * w and corrections (the second NULL where the group has one) and its output columns. */
+typedef struct {
+    int present;
+    const int8_t *w[2];
+    const int32_t *corr[2];
+    int64_t n0[2], nc[2];
+} small_group;
+
+static small_group small_group_of(const layout *l, const char *strips, int64_t stride, int64_t kp, const fxp_pair *p)
+{
+    const int nr = 16 * l->nv;
+    const char *first = strips + p->strip * l->small_strips * stride;
+    small_group s = {p->nc > nr ? 2 : 1, {NULL, NULL}, {NULL, NULL}, {p->n0, p->n0 + nr},
+                     {p->nc < nr ? p->nc : nr, p->nc - nr}};
+    for (int h = 0; h < s.present; h++) {
+        s.w[h] = (const int8_t *)(first + h * stride);
+        s.corr[h] = (const int32_t *)(first + h * stride + kp * nr);
+    }
+    return s;
 }
 
 /* One small-M pair (m <= 4 rows, a group of small_strips strips): the layout's small kernel over the
@@ -839,19 +857,16 @@ FXP_TARGET_AVX512 static int64_t int8_small(const fxp_tiled *g, void *state, con
     const int8_call *c = g->call;
     const layout *l = c->l;
     const int nr = 16 * l->nv, spc = l->small_strips;
-    const int64_t kp = c->kp, m = p->rows;
+    const int64_t m = p->rows;
+    const small_group s = small_group_of(l, c->strips, c->stride, c->kp, p);
     int32_t buf[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-    const int present = p->nc > nr ? 2 : 1;
-    const char *s1 = c->strips + p->strip * spc * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
-    l->small[m](c->xp, (const int8_t *)s1, (const int32_t *)(s1 + kp * nr), (const int8_t *)s2,
-                s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, buf);
+    l->small[m](c->xp, s.w[0], s.corr[0], s.w[1], s.corr[1], c->kp, buf);
     strip_rq q;
     int64_t count = 0;
-    for (int h = 0; h < present; h++) {
-        const int64_t n_at = p->n0 + h * nr, nc = h ? p->nc - nr : (p->nc < nr ? p->nc : nr);
-        strip_rq_init(&q, c->o, n_at, nc, packed_bound(h ? s2 : s1, kp, nr));
+    for (int h = 0; h < s.present; h++) {
+        strip_rq_init(&q, c->o, s.n0[h], s.nc[h], packed_bound((const char *)s.w[h], c->kp, nr));
         for (int64_t r = 0; r < m; r++)
-            count += finish_row(buf + (r * spc + h) * nr, &q, c->o, r, n_at, nc);
+            count += finish_row(buf + (r * spc + h) * nr, &q, c->o, r, s.n0[h], s.nc[h]);
     }
     return count;
 }
@@ -1084,11 +1099,12 @@ static void strip_bias32(const int64_t *bias, int64_t n0, int64_t nc, int32_t *b
  * row0 on.  When the call requantizes and its accumulators fit int32 (bound32 >= 0, their most |acc|):
  * 256 H + L + bias in int32 lanes, then the int8 kernel's int32-lane epilogue (half the lanes' work
  * of int64) with the strip's set-up q and int32 bias b32 (q NULL: both made here), all rows at once
- * where ld is one strip of a 16- or 32-column layout; else finish16. */
+ * where ld is one strip of a 16- or 32-column layout; else finish16 with the strip's int64 lanes q64
+ * (NULL: set up here). */
 FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t *bl, int64_t ld, int64_t rows,
                                                const int64_t *bias, int64_t row0, int64_t n0, int64_t nc,
                                                const fxp_sink *o, int64_t bound32, const strip_rq *q,
-                                               const int32_t *b32, int64_t *out64)
+                                               const int32_t *b32, const fxp_rq64_strip *q64, int64_t *out64)
 {
     int64_t count = 0;
     if (bound32 >= 0) {
@@ -1120,12 +1136,15 @@ FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t 
             count += finish_row(acc + r * ld, q, o, row0 + r, n0, nc);
         return count;
     }
-    fxp_rq64_strip q64;
-    q64.lanes = 0;
-    if (o->qout && rows > 1)        /* a single row is as fast through fxp_rq_row_s64, which sets up nothing */
-        fxp_rq64_strip_init(&q64, o->rq, n0, nc);
+    fxp_rq64_strip own64;
+    if (!q64) {
+        own64.lanes = 0;
+        if (o->qout && rows > 1)    /* a single row is as fast through fxp_rq_row_s64, which sets up nothing */
+            fxp_rq64_strip_init(&own64, o->rq, n0, nc);
+        q64 = &own64;
+    }
     for (int64_t r = 0; r < rows; r++)
-        count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, &q64, out64);
+        count += finish16(bh + r * ld, bl + r * ld, bias, row0 + r, n0, nc, o, q64, out64);
     return count;
 }
 
@@ -1142,9 +1161,11 @@ typedef struct {
     int64_t *out64;
 } a16w8_call;
 
-/* A thread's buffers: the strip's int32-lane epilogue and int32 bias, one tile's high and low sums. */
+/* A thread's buffers: the strip's epilogue (int32 lanes and int32 bias where bound32 >= 0, else int64
+ * lanes), one tile's high and low sums. */
 typedef struct {
     strip_rq q;
+    fxp_rq64_strip q64;
     int32_t b32[MAX_NR] __attribute__((aligned(64)));
     int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
 } a16w8_state;
@@ -1156,7 +1177,11 @@ FXP_TARGET_AVX512 static void a16w8_begin_strip(const fxp_tiled *g, void *state,
     if (c->bound32 >= 0) {
         strip_rq_init(&s->q, c->o, p->n0, p->nc, c->bound32);
         strip_bias32(c->bias, p->n0, p->nc, s->b32);
+        return;
     }
+    s->q64.lanes = 0;
+    if (c->o->qout)
+        fxp_rq64_strip_init(&s->q64, c->o->rq, p->n0, p->nc);
 }
 
 /* One pair: both byte halves through the layout's tile kernel (or, with K <= 16, the short-K kernel
@@ -1183,7 +1208,7 @@ FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, con
     run_tile(c->xph + i0 * chunked_k(c->k), (const int8_t *)strip, corr, kp, s->bh);
     run_tile(c->xpl + i0 * chunked_k(c->k), (const int8_t *)strip, zero_corr, kp, s->bl);
     return finish16_rows(s->bh, s->bl, nr, rows, c->bias, i0, p->n0, p->nc, o, c->bound32,
-                         c->bound32 >= 0 ? q : NULL, s->b32, c->out64);
+                         c->bound32 >= 0 ? q : NULL, s->b32, &s->q64, c->out64);
 }
 
 FXP_TARGET_AVX512 static int64_t a16w8_range(const fxp_tiled *g, int64_t t0, int64_t t1)
@@ -1200,19 +1225,15 @@ FXP_TARGET_AVX512 static int64_t a16w8_small(const fxp_tiled *g, void *state, co
     const a16w8_call *c = g->call;
     const layout *l = c->l;
     const int nr = 16 * l->nv, spc = l->small_strips;
-    const int64_t kp = c->kp, m = p->rows;
+    const int64_t m = p->rows;
+    const small_group s = small_group_of(l, c->strips, c->stride, c->kp, p);
     int32_t bh[4 * 2 * MAX_NR] __attribute__((aligned(64))), bl[4 * 2 * MAX_NR] __attribute__((aligned(64)));
-    const int present = p->nc > nr ? 2 : 1;
-    const char *s1 = c->strips + p->strip * spc * c->stride, *s2 = present == 2 ? s1 + c->stride : NULL;
-    const int8_t *w1 = (const int8_t *)s1, *w2 = (const int8_t *)s2;
-    l->small[m](c->xph, w1, (const int32_t *)(s1 + kp * nr), w2, s2 ? (const int32_t *)(s2 + kp * nr) : NULL, kp, bh);
-    l->small[m](c->xpl, w1, zero_corr, w2, s2 ? zero_corr : NULL, kp, bl);
+    l->small[m](c->xph, s.w[0], s.corr[0], s.w[1], s.corr[1], c->kp, bh);
+    l->small[m](c->xpl, s.w[0], zero_corr, s.w[1], s.w[1] ? zero_corr : NULL, c->kp, bl);
     int64_t count = 0;
-    for (int h = 0; h < present; h++) {
-        const int64_t n_at = p->n0 + h * nr, nc = h ? p->nc - nr : (p->nc < nr ? p->nc : nr);
-        count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, c->bias, 0, n_at, nc, c->o, c->bound32, NULL,
-                               NULL, c->out64);
-    }
+    for (int h = 0; h < s.present; h++)
+        count += finish16_rows(bh + h * nr, bl + h * nr, spc * nr, m, c->bias, 0, s.n0[h], s.nc[h], c->o, c->bound32,
+                               NULL, NULL, NULL, c->out64);
     return count;
 }
 

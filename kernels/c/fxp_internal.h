@@ -108,9 +108,9 @@ struct fxp_tiled {
 int64_t fxp_run_tiled(const fxp_tiled *g, int threads);
 
 /* One (strip, tile) pair: its indices, its rows i0 .. i0 + rows - 1 of x, its output columns
- * n0 .. n0 + nc - 1. */
+ * n0 .. n0 + nc - 1, and how many tiles of its strip the run takes from this one on (it included). */
 typedef struct {
-    int64_t strip, tile, i0, rows, n0, nc;
+    int64_t strip, tile, i0, rows, n0, nc, run_left;
 } fxp_pair;
 
 /* Tile t of the ceil(m / mr) tiles of m rows: its first row and its height; balanced, the heights differ
@@ -138,18 +138,20 @@ static inline __attribute__((always_inline)) int64_t fxp_walk_tiled(const fxp_ti
                                                                     fxp_tile_fn tile)
 {
     const int64_t n_tiles = (g->m + g->mr - 1) / g->mr;
-    int64_t count = 0;
-    fxp_pair p = {-1, 0, 0, 0, 0, 0};
+    int64_t count = 0, strip_end = 0;
+    fxp_pair p = {-1, 0, 0, 0, 0, 0, 0};
     for (int64_t t = t0; t < t1; t++) {
         const int64_t j = t / n_tiles;
         if (j != p.strip) {
             p.strip = j;
             p.n0 = j * g->nr;
             p.nc = g->n - p.n0 < g->nr ? g->n - p.n0 : g->nr;
+            strip_end = (j + 1) * n_tiles < t1 ? (j + 1) * n_tiles : t1;
             if (begin_strip)
                 begin_strip(g, state, &p);
         }
         p.tile = t - j * n_tiles;
+        p.run_left = strip_end - t;
         fxp_tile_rows(g->m, g->mr, g->balanced, p.tile, &p.i0, &p.rows);
         count += tile(g, state, &p);
     }

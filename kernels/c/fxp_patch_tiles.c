@@ -90,9 +90,9 @@ FXP_TARGET_AVX512 static void tile_of_pixels(const fxp_patch_geometry *geometry,
                     _mm_store_si128(out + ch * mr, flip);
                 continue;
             }
-            const int8_t *image_row = image + (bi * g.h + ih) * g.w * g.c;
+            const int8_t *source_row = image + (bi * g.h + ih) * g.w * g.c;
             if (inside_w) {             /* the kernel row's kw pixels: row_chunks contiguous chunks */
-                const __m128i *from = (const __m128i *)(image_row + iw0 * g.c);
+                const __m128i *from = (const __m128i *)(source_row + iw0 * g.c);
                 for (int64_t ch = 0; ch < row_chunks; ch++)
                     _mm_store_si128(out + ch * mr, _mm_xor_si128(_mm_loadu_si128(from + ch), flip));
                 continue;
@@ -105,7 +105,7 @@ FXP_TARGET_AVX512 static void tile_of_pixels(const fxp_patch_geometry *geometry,
                         _mm_store_si128(to + q * mr, flip);
                     continue;
                 }
-                const __m128i *pixel = (const __m128i *)(image_row + iw * g.c);
+                const __m128i *pixel = (const __m128i *)(source_row + iw * g.c);
                 for (int64_t q = 0; q < per_pixel; q++)
                     _mm_store_si128(to + q * mr, _mm_xor_si128(_mm_loadu_si128(pixel + q), flip));
             }

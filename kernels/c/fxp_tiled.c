@@ -6,6 +6,8 @@
 
 int64_t fxp_run_tiled(const fxp_tiled *g, int threads)
 {
+    if (g->m <= 0 || g->n <= 0)
+        return 0;
     const int64_t pairs = (g->n + g->nr - 1) / g->nr * ((g->m + g->mr - 1) / g->mr);
     int64_t count = 0;
     /* no parallel region for one thread: entering one costs about 0.3 us even when it would run
