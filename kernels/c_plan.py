@@ -114,8 +114,9 @@ class PlanBuilder:
         if kh * kw * c != native.k or oh < 1 or ow < 1:
             raise ValueError(f"conv: kernel {kernel} x {c} channels does not match w's K={native.k}")
         out = self._buffer((ow, native.n) if conv1d else (oh, ow, native.n), native.out_dtype)
-        # no patch rows where the packed int8 GEMM packs its tiles straight from the image
-        fused = native.mode == lib.FXP_GEMM_PACKED_S8 and lib.fxp_conv_packs_tiles(c, kh, kw, sw)
+        # no patch rows where the packed int8 or a16w8 GEMM packs its tiles straight from the image
+        fused = (native.mode in (lib.FXP_GEMM_PACKED_S8, lib.FXP_GEMM_PACKED_SPLIT)
+                 and lib.fxp_conv_packs_tiles(native.kind, c, kh, kw, sw))
         patches = None if fused else self._buffer((oh * ow, native.k), x.dtype).buffer
         self._gemms.append((native, oh * ow))
         return self._native_step(lib.FXP_STEP_CONV, x, out, (h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, native.n),

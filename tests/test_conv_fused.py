@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fixedpoint import OverflowStats, kernels
+from fixedpoint.kernels.kinds import gemm_kind
 from backend_calls import extreme_ints
 from gemm_checks import c, forced_path
 
@@ -152,10 +153,12 @@ def test_many_images_split_into_chunks(vnni):
     _same(layer, lambda v, stats: kernels.conv2d(v, wt, backend="reference", stats=stats, **call), x)
 
 
+@pytest.mark.parametrize("precision", ["i8", "a16w8"])
 @pytest.mark.parametrize("batch", [1, 3, 40])
-def test_compiled_model_conv_steps(vnni, batch):
-    """A converted CNN whose second conv has 16 input channels: its compiled plan packs that conv's patch
-    rows from the image; raw integers and overflow reports equal the layer-by-layer reference backend's."""
+def test_compiled_model_conv_steps(vnni, batch, precision):
+    """A converted CNN (int8, or int16 activations with int8 weights) whose first conv has one input channel
+    and second 16: its compiled plan packs both convs' patch rows from the image; raw integers and overflow
+    reports equal the layer-by-layer reference backend's."""
     from fixedpoint import nn
 
     rng = np.random.default_rng(11)
@@ -168,7 +171,9 @@ def test_compiled_model_conv_steps(vnni, batch):
         nn.Linear(rng.standard_normal((10, 32 * 5 * 5)) * 0.05, np.zeros(10)),
     ])
     calib = rng.standard_normal((16, 10, 10, 1))
-    fixed = nn.quantize_model(model, calib, "i8", backend="c")
+    fixed = nn.quantize_model(model, calib, precision, backend="c")
+    kind = gemm_kind(np.int8 if precision == "i8" else np.int16, np.int8).code
+    assert c.lib.fxp_conv_packs_tiles(kind, 1, 3, 3, 1) and c.lib.fxp_conv_packs_tiles(kind, 16, 3, 3, 2)
     x = (rng.standard_normal((batch, 10, 10, 1)) * 2).astype(np.float32)
     raw, fmt = fixed(x, raw=True)
     assert fixed.plan_status(np.float32) == "compiled"

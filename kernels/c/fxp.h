@@ -91,8 +91,9 @@ int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fx
  * VBMI): the caller then builds the patch rows itself;
  * -1 as fxp_gemm_requant_s8_packed. */
 #define FXP_CONV_UNFUSED -2
-/* 1 when fxp_conv_requant_s8_packed packs the patch tiles of this geometry itself on the active path. */
-int fxp_conv_packs_tiles(int64_t c, int64_t kh, int64_t kw, int64_t sw);
+/* 1 when fxp_conv_requant_s8_packed (kind FXP_KIND_S8) or fxp_conv_requant_s16s8_packed (FXP_KIND_S16S8)
+ * packs the patch tiles of this geometry itself on the active path. */
+int fxp_conv_packs_tiles(int kind, int64_t c, int64_t kh, int64_t kw, int64_t sw);
 int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
                                    int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
                                    int64_t ow, const void *packed, const fxp_epilogue *e, void *out, int64_t n,

@@ -254,13 +254,15 @@ int64_t fxp_gemm_requant_s8_packed(const int8_t *x, const void *packed, const fx
     return gemm_s8_packed_any(x, packed, NULL, e, out, m, n, k, scratch, threads);
 }
 
-int fxp_conv_packs_tiles(int64_t c, int64_t kh, int64_t kw, int64_t sw)
+int fxp_conv_packs_tiles(int kind, int64_t c, int64_t kh, int64_t kw, int64_t sw)
 {
 #ifdef FXP_X86
     fxp_patch_geometry g = {1, 1, 1, c, kh, kw, 1, sw, 0, 0, 1, 1, 0, {0}};
-    return fxp_active_path() == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g, 1);
+    if (kind == FXP_KIND_S16S8)
+        return split_applies(kind, kh * kw * c) && fxp_patch_setup(&g, 2);
+    return kind == FXP_KIND_S8 && fxp_active_path() == FXP_PATH_AVX512VNNI && fxp_patch_setup(&g, 1);
 #else
-    (void)c, (void)kh, (void)kw, (void)sw;
+    (void)kind, (void)c, (void)kh, (void)kw, (void)sw;
     return 0;
 #endif
 }

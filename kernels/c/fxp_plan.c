@@ -203,6 +203,9 @@ static int64_t step(const fxp_plan_step *s, const char *src, char *dst, char *ar
         if (s->gemm_mode == FXP_GEMM_PACKED_S8)
             count = fxp_conv_requant_s8_packed(src, nb, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9],
                                                d[10], s->w, s->e, dst, d[11], scratch, s->threads);
+        else if (s->gemm_mode == FXP_GEMM_PACKED_SPLIT && s->kind == FXP_KIND_S16S8)
+            count = fxp_conv_requant_s16s8_packed(src, nb, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8],
+                                                  d[9], d[10], s->w, s->bias, s->e, dst, d[11], scratch, s->threads);
         if (count != FXP_CONV_UNFUSED)
             break;
         if (s->aux == FXP_PLAN_INPUT) {     /* compiled without room for patch rows (fxp_conv_packs_tiles) */
