@@ -273,14 +273,17 @@ class _PackedPerPath(CWeights):
             self._path = path
         return self._packed_ptr
 
-    def _packed_scratch(self, rows):
+    def _packed_scratch(self, rows, conv=None):
         """Scratch of a packed call on ``rows`` rows of x (pointer, owner), its size asked of the library once
-        per row count and path (``scratch_bytes_of``: a batch-1 layer spent a tenth of its call there)."""
-        nbytes = self._scratch_sizes.get(rows)
+        per row count and path (``scratch_bytes_of``, or for a convolution whose scratch differs, ``conv``
+        (rows -> bytes) under a key of its own): a batch-1 layer spent a tenth of its call there."""
+        key = rows if conv is None else ("conv", rows)
+        nbytes = self._scratch_sizes.get(key)
         if nbytes is None:
             if len(self._scratch_sizes) >= 64:      # calls of ever new row counts: keep the table small
                 self._scratch_sizes.clear()
-            nbytes = self._scratch_sizes[rows] = int(self.scratch_bytes_of(self.w.shape[1], self._n)(rows))
+            size = self.scratch_bytes_of(self.w.shape[1], self._n) if conv is None else conv
+            nbytes = self._scratch_sizes[key] = int(size(rows))
         return _scratch_pointer(nbytes)
 
 
@@ -390,6 +393,9 @@ class PackedSplitWeights(_PackedPerPath):
         _check_packed(count)
         return count
 
+    def _conv_scratch_bytes(self, rows):
+        return lib.fxp_conv_s16s8_scratch_bytes(rows, self._n, self.w.shape[1])
+
     def conv_requant(self, x, kernel, stride, padding, out_hw, out) -> int | None:
         """The requantized a16w8 convolution of C-contiguous NHWC int16 ``x`` into ``out`` (B*OH*OW, N), both
         byte halves of its patch rows packed into the register tiles straight from ``x``
@@ -400,7 +406,7 @@ class PackedSplitWeights(_PackedPerPath):
             return None
         b, h, w, c = x.shape
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
-        scratch, _owner = self._packed_scratch(b * oh * ow)
+        scratch, _owner = self._packed_scratch(b * oh * ow, conv=self._conv_scratch_bytes)
         count = lib.fxp_conv_requant_s16s8_packed(ffi.from_buffer("int16_t[]", x), b, h, w, c, kh, kw, sh, sw, ph, pw,
                                                   oh, ow, packed, self._bias_ptr, self._epilogue.struct,
                                                   ffi.from_buffer("char[]", out, True), self._n, scratch,

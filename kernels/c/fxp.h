@@ -101,7 +101,9 @@ int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, in
 /* The requantizing a16w8 convolution of an NHWC int16 image by weights packed by fxp_gemm_split_pack
  * (kind s16s8; int64 bias apart): fxp_gemm_split_packed_run of its patch rows, both byte halves of each
  * register tile packed straight from the image (the same geometries as above, with spans of 2-byte
- * elements), with that call's scratch for b * oh * ow rows; FXP_CONV_UNFUSED or -1 as above. */
+ * elements), with fxp_conv_s16s8_scratch_bytes(b * oh * ow, n, kh * kw * c) of scratch (none where each
+ * tile is packed right before its use); FXP_CONV_UNFUSED or -1 as above. */
+int64_t fxp_conv_s16s8_scratch_bytes(int64_t m, int64_t n, int64_t k);
 int64_t fxp_conv_requant_s16s8_packed(const int16_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
                                       int64_t ow, const void *packed, const int64_t *bias, const fxp_epilogue *e,

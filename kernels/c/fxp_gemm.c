@@ -287,6 +287,15 @@ int64_t fxp_conv_requant_s8_packed(const int8_t *image, int64_t b, int64_t h, in
     return FXP_CONV_UNFUSED;
 }
 
+int64_t fxp_conv_s16s8_scratch_bytes(int64_t m, int64_t n, int64_t k)
+{
+#ifdef FXP_X86
+    if (split_applies(FXP_KIND_S16S8, k))
+        return fxp_conv_s16s8_scratch_avx512(m, n, k);
+#endif
+    return fxp_gemm_split_scratch_bytes(FXP_KIND_S16S8, m, k);
+}
+
 int64_t fxp_conv_requant_s16s8_packed(const int16_t *image, int64_t b, int64_t h, int64_t w, int64_t c, int64_t kh,
                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh,
                                       int64_t ow, const void *packed, const int64_t *bias, const fxp_epilogue *e,

@@ -1152,7 +1152,9 @@ FXP_TARGET_AVX512 static int64_t finish16_rows(const int32_t *bh, const int32_t 
  * >= 0 where the call requantizes and its accumulators fit int32, else -1). */
 typedef struct {
     const layout *l;
-    const uint8_t *xph, *xpl;
+    const uint8_t *xph, *xpl;           /* NULL: each tile packed from the image right before its use */
+    const int16_t *image;
+    const fxp_patch_geometry *conv;
     const char *strips;
     int64_t stride, k, kp;
     const int64_t *bias;
@@ -1162,12 +1164,13 @@ typedef struct {
 } a16w8_call;
 
 /* A thread's buffers: the strip's epilogue (int32 lanes and int32 bias where bound32 >= 0, else int64
- * lanes), one tile's high and low sums. */
+ * lanes), one tile's high and low sums, and its two x tiles where they are packed right before use. */
 typedef struct {
     strip_rq q;
     fxp_rq64_strip q64;
     int32_t b32[MAX_NR] __attribute__((aligned(64)));
     int32_t bh[TILE_ACCS * 16] __attribute__((aligned(64))), bl[TILE_ACCS * 16] __attribute__((aligned(64)));
+    uint8_t th[TILE_X_BYTES] __attribute__((aligned(64))), tl[TILE_X_BYTES] __attribute__((aligned(64)));
 } a16w8_state;
 
 FXP_TARGET_AVX512 static void a16w8_begin_strip(const fxp_tiled *g, void *state, const fxp_pair *p)
@@ -1197,16 +1200,21 @@ FXP_TARGET_AVX512 static int64_t a16w8_tile(const fxp_tiled *g, void *state, con
     const int32_t *corr = (const int32_t *)(strip + kp * nr);
     const strip_rq *q = &s->q;
     const fxp_sink *o = c->o;
+    const uint8_t *xh = s->th, *xl = s->tl;
+    if (c->xph)
+        xh = c->xph + i0 * chunked_k(c->k), xl = c->xpl + i0 * chunked_k(c->k);
+    else        /* one strip: each tile is used once */
+        fxp_patch_tile16(c->conv, c->image, g->m, l->mr, i0, s->th, s->tl);
     if (c->bound32 >= 0 && kp <= 16 && l->nv <= 2 && q->lanes && q->out_size <= 2 && !q->wrap) {
         const int64_t ld = o->n * o->rq->out_size;
         char *dst = (char *)o->qout + i0 * ld + p->n0 * o->rq->out_size;
-        return (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(c->xph + i0 * 16, c->xpl + i0 * 16, (const int8_t *)strip,
-                                                              corr, s->b32, kp, rows, q, dst, ld);
+        return (l->nv == 1 ? short_k16_rq_1 : short_k16_rq_2)(xh, xl, (const int8_t *)strip, corr, s->b32, kp, rows, q,
+                                                              dst, ld);
     }
     tile_fn run_tile;
     tile_kernels(l, rows, &run_tile, NULL);
-    run_tile(c->xph + i0 * chunked_k(c->k), (const int8_t *)strip, corr, kp, s->bh);
-    run_tile(c->xpl + i0 * chunked_k(c->k), (const int8_t *)strip, zero_corr, kp, s->bl);
+    run_tile(xh, (const int8_t *)strip, corr, kp, s->bh);
+    run_tile(xl, (const int8_t *)strip, zero_corr, kp, s->bl);
     return finish16_rows(s->bh, s->bl, nr, rows, c->bias, i0, p->n0, p->nc, o, c->bound32,
                          c->bound32 >= 0 ? q : NULL, s->b32, &s->q64, c->out64);
 }
@@ -1242,15 +1250,17 @@ FXP_TARGET_AVX512 static int64_t a16w8_small_range(const fxp_tiled *g, int64_t t
     return fxp_walk_tiled(g, NULL, t0, t1, NULL, a16w8_small);
 }
 
-/* The a16w8 call on both byte halves of x, packed (xph, xpl, as pack_x16 lays them out), on the tiled
+/* The a16w8 call on both byte halves of x, packed (xph, xpl, as pack_x16 lays them out; NULL: each
+ * tile packed from the image of conv right before its use, which takes one strip and m > 4), on the tiled
  * driver (m <= 4 rows: the small kernels). */
 FXP_TARGET_AVX512 static int64_t a16w8_run(const layout *l, const char *strips, const uint8_t *xph, const uint8_t *xpl,
-                                           const int64_t *bias, int64_t *out64, const fxp_epilogue *rq, void *qout,
-                                           int64_t m, int64_t n, int64_t k, int threads)
+                                           const int16_t *image, const fxp_patch_geometry *conv, const int64_t *bias,
+                                           int64_t *out64, const fxp_epilogue *rq, void *qout, int64_t m, int64_t n,
+                                           int64_t k, int threads)
 {
     const int nr = 16 * l->nv;
     const fxp_sink o = {rq, qout, NULL, n};
-    const a16w8_call c = {l, xph, xpl, strips, packed_strip_bytes(k, nr), k, padded_k(k), bias, &o,
+    const a16w8_call c = {l, xph, xpl, image, conv, strips, packed_strip_bytes(k, nr), k, padded_k(k), bias, &o,
                           qout != NULL ? int32_bound(bias, n, k) : -1, out64};
     if (m <= 4) {
         const fxp_tiled g = {m, n, m, (int64_t)nr * l->small_strips, 0, &c, a16w8_small_range};
@@ -1272,7 +1282,14 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
     if (m == 0)
         return 0;
     pack_x16(x, m, k, x_tile_rows(l, m), xph, xpl);
-    return a16w8_run(l, strips, xph, xpl, bias, out64, rq, qout, m, n, k, threads);
+    return a16w8_run(l, strips, xph, xpl, NULL, NULL, bias, out64, rq, qout, m, n, k, threads);
+}
+
+/* Scratch of fxp_conv_s16s8_packed_avx512: both tile sets of all patch rows, or none where each tile is
+ * packed right before its use (one strip, as x_per_tile). */
+int64_t fxp_conv_s16s8_scratch_avx512(int64_t m, int64_t n, int64_t k)
+{
+    return x_per_tile(&layouts[layout_for(n)], m, n, k) ? 64 : fxp_s16s8_scratch_avx512(m, k);
 }
 
 int64_t fxp_conv_s16s8_packed_avx512(const int16_t *image, const fxp_patch_geometry *g, const void *packed,
@@ -1282,12 +1299,14 @@ int64_t fxp_conv_s16s8_packed_avx512(const int16_t *image, const fxp_patch_geome
     const char *strips;
     const layout *l = packed_layout(packed, &strips);
     const int64_t m = g->b * g->oh * g->ow, k = g->kh * g->kw * g->c, kx = chunked_k(k);
-    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kx;
     if (m == 0)
         return 0;
+    if (x_per_tile(l, m, n, k))
+        return a16w8_run(l, strips, NULL, NULL, image, g, bias, NULL, rq, qout, m, n, k, threads);
+    uint8_t *xph = (uint8_t *)fxp_align64(scratch), *xpl = xph + padded_m(m) * kx;
     const int rows = x_tile_rows(l, m);
     for (int64_t i0 = 0; i0 < m; i0 += rows)
         fxp_patch_tile16(g, image, m, rows, i0, xph + i0 * kx, xpl + i0 * kx);
-    return a16w8_run(l, strips, xph, xpl, bias, NULL, rq, qout, m, n, k, threads);
+    return a16w8_run(l, strips, xph, xpl, NULL, NULL, bias, NULL, rq, qout, m, n, k, threads);
 }
 #endif

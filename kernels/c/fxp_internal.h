@@ -296,7 +296,9 @@ int64_t fxp_gemm_s16s8_packed_avx512(const int16_t *x, const void *packed, const
                                      void *scratch, int threads);
 /* The a16w8 convolution of an NHWC int16 image (geometry g, set up with elem_size 2) by weights packed as
  * (n, kh * kw * c) rows without bias: fxp_gemm_s16s8_packed_avx512 on its patch rows, packed into both
- * tile sets straight from the image; scratch as fxp_s16s8_scratch_avx512(b * oh * ow, k). */
+ * tile sets straight from the image (with one strip, each tile right before its use); scratch as
+ * fxp_conv_s16s8_scratch_avx512(b * oh * ow, n, k). */
+int64_t fxp_conv_s16s8_scratch_avx512(int64_t m, int64_t n, int64_t k);
 int64_t fxp_conv_s16s8_packed_avx512(const int16_t *image, const fxp_patch_geometry *g, const void *packed,
                                      const int64_t *bias, const fxp_epilogue *rq, void *qout, int64_t n,
                                      void *scratch, int threads);
