@@ -231,6 +231,7 @@ typedef struct {
     int direct;                 /* 1: acc + c cannot leave int32, rounded as (acc + c) >> s */
     __m256i shift[2], low[2], unit[2], base[2], odd_step[2], neg_step[2];
     __m256i lo, hi, wrap_bits;
+    __m256i lo16, hi16;         /* lo and hi in int16 lanes (int8 outputs) */
 } strip_rq;
 
 /* bound: the most |acc| of the strip's columns (its packed bound). */
@@ -274,6 +275,8 @@ FXP_TARGET_AVX2 static void strip_rq_init(strip_rq *s, const fxp_sink *o, int64_
     s->wrap = e->overflow == FXP_WRAP;
     s->lo = _mm256_set1_epi32((int32_t)e->lo);
     s->hi = _mm256_set1_epi32((int32_t)e->hi);
+    s->lo16 = _mm256_set1_epi16((int16_t)(e->out_size == 1 ? e->lo : 0));
+    s->hi16 = _mm256_set1_epi16((int16_t)(e->out_size == 1 ? e->hi : 0));
     s->wrap_bits = _mm256_set1_epi32(32 - e->out_bits);
     s->lanes = 1;
 }
@@ -307,13 +310,34 @@ FXP_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t rq_row_lane
                                                       s->shift[v]));
         if (s->relu)
             y = _mm256_max_epi32(y, _mm256_setzero_si256());
-        __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
-        outside |= _mm256_movemask_ps(_mm256_castsi256_ps(out_of_range)) << (8 * v);
-        y = s->wrap ? _mm256_srav_epi32(_mm256_sllv_epi32(y, s->wrap_bits), s->wrap_bits)
-                    : _mm256_min_epi32(_mm256_max_epi32(y, s->lo), s->hi);
         yv[v] = y;
     }
     const int nc = s->nc;
+    if (out_size == 1 && !s->wrap) {
+        /* int8 outputs: the range check and the clamp on the 16 int16 lanes of the saturating pack (a
+         * value past int16 saturates to one still outside [lo, hi]), in column order after the permute;
+         * two mask bits per column */
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(yv[0], yv[1]), 0xd8);
+        const __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi16(p, s->hi16), _mm256_cmpgt_epi16(s->lo16, p));
+        const unsigned bits = (unsigned)_mm256_movemask_epi8(out_of_range);
+        p = _mm256_min_epi16(_mm256_max_epi16(p, s->lo16), s->hi16);
+        const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        if (nc == NR) {
+            _mm_storeu_si128((__m128i *)dst, bytes);
+            return __builtin_popcount(bits) / 2;
+        }
+        int8_t b[NR];
+        _mm_storeu_si128((__m128i *)b, bytes);
+        memcpy(dst, b, (size_t)nc);
+        return __builtin_popcount(bits & ((1u << (2 * nc)) - 1)) / 2;
+    }
+    for (int v = 0; v < 2; v++) {
+        const __m256i y = yv[v];
+        __m256i out_of_range = _mm256_or_si256(_mm256_cmpgt_epi32(y, s->hi), _mm256_cmpgt_epi32(s->lo, y));
+        outside |= _mm256_movemask_ps(_mm256_castsi256_ps(out_of_range)) << (8 * v);
+        yv[v] = s->wrap ? _mm256_srav_epi32(_mm256_sllv_epi32(y, s->wrap_bits), s->wrap_bits)
+                        : _mm256_min_epi32(_mm256_max_epi32(y, s->lo), s->hi);
+    }
     if (out_size == 4) {
         int32_t y32[NR];
         _mm256_storeu_si256((__m256i *)(nc == NR ? (int32_t *)dst : y32), yv[0]);
