@@ -118,16 +118,35 @@ FXP_TARGET_AVX512 static void tile_of_pixels(const fxp_patch_geometry *geometry,
     }
 }
 
-/* Patch rows of at most 16 bytes: runs of up to P consecutive output pixels of one output row. */
-VBMI_TARGET static void tile_of_groups(const fxp_patch_geometry *geometry, const int8_t *image, int64_t m, int mr,
-                                       int64_t i0, uint8_t *dst)
+/* n of the 16-byte rows of `four` (four tile rows) at dst. */
+VBMI_TARGET static inline void store_rows(uint8_t *dst, __m512i four, int64_t n)
+{
+    if (n >= 4) {
+        _mm512_storeu_si512((void *)dst, four);
+        return;
+    }
+    uint8_t part[64] __attribute__((aligned(64)));
+    _mm512_store_si512((void *)part, four);
+    memcpy(dst, part, (size_t)(16 * n));
+}
+
+/* Patch rows of at most 16 elements (elem bytes each: 1, int8, or 2, int16; a constant where inlined):
+ * runs of up to P consecutive output pixels of one output row, their kh spans loaded under element
+ * masks, then per four tile rows one vpermb into dst (x ^ 0x80: int8 x + 128, or an int16's high byte +
+ * 128) and, for int16, one into dst_low (the low bytes, their indices one below the high bytes'). */
+VBMI_TARGET static inline __attribute__((always_inline)) void groups_into(const fxp_patch_geometry *geometry,
+                                                                        const void *image, int elem, int64_t m,
+                                                                        int mr, int64_t i0, uint8_t *dst,
+                                                                        uint8_t *dst_low)
 {
     const scalars g = scalars_of(geometry);
     const int64_t p = geometry->group, span_px = (p - 1) * g.sw + g.kw, span = span_px * g.c;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512i perm[4];
-    for (int v = 0; v < 4; v++)
+    __m512i perm[4], perm_low[4];
+    for (int v = 0; v < 4; v++) {
         perm[v] = _mm512_loadu_si512((const void *)(geometry->index + 64 * v));
+        perm_low[v] = _mm512_sub_epi8(perm[v], _mm512_set1_epi8(1));
+    }
     const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
     int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
     const int64_t rows = m - i0 < mr ? m - i0 : mr;
@@ -142,23 +161,20 @@ VBMI_TARGET static void tile_of_groups(const fxp_patch_geometry *geometry, const
             const int64_t ih = oi * g.sh - g.ph + di;
             if (ih < 0 || ih >= g.h)
                 continue;
-            /* bytes c0 * c .. c1 * c - 1 of the span land at di * span + those; the load's base is set
-             * back by that offset, and only the masked (inside) bytes are read */
+            /* elements c0 * c .. c1 * c - 1 of the span land at di * span + those; the load's base is set
+             * back by that offset, and only the masked (inside) elements are read */
             const int64_t at = di * span + c0 * g.c;
-            const int8_t *first = image + ((bi * g.h + ih) * g.w + iw0 + c0) * g.c;
-            spans = _mm512_mask_loadu_epi8(spans, (__mmask64)(low_bits((c1 - c0) * g.c) << at),
-                                           (const void *)((uintptr_t)first - (uintptr_t)at));
+            const uintptr_t first = (uintptr_t)image + (uintptr_t)(((bi * g.h + ih) * g.w + iw0 + c0) * g.c * elem);
+            const void *base = (const void *)(first - (uintptr_t)(at * elem));
+            const uint64_t lanes = low_bits((c1 - c0) * g.c) << at;
+            spans = elem == 1 ? _mm512_mask_loadu_epi8(spans, (__mmask64)lanes, base)
+                              : _mm512_mask_loadu_epi16(spans, (__mmask32)lanes, base);
         }
         for (int64_t v = 0; 4 * v < run; v++) {
-            const __m512i four = _mm512_xor_si512(_mm512_permutexvar_epi8(perm[v], spans), flip);
-            uint8_t *to = dst + (r + 4 * v) * 16;
-            if (run - 4 * v >= 4) {
-                _mm512_storeu_si512((void *)to, four);
-            } else {
-                uint8_t part[64] __attribute__((aligned(64)));
-                _mm512_store_si512((void *)part, four);
-                memcpy(to, part, (size_t)(16 * (run - 4 * v)));
-            }
+            store_rows(dst + (r + 4 * v) * 16, _mm512_xor_si512(_mm512_permutexvar_epi8(perm[v], spans), flip),
+                       run - 4 * v);
+            if (elem == 2)
+                store_rows(dst_low + (r + 4 * v) * 16, _mm512_permutexvar_epi8(perm_low[v], spans), run - 4 * v);
         }
         r += run;
         oj += run;
@@ -168,8 +184,23 @@ VBMI_TARGET static void tile_of_groups(const fxp_patch_geometry *geometry, const
                 oi = 0, bi++;
         }
     }
-    for (; r < mr; r++)
+    for (; r < mr; r++) {
         _mm_storeu_si128((__m128i *)(dst + 16 * r), _mm512_castsi512_si128(flip));
+        if (elem == 2)
+            _mm_storeu_si128((__m128i *)(dst_low + 16 * r), _mm_setzero_si128());
+    }
+}
+
+VBMI_TARGET static void tile_of_groups(const fxp_patch_geometry *g, const int8_t *image, int64_t m, int mr,
+                                       int64_t i0, uint8_t *dst)
+{
+    groups_into(g, image, 1, m, mr, i0, dst, NULL);
+}
+
+VBMI_TARGET static void tile16_of_groups(const fxp_patch_geometry *g, const int16_t *image, int64_t m, int mr,
+                                         int64_t i0, uint8_t *dst_high, uint8_t *dst_low)
+{
+    groups_into(g, image, 2, m, mr, i0, dst_high, dst_low);
 }
 
 void fxp_patch_tile(const fxp_patch_geometry *g, const int8_t *image, int64_t m, int mr, int64_t i0, uint8_t *dst)
@@ -223,70 +254,6 @@ FXP_TARGET_AVX512 static void tile16_of_pixels(const fxp_patch_geometry *geometr
             if (++oi == g.oh)
                 oi = 0, bi++;
         }
-    }
-}
-
-/* Patch rows of at most 16 int16 elements: runs of up to P consecutive output pixels of one output row,
- * their spans loaded under 16-bit masks, then per four tile rows one vpermb for the high bytes (+ 128) and
- * one for the low bytes. */
-VBMI_TARGET static void tile16_of_groups(const fxp_patch_geometry *geometry, const int16_t *image, int64_t m, int mr,
-                                         int64_t i0, uint8_t *dst_high, uint8_t *dst_low)
-{
-    const scalars g = scalars_of(geometry);
-    const int64_t p = geometry->group, span_px = (p - 1) * g.sw + g.kw, span = span_px * g.c;
-    const __m512i flip = _mm512_set1_epi8((char)0x80), one = _mm512_set1_epi8(1);
-    __m512i perm_high[4], perm_low[4];
-    for (int v = 0; v < 4; v++) {
-        perm_high[v] = _mm512_loadu_si512((const void *)(geometry->index + 64 * v));
-        perm_low[v] = _mm512_sub_epi8(perm_high[v], one);
-    }
-    const int64_t image_row = i0 / g.ow;      /* over the batch: bi * oh + oi */
-    int64_t oj = i0 - image_row * g.ow, bi = image_row / g.oh, oi = image_row - bi * g.oh;
-    const int64_t rows = m - i0 < mr ? m - i0 : mr;
-    int64_t r = 0;
-    while (r < rows) {
-        int64_t run = g.ow - oj < p ? g.ow - oj : p;
-        run = rows - r < run ? rows - r : run;
-        const int64_t iw0 = oj * g.sw - g.pw;   /* input column of every span's first pixel */
-        const int64_t c0 = iw0 < 0 ? -iw0 : 0, c1 = g.w - iw0 < span_px ? g.w - iw0 : span_px;
-        __m512i spans = _mm512_setzero_si512();
-        for (int64_t di = 0; di < g.kh && c1 > c0; di++) {
-            const int64_t ih = oi * g.sh - g.ph + di;
-            if (ih < 0 || ih >= g.h)
-                continue;
-            /* elements c0 * c .. c1 * c - 1 of the span land at di * span + those (16-bit lanes); the load's
-             * base is set back by that offset, and only the masked (inside) elements are read */
-            const int64_t at = di * span + c0 * g.c;
-            const int16_t *first = image + ((bi * g.h + ih) * g.w + iw0 + c0) * g.c;
-            spans = _mm512_mask_loadu_epi16(spans, (__mmask32)(low_bits((c1 - c0) * g.c) << at),
-                                            (const void *)((uintptr_t)first - 2 * (uintptr_t)at));
-        }
-        for (int64_t v = 0; 4 * v < run; v++) {
-            const __m512i high = _mm512_xor_si512(_mm512_permutexvar_epi8(perm_high[v], spans), flip);
-            const __m512i low = _mm512_permutexvar_epi8(perm_low[v], spans);
-            uint8_t *to_high = dst_high + (r + 4 * v) * 16, *to_low = dst_low + (r + 4 * v) * 16;
-            if (run - 4 * v >= 4) {
-                _mm512_storeu_si512((void *)to_high, high);
-                _mm512_storeu_si512((void *)to_low, low);
-            } else {
-                uint8_t part[128] __attribute__((aligned(64)));
-                _mm512_store_si512((void *)part, high);
-                _mm512_store_si512((void *)(part + 64), low);
-                memcpy(to_high, part, (size_t)(16 * (run - 4 * v)));
-                memcpy(to_low, part + 64, (size_t)(16 * (run - 4 * v)));
-            }
-        }
-        r += run;
-        oj += run;
-        if (oj == g.ow) {
-            oj = 0;
-            if (++oi == g.oh)
-                oi = 0, bi++;
-        }
-    }
-    for (; r < mr; r++) {
-        _mm_storeu_si128((__m128i *)(dst_high + 16 * r), _mm512_castsi512_si128(flip));
-        _mm_storeu_si128((__m128i *)(dst_low + 16 * r), _mm_setzero_si128());
     }
 }
 
