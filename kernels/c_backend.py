@@ -257,7 +257,7 @@ class _PackedPerPath(CWeights):
         self._path = -1
         self._packed = None
         self._packed_ptr = None
-        self._scratch_sizes = {}        # rows -> scratch bytes of a packed call on the active path
+        self._scratch_sizes = {}        # rows (a conv: ("conv", rows)) -> scratch bytes of a packed call on this path
 
     def _packed_for_active_path(self):
         """cffi pointer to the packed buffer of the active path, or None when that path does not pack."""
